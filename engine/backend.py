@@ -1,0 +1,103 @@
+"""The backend interface shared by in-process llama.cpp and OpenAI-compatible servers.
+
+Every generation reports the same counters, so editors, `coderflash complete --json` and benchmarks can
+show how much of the prompt was reused from the KV cache and how much had to be evaluated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol, Sequence
+
+from .prompt_format import Piece, PromptFormat
+
+
+class BackendError(RuntimeError):
+    """Inference failed in a way the user can act on (server down, model unusable, ...)."""
+
+
+class Cancelled(Exception):
+    """Raised inside a generation when its cancel token fires."""
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.0  # 0 → greedy (FIM default)
+    top_p: float = 1.0
+    top_k: int = 0
+    repeat_penalty: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class GenerationRequest:
+    pieces: Sequence[Piece]
+    max_tokens: int = 128
+    sampling: Sampling = field(default_factory=Sampling)
+    stop_ids: frozenset[int] = frozenset()
+    stop_strings: tuple[str, ...] = ()
+    deadline: float | None = None  # time.monotonic() value after which generation stops
+    grammar: str | None = None  # GBNF, in-process backend only
+    on_text: Callable[[str], None] | None = None  # streamed pieces of text
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    reused_tokens: int
+    evaluated_tokens: int
+    generated_tokens: int
+    elapsed_ms: float
+    finish_reason: str  # "stop" | "length" | "deadline" | "cancelled"
+
+    def counters(self) -> dict[str, float | int]:
+        data = asdict(self)
+        data.pop("text")
+        data.pop("finish_reason")
+        return data
+
+
+class CancelToken:
+    """Set by the scheduler when a newer request supersedes this one; checked once per decode step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled(self.reason)
+
+
+class Backend(Protocol):
+    """What the engine needs from an inference backend."""
+
+    name: str
+    prompt_format: PromptFormat
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult: ...
+
+    def render_chat(self, messages: Sequence[dict[str, str]], tools: Sequence[dict] | None = None) -> list[Piece]: ...
+
+    def info(self) -> dict[str, object]: ...
+
+    def close(self) -> None: ...
+
+
+def elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)

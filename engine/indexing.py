@@ -1,0 +1,46 @@
+"""The engine's door to the indexer: open the per-workspace index with settings from the config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+
+
+def index_settings(config: Config):
+    from indexer import IndexSettings
+
+    settings = IndexSettings(max_file_size=config.index.max_file_size)
+    if config.index.secret_globs:
+        settings.secret_globs = list(settings.secret_globs) + list(config.index.secret_globs)
+    if config.index.extra_ignore:
+        settings.extra_ignore = list(config.index.extra_ignore)
+    return settings
+
+
+def open_index(root: Path, config: Config):
+    from indexer import Index
+
+    return Index.open(root, config.cache_path, index_settings(config))
+
+
+def run_index(root: Path, config: Config, progress: bool = False) -> dict[str, Any]:
+    """Index ``root`` (cold or warm) and return the ``coderflash index --json`` object."""
+    index = open_index(root, config)
+    try:
+        callback = _terminal_progress if progress else None
+        stats = index.build(progress=callback)
+        if progress:
+            sys.stderr.write("\n")
+        return stats.to_json()
+    finally:
+        index.close()
+
+
+def _terminal_progress(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+    sys.stderr.flush()

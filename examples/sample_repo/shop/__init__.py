@@ -1,0 +1,1 @@
+"""A tiny shop used by coderflash's quick start and tests."""
