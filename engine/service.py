@@ -89,6 +89,7 @@ class Engine:
         self._context: CurrentFileContext | None = None
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
+        self.open_documents: dict[str, str] = {}
 
     # -- model --------------------------------------------------------------------------------
     def resolve(self) -> ResolvedModel | None:
@@ -179,6 +180,24 @@ class Engine:
         completion = trim_completion(result.text, context.prefix, context.suffix, shape)
         model = str(backend.info().get("model_name", ""))
         return CompletionOutput(completion, result, context, model, shape.multiline)
+
+    # -- editor buffers -------------------------------------------------------------------------
+    def document_opened(self, path: Path | str, text: str) -> None:
+        """Open buffers overlay the saved files for context (and for the index once it is open)."""
+        self.open_documents[self.relative_path(path)] = text
+
+    def document_changed(self, path: Path | str, text: str) -> None:
+        self.open_documents[self.relative_path(path)] = text
+
+    def document_saved(self, path: Path | str) -> None:
+        """A save makes disk agree with the buffer; the index re-reads the file."""
+
+    def document_closed(self, path: Path | str) -> None:
+        self.open_documents.pop(self.relative_path(path), None)
+
+    def status(self) -> dict[str, Any]:
+        return {"model": self.model_info(), "counters": self.counters.to_json(),
+                "open_documents": len(self.open_documents), "index": {}}
 
     def close(self) -> None:
         if self._backend is not None:

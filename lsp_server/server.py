@@ -1,0 +1,284 @@
+"""The coderflash language server (pygls 2): thin handlers that translate LSP to engine calls.
+
+Why the protocol subclass: pygls 2.1 sends no response to a request whose params fail to convert and
+none to a message that is not JSON; JSON-RPC requires an error response (InvalidParams / ParseError),
+and a client that gets none waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcParseError
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
+
+from engine import __version__
+from engine.backend import CancelToken
+from engine.config import Config, ConfigError, load_config, merged
+from engine.models import PULL_HINT, ModelError
+from engine.service import Engine
+
+from . import workspaces
+
+logger = logging.getLogger("coderflash")
+
+STATUS_REQUEST = "coderflash/status"
+
+
+class _AlreadyAnswered:
+    """Placeholder for a request already answered with an error; pygls ignores it (wrong jsonrpc)."""
+
+    jsonrpc = "answered"
+
+
+class CoderflashProtocol(LanguageServerProtocol):
+    """Answers requests whose params are invalid, instead of dropping them."""
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                self._send_response(data["id"], None, exc.to_response_error())
+                return _AlreadyAnswered()
+            raise
+
+
+class CoderflashServer(LanguageServer):
+    """Holds per-workspace engines and the editor-facing state (open documents, pending requests)."""
+
+    def __init__(self) -> None:
+        super().__init__("coderflash", __version__, protocol_cls=CoderflashProtocol)
+        self.lsp_settings: dict[str, Any] = {}
+        self.workspaces = workspaces.WorkspaceSet(self._make_engine)
+        # One inference worker: the model instance is shared by completion, actions and chat.
+        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coderflash-inference")
+        self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
+        self.notified: set[str] = set()
+        self.lock = threading.Lock()
+
+    # -- configuration ------------------------------------------------------------------------
+    def config_for(self, root: Path | None) -> Config:
+        return load_config(root, overrides=self.lsp_settings or None, override_source="LSP settings")
+
+    def _make_engine(self, root: Path | None) -> Engine:
+        return Engine(self.config_for(root), root, log=self.log)
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        logger.info(message)
+        try:
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
+        except Exception:  # not connected yet / shutting down
+            pass
+
+    def show_once(self, key: str, message: str, kind: types.MessageType) -> None:
+        if key in self.notified:
+            return
+        self.notified.add(key)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A body that is not JSON gets a ParseError response (id null); other errors are logged."""
+        if isinstance(error, json.JSONDecodeError):
+            self.protocol._send_response(None, None, JsonRpcParseError(str(error)).to_response_error())
+            return
+        logger.error("server error from %s: %s", getattr(source, "__name__", source), error)
+        try:
+            self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=f"coderflash: {error}"))
+        except Exception:
+            pass
+
+    # -- documents ----------------------------------------------------------------------------
+    def document_path(self, uri: str) -> Path:
+        return Path(to_fs_path(uri) or uri)
+
+    def engine_for(self, uri: str) -> Engine:
+        return self.workspaces.engine_for(self.document_path(uri))
+
+    def ensure_model(self, engine: Engine) -> bool:
+        """Load the model if needed; tell the user once when it is missing or the small default."""
+        try:
+            engine.backend  # noqa: B018 - loads on first use
+        except ModelError as exc:
+            self.show_once("model-error", f"coderflash: {exc}", types.MessageType.Error)
+            return False
+        resolved = engine.resolve()
+        if resolved is not None and resolved.is_small_default:
+            self.show_once("small-default", f"coderflash is using the small embedded default model "
+                           f"({resolved.path.name}). {PULL_HINT}", types.MessageType.Info)
+        return True
+
+
+server = CoderflashServer()
+
+
+@server.feature(types.INITIALIZE)
+def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
+    options = params.initialization_options
+    if isinstance(options, dict):
+        ls.lsp_settings = dict(options.get("coderflash", options))
+    roots = [Path(to_fs_path(f.uri)) for f in params.workspace_folders or []]
+    if not roots and params.root_uri:
+        roots = [Path(to_fs_path(params.root_uri))]
+    elif not roots and params.root_path:
+        roots = [Path(params.root_path)]
+    try:
+        for root in roots:
+            ls.config_for(root)  # validate early: a bad setting is reported, not fatal
+    except ConfigError as exc:
+        ls.lsp_settings = {}
+        ls.show_once("config-error", f"coderflash: {exc}; using defaults", types.MessageType.Error)
+    ls.workspaces.set_roots(roots)
+
+
+@server.feature(types.INITIALIZED)
+def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
+    def load() -> None:
+        for engine in ls.workspaces.engines():
+            ls.ensure_model(engine)
+
+    ls.inference.submit(load)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def on_did_change_configuration(ls: CoderflashServer, params: types.DidChangeConfigurationParams) -> None:
+    settings = params.settings
+    if isinstance(settings, dict) and "coderflash" in settings:
+        settings = settings["coderflash"]
+    if not isinstance(settings, dict):
+        return
+    try:
+        for root in ls.workspaces.roots or [None]:
+            merged(load_config(root), settings, "workspace/didChangeConfiguration")
+    except ConfigError as exc:
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"coderflash: {exc}"))
+        return
+    ls.lsp_settings = settings
+    ls.workspaces.reconfigure()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def on_did_change_folders(ls: CoderflashServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    for folder in params.event.removed:
+        ls.workspaces.remove_root(Path(to_fs_path(folder.uri)))
+    for folder in params.event.added:
+        ls.workspaces.add_root(Path(to_fs_path(folder.uri)))
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def on_did_open(ls: CoderflashServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.workspaces.note_open(ls.document_path(params.text_document.uri), params.text_document.text)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def on_did_change(ls: CoderflashServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    token = ls.pending.pop(uri, None)
+    if token is not None:
+        token.cancel("document changed")
+    document = ls.workspace.get_text_document(uri)
+    ls.workspaces.note_change(ls.document_path(uri), document.source)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def on_did_save(ls: CoderflashServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.workspaces.note_save(ls.document_path(params.text_document.uri))
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def on_did_close(ls: CoderflashServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.workspaces.note_close(ls.document_path(params.text_document.uri))
+
+
+async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position):
+    """Run one completion for a document position; None when stale, cancelled or unavailable."""
+    document = ls.workspace.get_text_document(uri)
+    version = document.version
+    text = document.source
+    server_pos = document.position_from_client_units(position)
+    engine = ls.engine_for(uri)
+    token = CancelToken()
+    previous = ls.pending.get(uri)
+    if previous is not None:
+        previous.cancel("superseded")  # latest request per document wins
+    ls.pending[uri] = token
+    path = ls.document_path(uri)
+
+    def work():
+        if token.cancelled:
+            return None
+        if not ls.ensure_model(engine):
+            return None
+        return engine.complete(path, text, server_pos.line, server_pos.character, cancel=token)
+
+    loop = asyncio.get_running_loop()
+    try:
+        out = await loop.run_in_executor(ls.inference, work)
+    except asyncio.CancelledError:
+        token.cancel("$/cancelRequest")
+        raise
+    finally:
+        if ls.pending.get(uri) is token:
+            ls.pending.pop(uri, None)
+    if out is None or token.cancelled or out.result.finish_reason == "cancelled":
+        return None
+    if ls.workspace.get_text_document(uri).version != version:
+        return None  # the document changed while we computed: the answer is stale
+    return out
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+async def on_inline_completion(ls: CoderflashServer, params: types.InlineCompletionParams):
+    out = await _complete_at(ls, params.text_document.uri, params.position)
+    if out is None or not out.completion:
+        return types.InlineCompletionList(items=[])
+    item = types.InlineCompletionItem(
+        insert_text=out.completion,
+        range=types.Range(start=params.position, end=params.position),
+    )
+    return types.InlineCompletionList(items=[item])
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+async def on_completion(ls: CoderflashServer, params: types.CompletionParams):
+    """Fallback for clients without inline completion: the completion as one labelled item."""
+    out = await _complete_at(ls, params.text_document.uri, params.position)
+    if out is None or not out.completion:
+        return types.CompletionList(is_incomplete=True, items=[])
+    first_line = out.completion.split("\n", 1)[0].strip()
+    label = f"✦ {first_line[:60]}" + ("…" if out.multiline and "\n" in out.completion else "")
+    item = types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Snippet,
+        detail="coderflash" + (" (multi-line)" if "\n" in out.completion else ""),
+        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{out.completion}\n```"),
+        text_edit=types.TextEdit(range=types.Range(start=params.position, end=params.position), new_text=out.completion),
+        insert_text_format=types.InsertTextFormat.PlainText,
+        sort_text="0",
+        filter_text=" ",
+        preselect=True,
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])
+
+
+@server.feature(STATUS_REQUEST)
+def on_status(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
+    return ls.workspaces.status()
+
+
+def run_server(tcp: str | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
