@@ -1,0 +1,388 @@
+"""Turn one file's bytes into definitions, references and imports.
+
+Everything returned is plain tuples / bytes so a worker process can pickle it
+cheaply; the store turns it into rows.  Two tree-sitter queries run per file:
+the definition+import query (from ``tags.scm`` + our patterns, via
+``matches`` so names pair with their definition node) and an identifier query
+(via ``captures``, the cheapest way to visit every identifier).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from array import array
+from dataclasses import dataclass, field
+
+import tree_sitter as ts
+
+from .languages import LoadedLanguage, is_parseable, load
+
+# Definition tuple layout (kept positional for cheap pickling):
+# (name, qualified_name, kind, signature, doc, start_line, end_line, start_byte, end_byte, parent, name_line)
+DefTuple = tuple[str, str, str, str, str, int, int, int, int, "str | None", int]
+# Import tuple: (module, names_csv, line)
+ImportTuple = tuple[str, str, int]
+
+
+@dataclass
+class ParsedFile:
+    lines: int
+    defs: list[DefTuple] = field(default_factory=list)
+    refs: dict[str, bytes] = field(default_factory=dict)  # name -> array('I', [line, col, ...]).tobytes()
+    imports: list[ImportTuple] = field(default_factory=list)
+
+
+MAX_SIGNATURE = 1000
+MAX_DOC = 600
+
+_BODY_TYPES = frozenset({
+    "block", "class_body", "declaration_list", "field_declaration_list", "compound_statement",
+    "statement_block", "interface_body", "enum_body", "enum_class_body", "object_type", "function_body",
+    "enum_variant_list", "body_statement", "enum_member_declaration_list", "enum_declaration_list",
+    "struct_declaration_list", "constructor_body", "annotation_type_body", "record_body",
+    "enum_member_list",
+})
+_FUNC_VALUES = frozenset({"arrow_function", "function_expression", "function", "generator_function"})
+_WRAPPERS = frozenset({
+    "export_statement", "decorated_definition", "template_declaration", "lexical_declaration",
+    "variable_declaration", "type_declaration", "declaration", "field_declaration", "function_definition",
+    "ambient_declaration",
+})
+_COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment", "multiline_comment"})
+_SKIP_BEFORE_DOC = frozenset({"attribute_item", "decorator", "attribute_list", "annotation"})
+_C_DECL_CLIMB = frozenset({
+    "pointer_declarator", "reference_declarator", "function_declarator", "parenthesized_declarator",
+    "attributed_declarator", "qualified_identifier",
+})
+CONTAINER_KINDS = frozenset({"class", "interface", "module", "struct", "enum", "trait", "impl", "namespace", "object"})
+_NON_SCOPE_KINDS = frozenset({"constant", "field", "property", "macro", "variable", "prototype"})
+_GO_RECV = re.compile(r"\*?\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*\)\s*$")
+_DOC_STRIP = re.compile(r"^\s*(?:/\*\*?|\*/|\*|///?!?|#+|--)\s?")
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def content_skip_reason(data: bytes, max_line_length: int) -> str | None:
+    """Reasons found by looking at the bytes: binary, not UTF-8, minified."""
+    if b"\x00" in data:
+        return "binary"
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_utf8"
+    if len(data) > 20_000:
+        nl = data.count(b"\n") + 1
+        if len(data) / nl > max_line_length or (nl < 5 and len(data) > 50_000):
+            return "minified"
+    return None
+
+
+def _line_start(src: bytes, byte: int) -> int:
+    return src.rfind(b"\n", 0, byte) + 1
+
+
+def _find_body(node: ts.Node) -> ts.Node | None:
+    b = node.child_by_field_name("body")
+    if b is not None:
+        return b
+    v = node.child_by_field_name("value")
+    if v is not None and v.type in _FUNC_VALUES:
+        return v.child_by_field_name("body")
+    for c in node.named_children:
+        if c.type in _BODY_TYPES:
+            return c
+    t = node.child_by_field_name("type")  # Go: type Foo struct { ... }
+    if t is not None:
+        for c in t.named_children:
+            if c.type in _BODY_TYPES:
+                return c
+    return None
+
+
+def _signature(src: bytes, node: ts.Node, name_node: ts.Node) -> str:
+    """Header text: from the start of the definition's first line up to its body.
+
+    Starting at the line start keeps modifiers written before the node on the same
+    line (``export``, ``const``, ``pub``) so the header line appears verbatim.
+    """
+    start = _line_start(src, node.start_byte)
+    body = _find_body(node)
+    if body is not None and body.start_byte > name_node.start_byte:
+        end = body.start_byte
+        prev = body.prev_sibling
+        while prev is not None and prev.type in _COMMENT_TYPES:  # `def f():  # note`
+            end = prev.start_byte
+            prev = prev.prev_sibling
+    else:
+        end = src.find(b"\n", name_node.end_byte)
+        if end < 0 or end > node.end_byte:
+            end = max(node.end_byte, name_node.end_byte)
+    text = src[start:end].decode("utf-8", "replace").rstrip()
+    if len(text) > MAX_SIGNATURE:
+        ns = _line_start(src, name_node.start_byte) - start
+        text = text[ns:ns + MAX_SIGNATURE]
+    if body is None and text.endswith("{"):
+        text = text[:-1].rstrip()
+    return text.strip()
+
+
+def _python_doc(node: ts.Node) -> str:
+    body = node.child_by_field_name("body")
+    if body is None or body.named_child_count == 0:
+        return ""
+    first = body.named_children[0]
+    if first.type != "expression_statement" or first.named_child_count == 0:
+        return ""
+    s = first.named_children[0]
+    if s.type != "string":
+        return ""
+    parts = [c.text.decode("utf-8", "replace") for c in s.named_children if c.type == "string_content"]
+    return _clean_doc("".join(parts))
+
+
+def _clean_doc(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines()]
+    out = "\n".join(ln for ln in lines).strip()
+    return out[:MAX_DOC]
+
+
+def _comment_doc(node: ts.Node) -> str:
+    outer = node
+    while outer.parent is not None and outer.parent.type in _WRAPPERS:
+        outer = outer.parent
+    row = outer.start_point.row
+    parts: list[str] = []
+    sib = outer.prev_named_sibling
+    while sib is not None:
+        if sib.type in _SKIP_BEFORE_DOC:
+            row = sib.start_point.row
+        elif sib.type in _COMMENT_TYPES and sib.end_point.row >= row - 1:
+            parts.append(sib.text.decode("utf-8", "replace"))
+            row = sib.start_point.row
+        else:
+            break
+        sib = sib.prev_named_sibling
+        if len(parts) > 40:
+            break
+    if not parts:
+        return ""
+    lines: list[str] = []
+    for p in reversed(parts):
+        for ln in p.splitlines():
+            ln = _DOC_STRIP.sub("", ln).rstrip()
+            if ln.endswith("*/"):
+                ln = ln[:-2].rstrip()
+            lines.append(ln)
+    return _clean_doc("\n".join(lines))
+
+
+def _normalise_def_node(lang: str, node: ts.Node, kind: str) -> tuple[ts.Node, str]:
+    """C/C++ tags capture the declarator; the definition is the enclosing function/declaration."""
+    if node.type == "function_declarator":
+        n = node
+        while n.parent is not None and n.parent.type in _C_DECL_CLIMB:
+            n = n.parent
+        p = n.parent
+        if p is not None and p.type == "function_definition":
+            return p, kind
+        if p is not None and p.type in ("declaration", "field_declaration"):
+            return p, "prototype"
+        return node, kind
+    return node, kind
+
+
+def _strip_quotes(s: str) -> str:
+    s = s.strip()
+    if len(s) >= 2 and s[0] in "\"'`<" and s[-1] in "\"'`>":
+        return s[1:-1]
+    return s
+
+
+def _import_from_match(lang: str, caps: dict[str, list[ts.Node]]) -> ImportTuple | None:
+    node = caps["import"][0]
+    line = node.start_point.row
+    src_nodes = caps.get("src")
+    if lang == "python":
+        if node.type == "import_statement":
+            mods = []
+            for c in node.named_children:
+                t = c.child_by_field_name("name") if c.type == "aliased_import" else c
+                if t is not None:
+                    mods.append(t.text.decode())
+            return (",".join(mods), "", line) if mods else None
+        m = node.child_by_field_name("module_name")
+        if m is None:
+            return None
+        names = []
+        for c in node.children_by_field_name("name"):
+            t = c.child_by_field_name("name") if c.type == "aliased_import" else c
+            if t is not None:
+                names.append(t.text.decode())
+        if any(c.type == "wildcard_import" for c in node.named_children):
+            names.append("*")
+        return (m.text.decode(), ",".join(names), line)
+    if src_nodes:
+        s = src_nodes[0]
+        text = s.text.decode("utf-8", "replace")
+        if lang == "rust":
+            if s.type == "identifier":
+                return ("mod:" + text, "", line)
+            text = re.sub(r"\s+", "", text)
+            names = []
+            if "{" in text:
+                inner = text[text.index("{") + 1:text.rindex("}") if "}" in text else None]
+                names = [p.split("::")[-1].split(" as ")[0] for p in inner.split(",") if p]
+            else:
+                names = [text.split("::")[-1]]
+            return (text, ",".join(n for n in names if n), line)
+        if lang == "kotlin":
+            return (text, text.rsplit(".", 1)[-1], line)
+        names: list[str] = []
+        if lang in ("javascript", "typescript", "tsx") and node.type == "import_statement":
+            for c in node.named_children:
+                if c.type == "import_clause":
+                    stack = [c]
+                    while stack:
+                        x = stack.pop()
+                        if x.type == "import_specifier":
+                            nm = x.child_by_field_name("name")
+                            if nm is not None:
+                                names.append(nm.text.decode())
+                        elif x.type == "identifier" and x.parent is not None and x.parent.type == "import_clause":
+                            names.append("default")
+                        elif x.type == "namespace_import":
+                            names.append("*")
+                        else:
+                            stack.extend(x.named_children)
+        return (_strip_quotes(text), ",".join(names), line)
+    text = node.text.decode("utf-8", "replace")
+    if lang == "java":
+        t = re.sub(r"^\s*import\s+(static\s+)?|;\s*$", "", text).strip()
+        return (t, t.rsplit(".", 1)[-1], line)
+    if lang == "csharp":
+        t = re.sub(r"^\s*(global\s+)?using\s+(static\s+)?|;\s*$", "", text).strip()
+        if "=" in t:
+            t = t.split("=", 1)[1].strip()
+        return (t, "", line)
+    if lang == "php":
+        t = text.strip().lstrip("\\")
+        t = t.split(" as ")[0].strip()
+        return (t, t.rsplit("\\", 1)[-1], line)
+    return None
+
+
+def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = None) -> ParsedFile:
+    """Parse ``src`` and extract everything the store needs for one file."""
+    lines = src.count(b"\n") + (0 if src.endswith(b"\n") or not src else 1)
+    if not is_parseable(lang_name):
+        return ParsedFile(lines)
+    L = loaded or load(lang_name)
+    tree = L.parser.parse(src)
+    root = tree.root_node
+    out = ParsedFile(lines)
+
+    # ---- definitions, scopes, imports
+    seen: dict[int, int] = {}  # name start byte -> index in raw
+    raw: list[tuple[ts.Node, ts.Node, str, bool]] = []  # (def node, name node, kind, is_scope)
+    for _pi, caps in ts.QueryCursor(L.tags).matches(root):
+        if "import" in caps:
+            imp = _import_from_match(lang_name, caps)
+            if imp is not None and imp[0]:
+                out.imports.append(imp)
+            continue
+        name_nodes = caps.get("name")
+        if not name_nodes:
+            continue
+        name_node = name_nodes[0]
+        def_node = None
+        kind = ""
+        is_scope = False
+        for key, nodes in caps.items():
+            if key.startswith("definition."):
+                def_node, kind = nodes[0], key[11:]
+                break
+            if key.startswith("scope."):
+                def_node, kind, is_scope = nodes[0], key[6:], True
+                break
+        if def_node is None or name_node.start_byte in seen:
+            continue
+        def_node, kind = _normalise_def_node(lang_name, def_node, kind)
+        seen[name_node.start_byte] = len(raw)
+        raw.append((def_node, name_node, kind, is_scope))
+
+    raw.sort(key=lambda r: (r[0].start_byte, -r[0].end_byte))
+    stack: list[tuple[int, str, str]] = []  # (end_byte, qualified, kind)
+    for def_node, name_node, kind, is_scope in raw:
+        sb, eb = def_node.start_byte, def_node.end_byte
+        while stack and stack[-1][0] <= sb:
+            stack.pop()
+        # innermost enclosing scope that actually contains this node
+        while stack and stack[-1][0] < eb:
+            stack.pop()
+        parent_q, parent_kind = (stack[-1][1], stack[-1][2]) if stack else (None, None)
+        name = name_node.text.decode("utf-8", "replace")
+        if is_scope:
+            m = re.match(r"[\w:]+", name)
+            name = (m.group(0) if m else name).split("::")[-1]
+        qual_base = parent_q
+        if lang_name == "go" and def_node.type == "method_declaration":
+            recv = def_node.child_by_field_name("receiver")
+            m = _GO_RECV.search(recv.text.decode("utf-8", "replace")) if recv is not None else None
+            if m:
+                qual_base = m.group(1)
+                parent_q = qual_base
+                parent_kind = "struct"
+        qn_parent = name_node.parent
+        if qn_parent is not None and qn_parent.type == "qualified_identifier":
+            top = qn_parent
+            while top.parent is not None and top.parent.type == "qualified_identifier":
+                top = top.parent
+            scope_txt = re.sub(r"<[^<>]*>", "", top.text.decode("utf-8", "replace")).replace("::", ".")
+            qualified = (parent_q + "." if parent_q else "") + scope_txt.lstrip(".")
+            parent_q = qualified.rsplit(".", 1)[0] if "." in qualified else parent_q
+            parent_kind = "class"
+        else:
+            qualified = f"{qual_base}.{name}" if qual_base else name
+        if is_scope:
+            stack.append((eb, qualified, kind))
+            continue
+        if kind == "function" and parent_kind in CONTAINER_KINDS:
+            kind = "method"
+        doc = _python_doc(def_node) if lang_name == "python" else _comment_doc(def_node)
+        sp, ep = def_node.start_point, def_node.end_point
+        out.defs.append((
+            name, qualified, kind, _signature(src, def_node, name_node), doc,
+            sp.row, ep.row, sb, eb, parent_q, name_node.start_point.row,
+        ))
+        if kind not in _NON_SCOPE_KINDS:
+            stack.append((eb, qualified, kind))
+
+    # ---- references: every identifier that is not a definition's own name
+    caps = ts.QueryCursor(L.idents).captures(root)
+    groups: dict[bytes, list[int]] = {}
+    for nodes in caps.values():
+        for n in nodes:
+            if n.start_byte in seen:
+                continue
+            t = n.text
+            if len(t) < 2:
+                continue
+            p = n.start_point
+            lst = groups.get(t)
+            if lst is None:
+                groups[t] = [p[0], p[1]]
+            else:
+                lst.append(p[0])
+                lst.append(p[1])
+    out.refs = {k.decode("utf-8", "replace"): array("I", v).tobytes() for k, v in groups.items()}
+    return out
+
+
+def unpack_positions(blob: bytes) -> list[tuple[int, int]]:
+    a = array("I")
+    a.frombytes(blob)
+    return list(zip(a[0::2], a[1::2]))

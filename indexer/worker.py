@@ -1,0 +1,56 @@
+"""Read + check + parse files; runs in worker processes during the cold index.
+
+Kept separate from the API so a forked/spawned worker imports only what it
+needs (tree-sitter and the grammars), and so the same function serves the
+in-process path for incremental updates.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .languages import is_parseable, language_for_path
+from .parser import ParsedFile, content_hash, content_skip_reason, parse_source
+
+# Result tuples:
+#   ("parsed", rel, size, mtime_ns, hash, language, ParsedFile)
+#   ("same", rel, size, mtime_ns)                       content hash unchanged
+#   ("skip", rel, reason)
+Result = tuple[Any, ...]
+
+
+def process_file(root: str, rel: str, size: int, mtime_ns: int, known_hash: str | None,
+                 max_line_length: int) -> Result:
+    path = os.path.join(root, rel)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except PermissionError:
+        return ("skip", rel, "permission_denied")
+    except FileNotFoundError:
+        return ("skip", rel, "missing")
+    except OSError as e:
+        return ("skip", rel, "symlink_loop" if e.errno == 40 else "unreadable")
+    reason = content_skip_reason(data, max_line_length)
+    if reason:
+        return ("skip", rel, reason)
+    h = content_hash(data)
+    if known_hash is not None and h == known_hash:
+        return ("same", rel, len(data), mtime_ns)
+    return ("parsed", rel, len(data), mtime_ns, h, *parse_bytes(rel, data))
+
+
+def parse_bytes(rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
+    lang = language_for_path(rel)
+    try:
+        parsed = parse_source(lang, data) if is_parseable(lang) else ParsedFile(
+            data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1))
+    except Exception:  # a grammar/query problem must not lose the file entry
+        parsed = ParsedFile(data.count(b"\n") + 1)
+    return lang, parsed
+
+
+def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]]) -> list[Result]:
+    root, max_line_length, items = args
+    return [process_file(root, rel, size, mtime, h, max_line_length) for rel, size, mtime, h in items]
