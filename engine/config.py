@@ -195,8 +195,11 @@ def _coerce(value: Any, target: Any, key: str, source: str) -> Any:
     raise ConfigError(f"unsupported setting {where}")  # pragma: no cover
 
 
-def _apply(obj: Any, data: Mapping[str, Any], source: str, prefix: str = "") -> None:
-    """Merge a nested mapping onto a config dataclass, validating every key and value."""
+def _apply(obj: Any, data: Mapping[str, Any], source: str, prefix: str = "", strict: bool = True) -> None:
+    """Merge a nested mapping onto a config dataclass, validating every key and value.
+
+    ``strict=False`` (the environment) skips names that are not settings: other tools' ``CODERFLASH_*``
+    variables must not stop the server."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"invalid value for {prefix.rstrip('.') or 'configuration'} (from {source}): expected a table")
     names = {f.name for f in dataclasses.fields(obj)}
@@ -204,10 +207,14 @@ def _apply(obj: Any, data: Mapping[str, Any], source: str, prefix: str = "") -> 
         key = str(raw_key).replace("-", "_")
         dotted = prefix + key
         if key not in names:
+            if not strict:
+                continue
             raise ConfigError(f"unknown setting {dotted!r} (from {source})")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
-            _apply(current, value, source, dotted + ".")
+            if not strict and not isinstance(value, Mapping):
+                continue
+            _apply(current, value, source, dotted + ".", strict)
             continue
         setattr(obj, key, _coerce(value, current, dotted, source))
 
@@ -233,7 +240,7 @@ def _get(cfg: Config, dotted: str) -> Any:
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``CODERFLASH_MODEL`` → ``model``; ``CODERFLASH_LLAMA__N_CTX`` → ``llama.n_ctx``."""
     result: dict[str, Any] = {}
-    skip = {"CODERFLASH_API_KEY", "CODERFLASH_CONFIG", "CODERFLASH_QWEN3_VOCAB"}
+    skip = {"CODERFLASH_API_KEY", "CODERFLASH_CONFIG", "CODERFLASH_QWEN3_VOCAB", "CODERFLASH_DEBUG"}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in skip:
             continue
@@ -277,7 +284,7 @@ def load_config(
         if ws_file.is_file():
             _apply(cfg, _read_toml(ws_file), str(ws_file))
     env = os.environ if environ is None else environ
-    _apply(cfg, env_overrides(env), "environment")
+    _apply(cfg, env_overrides(env), "environment", strict=False)
     if overrides:
         _apply(cfg, overrides, override_source)
     _validate(cfg, override_source if overrides else "configuration")

@@ -65,6 +65,7 @@ class CoderflashServer(LanguageServer):
         self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
         self.notified: set[str] = set()
         self.lock = threading.Lock()
+        self._reporting = threading.local()
 
     # -- configuration ------------------------------------------------------------------------
     def config_for(self, root: Path | None) -> Config:
@@ -87,15 +88,23 @@ class CoderflashServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        """A body that is not JSON gets a ParseError response (id null); other errors are logged."""
+        """A body that is not JSON gets a ParseError response (id null); other errors are logged.
+
+        Never raises and never recurses: an error while writing (client gone) is only logged to stderr."""
         if isinstance(error, json.JSONDecodeError):
-            self.protocol._send_response(None, None, JsonRpcParseError(str(error)).to_response_error())
+            self.protocol._send_data({"jsonrpc": "2.0", "id": None,
+                                      "error": {"code": JsonRpcParseError.CODE, "message": f"Parse error: {error}"}})
             return
         logger.error("server error from %s: %s", getattr(source, "__name__", source), error)
+        if self.protocol._shutdown or getattr(self._reporting, "active", False):
+            return
+        self._reporting.active = True
         try:
             self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=f"coderflash: {error}"))
         except Exception:
             pass
+        finally:
+            self._reporting.active = False
 
     # -- documents ----------------------------------------------------------------------------
     def document_path(self, uri: str) -> Path:

@@ -75,3 +75,8 @@ def test_cache_dir_defaults_to_platform_dir(tmp_path: Path) -> None:
     assert "coderflash" in str(cfg.cache_path)
     cfg = load_config(tmp_path, environ={"CODERFLASH_CACHE_DIR": str(tmp_path / "c")})
     assert cfg.cache_path == tmp_path / "c"
+
+
+def test_unrelated_environment_variables_are_ignored(tmp_path: Path) -> None:
+    cfg = load_config(tmp_path, environ={"CODERFLASH_SOMETHING_ELSE": "1", "CODERFLASH_MODEL": "m.gguf"})
+    assert cfg.model == "m.gguf"

@@ -1,0 +1,77 @@
+"""A raw JSON-RPC-over-stdio peer for the messages a typed client cannot send (malformed ones)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from typing import Any
+
+
+class RawLspProcess:
+    def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, **(env or {})}, cwd=cwd)
+        self.messages: "queue.Queue[dict[str, Any]]" = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._next_id = 0
+
+    def _read(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        while True:
+            length = 0
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                if line == b"\r\n":
+                    break
+            self.messages.put(json.loads(stream.read(length)))
+
+    def send_bytes(self, body: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_bytes(json.dumps(message).encode())
+
+    def request(self, method: str, params: Any) -> int:
+        self._next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params})
+        return self._next_id
+
+    def notify(self, method: str, params: Any) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def response(self, msg_id: int | None, timeout: float = 30.0) -> dict[str, Any]:
+        """The response with ``msg_id`` (other messages are skipped)."""
+        while True:
+            message = self.messages.get(timeout=timeout)
+            if "method" not in message and message.get("id") == msg_id:
+                return message
+
+    def initialize(self, root_uri: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        rid = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": {},
+                                          "initializationOptions": options or {}})
+        result = self.response(rid)
+        self.notify("initialized", {})
+        return result
+
+    def close(self, timeout: float = 20.0) -> int:
+        rid = self.request("shutdown", None)
+        self.response(rid, timeout)
+        self.notify("exit", None)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()

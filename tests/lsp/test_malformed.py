@@ -1,0 +1,69 @@
+"""Bad input over the wire gets an error response and the session goes on; shutdown/exit is clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rawlsp import RawLspProcess
+
+
+@pytest.fixture
+def server(sample_repo: Path, tiny_model: Path):
+    proc = RawLspProcess()
+    proc.initialize(sample_repo.as_uri(), {"model": str(tiny_model), "llama": {"n_ctx": 4096}})
+    yield proc
+    if proc.proc.poll() is None:
+        proc.proc.kill()
+
+
+def _open(server: RawLspProcess, path: Path) -> str:
+    uri = path.as_uri()
+    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                            "text": path.read_text()}})
+    return uri
+
+
+def test_invalid_params_get_invalid_params_error(server: RawLspProcess, sample_repo: Path) -> None:
+    uri = _open(server, sample_repo / "main.py")
+    rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri},
+                                                           "position": {"line": 0, "character": -5},
+                                                           "context": {"triggerKind": 1}})
+    reply = server.response(rid)
+    assert reply["error"]["code"] == -32602
+    rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri}, "context": {"triggerKind": 1}})
+    assert server.response(rid)["error"]["code"] == -32602
+    # The session goes on.
+    rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri},
+                                                           "position": {"line": 15, "character": 12},
+                                                           "context": {"triggerKind": 1}})
+    reply = server.response(rid)
+    assert reply["result"]["items"][0]["insertText"].strip()
+    assert server.close() == 0
+
+
+def test_body_that_is_not_json_gets_parse_error(server: RawLspProcess) -> None:
+    server.send_bytes(b"{this is not json")
+    reply = server.response(None)
+    assert reply["error"]["code"] == -32700
+    rid = server.request("coderflash/status", {})
+    assert "result" in server.response(rid)
+    assert server.close() == 0
+
+
+def test_unknown_method_gets_method_not_found(server: RawLspProcess) -> None:
+    rid = server.request("coderflash/doesNotExist", {"x": 1})
+    assert server.response(rid)["error"]["code"] == -32601
+    rid = server.request("coderflash/status", {})
+    assert "result" in server.response(rid)
+    assert server.close() == 0
+
+
+def test_document_outside_any_open_state_is_answered(server: RawLspProcess, sample_repo: Path) -> None:
+    rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": (sample_repo / "never_opened.py").as_uri()},
+                                                           "position": {"line": 0, "character": 0},
+                                                           "context": {"triggerKind": 1}})
+    reply = server.response(rid)
+    assert "result" in reply or "error" in reply
+    assert server.close() == 0
