@@ -51,7 +51,8 @@ class GenerationResult:
     evaluated_tokens: int
     generated_tokens: int
     elapsed_ms: float
-    finish_reason: str  # "stop" | "length" | "deadline" | "cancelled"
+    finish_reason: str  # "stop" | "length" | "deadline" | "cancelled" | "preempted"
+    first_token_ms: float = 0.0  # prefill + first sampled token: what a user waits for before ghost text
 
     def counters(self) -> dict[str, float | int]:
         data = asdict(self)
@@ -88,11 +89,25 @@ class Backend(Protocol):
 
     def tokenize(self, text: str) -> list[int]: ...
 
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
     def count_tokens(self, text: str) -> int: ...
 
     def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult: ...
 
     def render_chat(self, messages: Sequence[dict[str, str]], tools: Sequence[dict] | None = None) -> list[Piece]: ...
+
+    def chat(self, messages: Sequence[dict], request: GenerationRequest, tools: Sequence[dict] | None = None,
+             cancel: CancelToken | None = None) -> GenerationResult:
+        """An assistant turn with the model's chat template; ``request`` gives limits, sampling, streaming."""
+        ...
+
+    def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None) -> dict[str, object]:
+        """Make ``pieces`` the evaluated start of the KV cache (restored from disk when possible).
+
+        Remote backends have no KV cache of ours to warm and return ``{"skipped": ...}``.
+        """
+        ...
 
     def info(self) -> dict[str, object]: ...
 

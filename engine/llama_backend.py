@@ -17,18 +17,69 @@ from typing import Sequence
 
 from .backend import (
     BackendError,
+    Cancelled,
     CancelToken,
     GenerationRequest,
     GenerationResult,
     elapsed_ms,
 )
 from .config import LlamaConfig
+from .kv_store import KVStore, SnapshotError, model_key
 from .models import ModelError, check_gguf
 from .prompt_format import Piece, PromptFormat, detect_format
 
 _KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}
 _LOG_LOCK = threading.Lock()
 _LOG_LINES: list[str] = []
+_CHUNK_TARGET_S = 0.025  # longest prefill decode call between cancel checks
+_MIN_CHUNK = 32
+YARN_ORIGINAL_CONTEXT = 262_144  # Qwen3-Coder's native context; factor 4 reaches 1M
+
+
+class _Output:
+    """Generated tokens → text, streamed without splitting UTF-8 sequences or leaking a stop string."""
+
+    def __init__(self, request: GenerationRequest) -> None:
+        import codecs
+
+        self.ids: list[int] = []
+        self.text = ""
+        self.streamed = 0
+        self.first_token_ms = 0.0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stops = request.stop_strings
+        self._hold = max((len(s) for s in self._stops), default=1) - 1
+        self._on_text = request.on_text
+
+    def add(self, token: int, data: bytes) -> bool:
+        """Append a token; True when a stop string has appeared."""
+        self.ids.append(token)
+        piece = self._decoder.decode(data)
+        if not piece:
+            return False
+        self.text += piece
+        window = self.text[max(0, len(self.text) - len(piece) - self._hold):]
+        if any(s in window for s in self._stops):
+            return True
+        self._emit(len(self.text) - self._hold)
+        return False
+
+    def _emit(self, upto: int) -> None:
+        if self._on_text is not None and upto > self.streamed:
+            self._on_text(self.text[self.streamed:upto])
+            self.streamed = upto
+
+    def finish(self) -> tuple[str, bool]:
+        """Final text (cut at the first stop string) and whether a stop string cut it."""
+        text = self.text + self._decoder.decode(b"", final=True)
+        cut = False
+        for stop in self._stops:
+            at = text.find(stop)
+            if at >= 0:
+                text, cut = text[:at], True
+        self.text = text
+        self._emit(len(text))
+        return text, cut
 
 
 def _install_log_capture() -> None:
@@ -66,7 +117,8 @@ class LlamaBackend:
 
     name = "llama.cpp"
 
-    def __init__(self, model_path: Path | str, config: LlamaConfig | None = None) -> None:
+    def __init__(self, model_path: Path | str, config: LlamaConfig | None = None,
+                 kv_dir: Path | str | None = None) -> None:
         import llama_cpp
 
         config = config or LlamaConfig()
@@ -94,8 +146,8 @@ class LlamaBackend:
             kwargs["n_threads_batch"] = config.threads
         if config.rope_scaling == "yarn":
             kwargs["rope_scaling_type"] = llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN
-            kwargs["yarn_orig_ctx"] = 262_144
-            kwargs["rope_freq_scale"] = 1.0 / config.yarn_factor
+            kwargs["yarn_orig_ctx"] = YARN_ORIGINAL_CONTEXT
+            kwargs["rope_freq_scale"] = 1.0 / config.yarn_factor  # llama-server's --rope-scale 4
         try:
             self.llm = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError) as exc:
@@ -107,6 +159,9 @@ class LlamaBackend:
         self._special_cache: dict[str, int | None] = {}
         self.chat_template: str = self.llm.metadata.get("tokenizer.chat_template", "")
         self.metadata = dict(self.llm.metadata)
+        self.kv_store = KVStore(kv_dir) if kv_dir else None
+        self._chunk = self.llm.n_batch
+        self.last_llama_evaluated = 0
 
     # -- vocabulary ---------------------------------------------------------------------------
     def token_id(self, text: str) -> int | None:
@@ -145,32 +200,55 @@ class LlamaBackend:
         """Token ids currently evaluated in the KV cache (sequence 0)."""
         return self.llm.input_ids[: self.llm.n_tokens].tolist()
 
-    def _prefill(self, ids: list[int], cancel: CancelToken | None) -> int:
-        """Evaluate ``ids`` after the longest common prefix with the cache; returns tokens reused."""
-        llm = self.llm
-        current = llm.input_ids[: llm.n_tokens]
-        common = 0
-        limit = min(len(current), len(ids))
-        # Compare in numpy: prompts can be 256K tokens long.
-        if limit:
-            import numpy as np
+    def common_prefix(self, ids: Sequence[int]) -> int:
+        """How many leading tokens of ``ids`` are already in the KV cache."""
+        import numpy as np
 
-            diff = np.nonzero(current[:limit] != np.asarray(ids[:limit], dtype=current.dtype))[0]
-            common = int(diff[0]) if len(diff) else limit
+        llm = self.llm
+        limit = min(llm.n_tokens, len(ids))
+        if not limit:
+            return 0
+        # Compare in numpy: prompts can be 256K tokens long.
+        diff = np.nonzero(llm.input_ids[:limit] != np.asarray(ids[:limit], dtype=llm.input_ids.dtype))[0]
+        return int(diff[0]) if len(diff) else limit
+
+    def llama_eval_count(self) -> int:
+        """Tokens llama.cpp itself reports as decoded (prompt batches + single-token steps)."""
+        import llama_cpp
+
+        perf = llama_cpp.llama_perf_context(self.llm._ctx.ctx)
+        return int(perf.n_p_eval) + int(perf.n_eval)
+
+    def _prefill(self, ids: list[int], cancel: CancelToken | None) -> int:
+        """Evaluate ``ids`` after the longest common prefix with the cache; returns tokens reused.
+
+        Chunks adapt to keep each decode call under ``_CHUNK_TARGET_S`` so a cancel (a newer keystroke)
+        is noticed quickly even deep into a long context, without shrinking chunks where decoding is fast.
+        """
+        llm = self.llm
+        common = self.common_prefix(ids)
         if common == len(ids):
             common -= 1  # the last token must be evaluated again to get fresh logits
         llm.n_tokens = common
         llm._ctx.kv_cache_seq_rm(-1, common, -1)
         rest = ids[common:]
-        step = max(1, llm.n_batch)
-        for start in range(0, len(rest), step):
+        pos = 0
+        while pos < len(rest):
             if cancel is not None:
                 cancel.check()
-            llm.eval(rest[start : start + step])
+            step = self._chunk
+            t0 = time.perf_counter()
+            llm.eval(rest[pos : pos + step])
+            pos += step
+            took = time.perf_counter() - t0
+            if took > _CHUNK_TARGET_S and step > _MIN_CHUNK:
+                self._chunk = max(_MIN_CHUNK, step // 2)
+            elif took < _CHUNK_TARGET_S / 3 and step < llm.n_batch:
+                self._chunk = min(llm.n_batch, step * 2)
         return common
 
     def prefill(self, pieces: Sequence[Piece], cancel: CancelToken | None = None) -> tuple[int, int]:
-        """Warm the KV cache with a prompt (prefix warm-up); returns (prompt_tokens, reused)."""
+        """Warm the KV cache with a prompt; returns (prompt_tokens, reused)."""
         with self._lock:
             ids = self.pieces_to_ids(pieces)
             self._check_fits(ids, 0)
@@ -183,59 +261,135 @@ class LlamaBackend:
                 "(raise llama.n_ctx or lower context.budget)"
             )
 
+    # -- snapshots of the repository prefix ---------------------------------------------------------
+    def _model_key(self) -> str:
+        cfg = self.config
+        return model_key(self.model_path, {"n_ctx": self.n_ctx, "kv": cfg.kv_cache_type,
+                                           "rope": cfg.rope_scaling, "yarn": cfg.yarn_factor,
+                                           "flash_attn": cfg.flash_attn})
+
+    def save_prefix(self, prefix: Sequence[int]) -> Path | None:
+        """Write the KV cache to the store when it starts with ``prefix`` (lean: KV bytes + token ids)."""
+        import llama_cpp
+
+        if self.kv_store is None:
+            return None
+        with self._lock:
+            prefix = list(prefix)
+            if not prefix or self.common_prefix(prefix) < len(prefix):
+                return None
+            ctx = self.llm._ctx.ctx
+            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+            return self.kv_store.save(self._model_key(), prefix, self.cached_tokens, bytes(buf)[:written])
+
+    def restore_prefix(self, prefix: Sequence[int]) -> int:
+        """Load a saved snapshot for ``prefix`` into the KV cache; returns the tokens restored (0: none).
+
+        A corrupt or truncated file raises SnapshotError before llama.cpp sees a byte of it.
+        """
+        import llama_cpp
+
+        if self.kv_store is None:
+            return 0
+        with self._lock:
+            snap = self.kv_store.load(self._model_key(), list(prefix))
+            if snap is None:
+                return 0
+            llm = self.llm
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+            buf = (ctypes.c_uint8 * len(snap.state)).from_buffer_copy(snap.state)
+            if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(snap.state), 0) == 0:
+                raise SnapshotError("llama.cpp rejected the snapshot (different model or settings)")
+            n = len(snap.tokens)
+            llm.input_ids[:n] = snap.tokens
+            llm.n_tokens = n
+            llm._requires_eval = True  # logits are not part of the snapshot
+            return n
+
+    def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None) -> dict[str, object]:
+        """Make the repository prefix resident: already cached, restored from disk, or prefilled and saved.
+
+        A cancelled prefill keeps what it evaluated (the next request reuses it through the common prefix).
+        """
+        start = time.perf_counter()
+        with self._lock:
+            ids = self.pieces_to_ids(pieces)
+            self._check_fits(ids, 0)
+            info: dict[str, object] = {"prefix_tokens": len(ids)}
+            common = self.common_prefix(ids)
+            if common >= len(ids):
+                info["source"] = "cached"
+            else:
+                restored = 0
+                try:
+                    restored = self.restore_prefix(ids) if common < len(ids) // 2 or common < 64 else 0
+                except SnapshotError as exc:
+                    info["snapshot_error"] = str(exc)
+                    assert self.kv_store is not None
+                    self.kv_store.path_for(self._model_key(), ids).unlink(missing_ok=True)
+                    self.llm.n_tokens = 0
+                    self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+                if restored:
+                    info["source"] = "snapshot"
+                    info["evaluated_tokens"] = 0
+                else:
+                    reused = self._prefill(ids, cancel)
+                    info.update(source="prefill", evaluated_tokens=len(ids) - reused)
+            if self.kv_store is not None and not self.kv_store.has(self._model_key(), ids):
+                path = self.save_prefix(ids)
+                info["saved"] = str(path) if path else None
+            info["elapsed_ms"] = elapsed_ms(start)
+            return info
+
     # -- generation -----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult:
-        from .backend import Cancelled
-
         start = time.perf_counter()
         with self._lock:
             ids = self.pieces_to_ids(request.pieces)
             self._check_fits(ids, request.max_tokens)
             max_tokens = max(0, min(request.max_tokens, self.n_ctx - len(ids) - 1))
-            generated: list[int] = []
+            out = _Output(request)
             finish = "length"
             reused = 0
+            before = self.llama_eval_count()
             try:
                 reused = self._prefill(ids, cancel)
-                finish = self._sample_loop(ids, request, max_tokens, generated, cancel)
+                finish = self._sample_loop(request, max_tokens, out, cancel, start)
             except Cancelled:
                 finish = "cancelled"
-            text = self.detokenize(generated)
-            for stop in request.stop_strings:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text = text[:cut]
-                    finish = "stop"
+            self.last_llama_evaluated = self.llama_eval_count() - before
+            text, cut = out.finish()
+            if cut:
+                finish = "stop"
             return GenerationResult(
                 text=text,
                 prompt_tokens=len(ids),
                 reused_tokens=reused,
                 evaluated_tokens=len(ids) - reused,
-                generated_tokens=len(generated),
+                generated_tokens=len(out.ids),
                 elapsed_ms=elapsed_ms(start),
                 finish_reason=finish,
+                first_token_ms=out.first_token_ms,
             )
 
-    def _sample_loop(
-        self,
-        ids: list[int],
-        request: GenerationRequest,
-        max_tokens: int,
-        generated: list[int],
-        cancel: CancelToken | None,
-    ) -> str:
+    def _sample_loop(self, request: GenerationRequest, max_tokens: int, out: "_Output",
+                     cancel: CancelToken | None, start: float) -> str:
+        """Sample, check stops/deadline/cancel, decode one token: a cancel lands within one decode step."""
         import llama_cpp
 
+        if max_tokens == 0:
+            return "length"
+        llm = self.llm
         sampling = request.sampling
         grammar = llama_cpp.LlamaGrammar.from_string(request.grammar, verbose=False) if request.grammar else None
         greedy = sampling.temperature <= 0
-        stop_ids = set(request.stop_ids) | {self.llm.token_eos()}
-        streamed = ""
-        if max_tokens == 0:
-            return "length"
-        # The prompt is fully evaluated, so generate() finds it cached and samples at once.
-        tokens = self.llm.generate(
-            ids,
+        stop_ids = set(request.stop_ids) | {llm.token_eos()}
+        if sampling.seed:
+            llm.set_seed(sampling.seed)
+        llm._sampler = llm._init_sampler(
             top_k=1 if greedy else (sampling.top_k or 40),
             top_p=1.0 if greedy else sampling.top_p,
             min_p=0.0,
@@ -244,27 +398,23 @@ class LlamaBackend:
             grammar=grammar,
         )
         try:
-            for token in tokens:
+            while True:
+                token = llm.sample(idx=llm.n_tokens - 1)
+                if not out.ids:
+                    out.first_token_ms = elapsed_ms(start)
                 if token in stop_ids:
                     return "stop"
-                generated.append(token)
-                if request.on_text is not None or request.stop_strings:
-                    text = self.detokenize(generated)
-                    if request.on_text is not None and len(text) > len(streamed) and not text.endswith("\ufffd"):
-                        request.on_text(text[len(streamed):])
-                        streamed = text
-                    if any(s in text for s in request.stop_strings):
-                        return "stop"
-                if len(generated) >= max_tokens:
+                if out.add(token, llm.detokenize([token])):
+                    return "stop"
+                if len(out.ids) >= max_tokens:
                     return "length"
                 if request.deadline is not None and time.monotonic() >= request.deadline:
                     return "deadline"
-                if cancel is not None:
-                    cancel.check()
+                if cancel is not None and cancel.cancelled:
+                    return "cancelled"
+                llm.eval([token])
         finally:
-            with contextlib.suppress(Exception):
-                tokens.close()
-        return "stop"
+            llm._sampler = None
 
     # -- chat -------------------------------------------------------------------------------------
     def render_chat(self, messages: Sequence[dict], tools: Sequence[dict] | None = None) -> list[Piece]:
@@ -272,6 +422,18 @@ class LlamaBackend:
         from .chat_template import render_chat_pieces
 
         return render_chat_pieces(self.chat_template, messages, tools, self._special_pieces)
+
+    def chat(self, messages: Sequence[dict], request: GenerationRequest, tools: Sequence[dict] | None = None,
+             cancel: CancelToken | None = None) -> GenerationResult:
+        """Generate an assistant turn with the GGUF's chat template (``request.pieces`` is ignored)."""
+        import dataclasses
+
+        pieces = self.render_chat(messages, tools)
+        stops = set(request.stop_ids)
+        for text in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+            if (tid := self.token_id(text)) is not None:
+                stops.add(tid)
+        return self.generate(dataclasses.replace(request, pieces=pieces, stop_ids=frozenset(stops)), cancel)
 
     def _special_pieces(self, text: str) -> list[Piece]:
         """Template text (written by the template, not the user): control-token spellings become ids."""
@@ -289,6 +451,8 @@ class LlamaBackend:
             "prompt_format": self.prompt_format.name,
             "flash_attn": self.config.flash_attn,
             "kv_cache_type": self.config.kv_cache_type,
+            "rope_scaling": self.config.rope_scaling,
+            "cached_tokens": self.llm.n_tokens,
         }
 
     def close(self) -> None:
