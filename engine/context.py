@@ -6,6 +6,7 @@ context from the index is added by the repository-context builder behind the sam
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -13,7 +14,7 @@ from typing import Sequence
 from .prompt_format import Piece, PromptFormat
 from .redact import redact
 from .text_position import offset_at
-from .tokens import TokenCounter
+from .tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter
 
 
 @dataclass
@@ -89,19 +90,40 @@ def _head_within(counter: TokenCounter, text: str, budget: int) -> str:
 
 
 class SharedPrefixTracker:
-    """How many leading tokens a prompt shares with the previous one for the same workspace."""
+    """How many leading tokens a prompt shares with the previous one for the same workspace.
 
-    def __init__(self) -> None:
-        self._previous: list[int] | None = None
+    Compared piece by piece (identical pieces add their cached token count), so a 256K-token prompt is
+    not walked token by token; inside the first differing text piece the common prefix is measured in
+    token ids (exact tokenizer) or estimated from the common characters (estimate counter, rounded down).
+    """
 
-    def update(self, ids: Sequence[int]) -> int:
-        previous = self._previous or []
+    def __init__(self, counter: TokenCounter | None = None) -> None:
+        self.counter = counter
+        self._previous: list[Piece] | None = None
+
+    def update(self, pieces: Sequence[Piece], ids: Sequence[int] | None = None) -> int:
+        previous, self._previous = self._previous, list(pieces)
+        if previous is None or self.counter is None:
+            return 0
+        counter = self.counter
         shared = 0
-        for a, b in zip(previous, ids):
-            if a != b:
-                break
-            shared += 1
-        self._previous = list(ids)
+        for a, b in zip(previous, pieces):
+            if a == b:
+                shared += 1 if isinstance(a, int) else counter.count(a)
+                continue
+            if isinstance(a, str) and isinstance(b, str):
+                if counter.exact:
+                    ia, ib = counter.ids(a), counter.ids(b)
+                    n = 0
+                    for x, y in zip(ia, ib):
+                        if x != y:
+                            break
+                        n += 1
+                    shared += n
+                else:
+                    common = os.path.commonprefix([a, b])
+                    shared += int(len(common.encode("utf-8", "surrogatepass")) / ESTIMATE_BYTES_PER_TOKEN)
+            break
         return shared
 
 
@@ -114,7 +136,7 @@ class CurrentFileContext:
         self.counter = counter
         self.repo_name = repo_name
         self.suffix_tokens = suffix_tokens
-        self.tracker = SharedPrefixTracker()
+        self.tracker = SharedPrefixTracker(counter)
 
     def build(self, path: str, text: str, line: int, character: int, budget: int) -> ContextResult:
         start = time.perf_counter()
@@ -139,6 +161,6 @@ class CurrentFileContext:
         sections = [Section("file_header", path, "", self.counter.count_pieces(header)),
                     Section("current_prefix", path, "", self.counter.count(prefix)),
                     Section("current_suffix", path, "", self.counter.count(suffix))]
-        shared = self.tracker.update(self.counter.pieces_to_ids(pieces)) if self.counter.exact else 0
+        shared = self.tracker.update(pieces)
         return ContextResult(pieces, self.fmt.render(pieces), total, budget, self.counter.name, shared,
                              sections, round((time.perf_counter() - start) * 1000, 3), prefix, suffix)

@@ -110,3 +110,31 @@ def detect_format(lookup: TokenLookup, eos_id: int | None = None) -> PromptForma
         return PromptFormat(family.name, True, ids[0], ids[1], ids[2], repo_name_id, file_sep_id,
                             family.order, frozenset(stops), texts)
     return PromptFormat("plain", False, stop_ids=frozenset(stops))
+
+
+def dict_lookup(vocab: dict[str, int]) -> TokenLookup:
+    """A token lookup over a plain ``{text: id}`` mapping (tests, vocabularies read from GGUF metadata)."""
+    return vocab.get
+
+
+# Pseudo ids for the token-text formats below: far above any real vocabulary, never sent to a model.
+TEXT_FORMAT_ID_BASE = 1 << 30
+
+
+def text_format(family: str = "qwen") -> PromptFormat:
+    """A format for when no model is available (``coderflash context`` without a model).
+
+    Control tokens get pseudo ids and are rendered by their text, so the printed prompt is exactly what
+    the real model of that family would receive; token counts then come from the estimate counter.
+    """
+    if family == "plain":
+        return PromptFormat("plain", False)
+    for fam in FAMILIES:
+        if fam.name == family:
+            texts = [fam.prefix, fam.suffix, fam.middle, fam.repo_name, fam.file_sep, *fam.extra_stops]
+            vocab: dict[str, int] = {}
+            for text in texts:
+                if text is not None and text not in vocab:
+                    vocab[text] = TEXT_FORMAT_ID_BASE + len(vocab)
+            return detect_format(dict_lookup(vocab))
+    raise ValueError(f"unknown prompt format family {family!r}")

@@ -8,7 +8,9 @@ quotes, the URL's scheme and host) so the model still sees the shape of the code
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
 
 REDACTED = "<redacted>"
 
@@ -27,6 +29,13 @@ _TOKEN_PATTERNS = [
     re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),  # Hugging Face
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b"),  # JWT
 ]
+# Key=value pairs inside connection strings (Azure storage, ADO.NET, ODBC): AccountKey=…; Password=…;
+_CONN_STRING_PAIR = re.compile(
+    r"(?P<head>\b(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)=)(?P<secret>[^;\s'\"`]{4,})",
+    re.I,
+)
+# HTTP authorization headers written out in code or configuration.
+_AUTH_HEADER = re.compile(r"(?P<head>\b(?:Bearer|Basic|Token)\s+)(?P<secret>[A-Za-z0-9_\-.=+/]{20,})")
 # scheme://user:password@host  → keep user and host, drop the password.
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@'\"`]+:)(?P<secret>[^\s@'\"`/]+)(?P<at>@)")
 _SECRET_NAME = (
@@ -57,6 +66,10 @@ def redact(text: str) -> str:
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(REDACTED, text)
     text = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), text)
+    text = _CONN_STRING_PAIR.sub(
+        lambda m: m.group(0) if not _looks_like_value(m.group("secret")) else m.group("head") + REDACTED, text)
+    text = _AUTH_HEADER.sub(
+        lambda m: m.group("head") + REDACTED if re.search(r"\d", m.group("secret")) else m.group(0), text)
 
     def quoted(match: re.Match[str]) -> str:
         if not _looks_like_value(match.group("secret")):
@@ -72,3 +85,27 @@ def redact(text: str) -> str:
         return match.group("head") + REDACTED
 
     return _ASSIGNMENT_BARE.sub(bare, text)
+
+
+_CACHE: OrderedDict[bytes, str] = OrderedDict()
+_CACHE_CHARS = 0
+_CACHE_MAX_CHARS = 64_000_000
+
+
+def redact_cached(text: str) -> str:
+    """:func:`redact` memoised by content hash: repository chunks are redacted once, not per request."""
+    global _CACHE_CHARS
+    if len(text) < 256:
+        return redact(text)
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return hit
+    value = redact(text)
+    _CACHE[key] = value
+    _CACHE_CHARS += len(value)
+    while _CACHE_CHARS > _CACHE_MAX_CHARS and _CACHE:
+        _, old = _CACHE.popitem(last=False)
+        _CACHE_CHARS -= len(old)
+    return value
