@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +17,8 @@ from .backend import Backend, CancelToken, GenerationRequest, GenerationResult, 
 from .config import Config
 from .context import ContextResult, CurrentFileContext
 from .models import ModelError, ResolvedModel, resolve_model
-from .postprocess import choose_shape, trim_completion
+from .runtime import Runtime
+from .scheduler import Priority
 from .tokens import TokenCounter
 
 
@@ -27,9 +29,12 @@ class CompletionOutput:
     context: ContextResult
     model: str
     multiline: bool
+    cached: str = ""  # "" (model ran), "lru" or "typed_ahead" (served from the completion cache)
+    syntax: str | None = None  # what tree-sitter saw at the cursor (shape decision)
 
     def to_json(self, include_prompt: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {"completion": self.completion, "model": self.model, "multiline": self.multiline}
+        data: dict[str, Any] = {"completion": self.completion, "model": self.model, "multiline": self.multiline,
+                                "cached": self.cached, "syntax": self.syntax}
         data.update(self.result.counters())
         data["finish_reason"] = self.result.finish_reason
         data["context"] = {k: v for k, v in self.context.to_json().items() if include_prompt or k != "prompt"}
@@ -45,7 +50,16 @@ class Counters:
     generated_tokens: int = 0
     cancelled: int = 0
     errors: int = 0
+    cache_hits: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def cache_hit(self) -> None:
+        with self.lock:
+            self.cache_hits += 1
+
+    def cancelled_before_start(self) -> None:
+        with self.lock:
+            self.cancelled += 1
 
     def add(self, result: GenerationResult) -> None:
         with self.lock:
@@ -60,7 +74,8 @@ class Counters:
     def to_json(self) -> dict[str, int]:
         with self.lock:
             return {k: getattr(self, k) for k in ("requests", "prompt_tokens", "reused_tokens",
-                                                  "evaluated_tokens", "generated_tokens", "cancelled", "errors")}
+                                                  "evaluated_tokens", "generated_tokens", "cancelled", "errors",
+                                                  "cache_hits")}
 
 
 def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:
@@ -72,7 +87,7 @@ def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:
     assert resolved is not None
     from .llama_backend import LlamaBackend
 
-    return LlamaBackend(resolved.path, config.llama)
+    return LlamaBackend(resolved.path, config.llama, kv_dir=config.cache_path / "kv")
 
 
 class Engine:
@@ -90,6 +105,7 @@ class Engine:
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
         self.open_documents: dict[str, str] = {}
+        self._runtime: Runtime | None = None
 
     # -- model --------------------------------------------------------------------------------
     def resolve(self) -> ResolvedModel | None:
@@ -157,29 +173,50 @@ class Engine:
         return self.context_builder().build(self.relative_path(path), text, line, character, budget)
 
     # -- completion ---------------------------------------------------------------------------
+    # Inference goes through one worker (engine/runtime.py): inline completion > code action > chat >
+    # warm-up; a newer completion for a document cancels the running one; results are cached.
+    @property
+    def runtime(self) -> Runtime:
+        with self._load_lock:
+            if self._runtime is None:
+                self._runtime = Runtime(self)
+            return self._runtime
+
     def complete(self, path: Path | str, text: str, line: int, character: int, *,
-                 budget: int | None = None, cancel: CancelToken | None = None) -> CompletionOutput:
-        backend = self.backend
-        n_ctx = int(backend.info().get("n_ctx") or 0)
-        max_tokens = self.config.completion.max_tokens
-        budget = budget or self.config.context.budget
-        if n_ctx:
-            budget = min(budget, n_ctx - max_tokens - 1)
-        context = self.build_context(path, text, line, character, budget)
-        shape = choose_shape(context.prefix, context.suffix, self.config.completion.max_lines)
-        request = GenerationRequest(
-            pieces=context.pieces,
-            max_tokens=max_tokens if shape.multiline else min(max_tokens, 48),
-            sampling=Sampling(),
-            stop_ids=backend.prompt_format.stop_ids,
-            stop_strings=() if shape.multiline else ("\n",),
-            deadline=time.monotonic() + self.config.completion.timeout_ms / 1000.0,
-        )
-        result = backend.generate(request, cancel)
-        self.counters.add(result)
-        completion = trim_completion(result.text, context.prefix, context.suffix, shape)
-        model = str(backend.info().get("model_name", ""))
-        return CompletionOutput(completion, result, context, model, shape.multiline)
+                 budget: int | None = None, cancel: CancelToken | None = None,
+                 priority: Priority = Priority.INLINE, use_cache: bool = True) -> CompletionOutput:
+        """Blocking inline completion. Superseded/cancelled → empty completion, finish_reason "cancelled"."""
+        return self.runtime.complete(path, text, line, character, budget=budget, cancel=cancel,
+                                     priority=priority, use_cache=use_cache)
+
+    def submit_complete(self, path: Path | str, text: str, line: int, character: int, *,
+                        budget: int | None = None, cancel: CancelToken | None = None,
+                        priority: Priority = Priority.INLINE) -> Future[CompletionOutput]:
+        """Non-blocking inline completion (``asyncio.wrap_future`` it); raises Cancelled when superseded."""
+        return self.runtime.submit_complete(path, text, line, character, budget=budget, cancel=cancel,
+                                            priority=priority)
+
+    def generate(self, request: GenerationRequest, *, priority: Priority = Priority.ACTION,
+                 key: str | None = None, cancel: CancelToken | None = None) -> Future[GenerationResult]:
+        """Raw generation for code actions and commands on the shared model."""
+        return self.runtime.submit_generate(request, priority=priority, key=key, cancel=cancel)
+
+    def chat(self, messages: list[dict], *, tools: list[dict] | None = None,
+             on_text: Callable[[str], None] | None = None, cancel: CancelToken | None = None,
+             max_tokens: int | None = None, sampling: Sampling | None = None) -> Future[GenerationResult]:
+        """An assistant turn with the model's chat template, streamed to ``on_text`` (chat sampling defaults)."""
+        return self.runtime.submit_chat(messages, tools=tools, on_text=on_text, cancel=cancel,
+                                        max_tokens=max_tokens, sampling=sampling)
+
+    def warm_up(self, path: Path | str, text: str, line: int | None = None,
+                character: int | None = None) -> Future[dict[str, object]]:
+        """Background: make this document's repository prefix resident (snapshot restore or prefill+save)."""
+        return self.runtime.warm_up(path, text, line, character)
+
+    def cancel_document(self, path: Path | str) -> None:
+        """Drop queued and stop running completions for a document (closed, or the user pressed Escape)."""
+        if self._runtime is not None:
+            self._runtime.scheduler.cancel(f"complete:{self.relative_path(path)}")
 
     # -- editor buffers -------------------------------------------------------------------------
     def document_opened(self, path: Path | str, text: str) -> None:
@@ -197,9 +234,13 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         return {"model": self.model_info(), "counters": self.counters.to_json(),
-                "open_documents": len(self.open_documents), "index": {}}
+                "open_documents": len(self.open_documents), "index": {},
+                "inference": self._runtime.status() if self._runtime is not None else {}}
 
     def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
         if self._backend is not None:
             self._backend.close()
             self._backend = None

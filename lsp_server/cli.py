@@ -153,7 +153,17 @@ def cmd_complete(args: argparse.Namespace) -> int:
     text = _read_buffer(file, args.stdin)
     config = _config(root, args)
     engine = _engine(root, config)
+    # Restore the repository prefix's KV snapshot from an earlier run (or prefill it) before completing,
+    # then let the snapshot of a new prefix be written so the next run starts warm.
+    warm = engine.warm_up(file, text, args.line, args.character)
+    try:
+        warm.result()
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs speed
+        if isinstance(exc, ModelError):
+            raise
     out = engine.complete(file, text, args.line, args.character)
+    engine.runtime.scheduler.wait_idle(timeout=60)
+    engine.close()
     if args.json:
         _print_json(out.to_json(include_prompt=args.show_context))
         return 0
