@@ -23,7 +23,7 @@ import numpy as np
 from .discovery import IgnoreRules, discover, stat_one
 from .languages import language_for_path
 from .models import Definition, FileInfo, IndexStats, Reference
-from .parser import ParsedFile, content_hash, parse_source, unpack_positions
+from .parser import ParsedFile, content_hash, decode_refs, from_wire, unpack_positions
 from .ranking import RankModel
 from .resolve import Resolver
 from .settings import IndexSettings, is_secret_path
@@ -191,6 +191,8 @@ class Index:
                     fid = row[0] if row is not None else None
                     if kind == "parsed":
                         _, _, size, mtime, h, lang, parsed = res
+                        if isinstance(parsed, bytes):
+                            parsed = from_wire(parsed)
                         new_id = store.write_file(fid, rel, size, mtime, h, lang, parsed, fresh=fid is None)
                         changed_ids.add(new_id)
                         if fid is None:
@@ -544,7 +546,13 @@ class Index:
             fid = ids.get(rel)
             if fid is None:
                 return []
-            return self.store.conn.execute("SELECT name, positions FROM refs WHERE file_id=?", (fid,)).fetchall()
+            key = ("refs", self._gen, fid)
+            hit = self._qcache.get(key)
+            if hit is None:
+                row = self.store.conn.execute("SELECT data FROM refs WHERE file_id=?", (fid,)).fetchone()
+                hit = list(decode_refs(row[0]).items()) if row else []
+                self._cache_put(key, hit)
+            return hit  # type: ignore[return-value]
 
     def references_in_range(self, path: str, start_line: int, end_line: int) -> list[Reference]:
         """Identifier uses in [start_line, end_line] (0-based, inclusive), in source order."""
@@ -633,15 +641,15 @@ class Index:
         if parsed is None:
             self._rank.update_file(fid, None, None)
         else:
-            self._rank.update_file(fid, {d[0] for d in parsed.defs},
-                                   {n: len(b) // 8 for n, b in parsed.refs.items()})
+            self._rank.update_file(fid, {d[0] for d in parsed.defs}, parsed.ref_counts())
 
     def _ensure_rank(self) -> RankModel:
         if not self._rank.loaded:
             c = self.store.conn
             defs = c.execute("SELECT DISTINCT file_id, name FROM definitions").fetchall()
-            refs = c.execute("SELECT r.file_id, r.name, r.count FROM refs r "
-                             "WHERE r.name IN (SELECT name FROM definitions)").fetchall()
+            defined = {n for _, n in defs}
+            refs = [(fid, n, len(b) // 8) for fid, blob in c.execute("SELECT file_id, data FROM refs")
+                    for n, b in decode_refs(blob).items() if n in defined]
             self._rank.load(defs, refs)
             self._edges_dirty = True
         return self._rank

@@ -240,8 +240,8 @@ class LoadedLanguage:
     spec: LangSpec
     language: ts.Language
     parser: ts.Parser
-    tags: ts.Query  # definitions + imports + scopes
-    idents: ts.Query
+    query: ts.Query  # definitions + imports + scopes + every identifier (@ref), one tree walk
+    tags_text: str  # the definition/import part alone (for tools and tests)
     ident_types: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -305,6 +305,6 @@ def load(name: str) -> LoadedLanguage:
             with open(p, encoding="utf-8") as f:
                 parts.extend(_definition_patterns(f.read()))
     parts.append(spec.extra)
-    tags = ts.Query(language, "\n".join(parts))
-    idents = ts.Query(language, "\n".join(f"({t}) @ref" for t in spec.ident_types))
-    return LoadedLanguage(spec, language, ts.Parser(language), tags, idents, frozenset(spec.ident_types))
+    tags_text = "\n".join(parts)
+    query = ts.Query(language, tags_text + "\n" + "\n".join(f"({t}) @ref" for t in spec.ident_types))
+    return LoadedLanguage(spec, language, ts.Parser(language), query, tags_text, frozenset(spec.ident_types))

@@ -10,7 +10,12 @@ the definition+import query (from ``tags.scm`` + our patterns, via
 from __future__ import annotations
 
 import hashlib
+import marshal
 import re
+from bisect import bisect_left
+from itertools import chain
+
+import numpy as np
 from array import array
 from dataclasses import dataclass, field
 
@@ -29,8 +34,32 @@ ImportTuple = tuple[str, str, int]
 class ParsedFile:
     lines: int
     defs: list[DefTuple] = field(default_factory=list)
-    refs: dict[str, bytes] = field(default_factory=dict)  # name -> array('I', [line, col, ...]).tobytes()
+    # marshal of {name: array('I', [line, col, ...]).tobytes()}: one opaque blob per file is far
+    # cheaper to pickle across processes and to store than one row per name
+    refs_blob: bytes = b""
+    ref_count: int = 0
     imports: list[ImportTuple] = field(default_factory=list)
+
+    @property
+    def refs(self) -> dict[str, bytes]:
+        return decode_refs(self.refs_blob)
+
+    def ref_counts(self) -> dict[str, int]:
+        return {n: len(b) // 8 for n, b in self.refs.items()}
+
+
+def decode_refs(blob: bytes | None) -> dict[str, bytes]:
+    return marshal.loads(blob) if blob else {}
+
+
+def to_wire(p: ParsedFile) -> bytes:
+    """marshal is several times faster than pickling the dataclass across the process pipe."""
+    return marshal.dumps((p.lines, p.defs, p.refs_blob, p.ref_count, p.imports))
+
+
+def from_wire(b: bytes) -> ParsedFile:
+    lines, defs, blob, count, imports = marshal.loads(b)
+    return ParsedFile(lines, defs, blob, count, imports)
 
 
 MAX_SIGNATURE = 1000
@@ -285,34 +314,52 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
     root = tree.root_node
     out = ParsedFile(lines)
 
-    # ---- definitions, scopes, imports
-    seen: dict[int, int] = {}  # name start byte -> index in raw
+    # ---- one query walk: definitions, scopes, imports and every identifier
+    caps = ts.QueryCursor(L.query).captures(root)
+    def_nodes: dict[tuple[int, int], tuple[ts.Node, str, bool]] = {}
+    for key, nodes in caps.items():
+        if key.startswith("definition."):
+            kind, is_scope = key[11:], False
+        elif key.startswith("scope."):
+            kind, is_scope = key[6:], True
+        else:
+            continue
+        for n in nodes:
+            k = (n.start_byte, n.end_byte)
+            if k not in def_nodes:
+                def_nodes[k] = (n, kind, is_scope)
+    names = sorted(caps.get("name", ()), key=lambda n: n.start_byte)
+    name_starts = [n.start_byte for n in names]
+    claimed: set[int] = set()
+    seen: set[int] = set()  # start bytes of definition names (not references)
     raw: list[tuple[ts.Node, ts.Node, str, bool]] = []  # (def node, name node, kind, is_scope)
-    for _pi, caps in ts.QueryCursor(L.tags).matches(root):
-        if "import" in caps:
-            imp = _import_from_match(lang_name, caps)
+    for (sb, eb), (dn, kind, is_scope) in sorted(def_nodes.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        # pair each definition with the first unclaimed @name inside it (names precede bodies)
+        i = bisect_left(name_starts, sb)
+        while i < len(names) and (i in claimed) and name_starts[i] < eb:
+            i += 1
+        if i >= len(names) or name_starts[i] >= eb or names[i].end_byte > eb:
+            continue
+        claimed.add(i)
+        name_node = names[i]
+        if name_node.start_byte in seen:
+            continue
+        seen.add(name_node.start_byte)
+        def_node, kind = _normalise_def_node(lang_name, dn, kind)
+        raw.append((def_node, name_node, kind, is_scope))
+
+    imports = caps.get("import")
+    if imports:
+        srcs = sorted(caps.get("src", ()), key=lambda n: n.start_byte)
+        src_starts = [n.start_byte for n in srcs]
+        for imp_node in sorted(imports, key=lambda n: n.start_byte):
+            j = bisect_left(src_starts, imp_node.start_byte)
+            m: dict[str, list[ts.Node]] = {"import": [imp_node]}
+            if j < len(srcs) and srcs[j].end_byte <= imp_node.end_byte:
+                m["src"] = [srcs[j]]
+            imp = _import_from_match(lang_name, m)
             if imp is not None and imp[0]:
                 out.imports.append(imp)
-            continue
-        name_nodes = caps.get("name")
-        if not name_nodes:
-            continue
-        name_node = name_nodes[0]
-        def_node = None
-        kind = ""
-        is_scope = False
-        for key, nodes in caps.items():
-            if key.startswith("definition."):
-                def_node, kind = nodes[0], key[11:]
-                break
-            if key.startswith("scope."):
-                def_node, kind, is_scope = nodes[0], key[6:], True
-                break
-        if def_node is None or name_node.start_byte in seen:
-            continue
-        def_node, kind = _normalise_def_node(lang_name, def_node, kind)
-        seen[name_node.start_byte] = len(raw)
-        raw.append((def_node, name_node, kind, is_scope))
 
     raw.sort(key=lambda r: (r[0].start_byte, -r[0].end_byte))
     stack: list[tuple[int, str, str]] = []  # (end_byte, qualified, kind)
@@ -361,24 +408,42 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
         if kind not in _NON_SCOPE_KINDS:
             stack.append((eb, qualified, kind))
 
-    # ---- references: every identifier that is not a definition's own name
-    caps = ts.QueryCursor(L.idents).captures(root)
+    # ---- references: every identifier that is not a definition's own name.
+    # Per node we only touch .text and .start_byte (the hot loop); lines and columns
+    # are computed for all occurrences at once with numpy.
     groups: dict[bytes, list[int]] = {}
-    for nodes in caps.values():
-        for n in nodes:
-            if n.start_byte in seen:
-                continue
-            t = n.text
-            if len(t) < 2:
-                continue
-            p = n.start_point
-            lst = groups.get(t)
-            if lst is None:
-                groups[t] = [p[0], p[1]]
-            else:
-                lst.append(p[0])
-                lst.append(p[1])
-    out.refs = {k.decode("utf-8", "replace"): array("I", v).tobytes() for k, v in groups.items()}
+    for n in caps.get("ref", ()):
+        t = n.text
+        lst = groups.get(t)
+        if lst is None:
+            groups[t] = [n.start_byte]
+        else:
+            lst.append(n.start_byte)
+    for _dn, name_node, _k, _s in raw:
+        lst = groups.get(name_node.text)
+        if lst is not None:
+            try:
+                lst.remove(name_node.start_byte)
+            except ValueError:
+                pass
+    keys = [k for k, v in groups.items() if len(k) > 1 and v]
+    if keys:
+        counts = [len(groups[k]) for k in keys]
+        offs = np.fromiter(chain.from_iterable(groups[k] for k in keys), dtype=np.int64, count=sum(counts))
+        nl = np.flatnonzero(np.frombuffer(src, dtype=np.uint8) == 10)
+        lines_arr = np.searchsorted(nl, offs)
+        starts = np.where(lines_arr > 0, nl[np.maximum(lines_arr - 1, 0)] + 1, 0)
+        buf = np.empty(2 * len(offs), dtype=np.uint32)
+        buf[0::2] = lines_arr
+        buf[1::2] = offs - starts
+        raw_bytes = buf.tobytes()
+        refs: dict[str, bytes] = {}
+        pos = 0
+        for k, c in zip(keys, counts):
+            refs[k.decode("utf-8", "replace")] = raw_bytes[pos:pos + 8 * c]
+            pos += 8 * c
+        out.refs_blob = marshal.dumps(refs)
+        out.ref_count = len(offs)
     return out
 
 

@@ -6,9 +6,11 @@ transaction as its ``files`` row, so a crash (even SIGKILL) leaves only whole
 files behind and the next warm build simply continues: anything whose
 size/mtime/hash matches is reused, anything else is re-parsed.
 
-References are stored one row per (file, name) with the positions packed into
-a blob: ranking needs counts per name and range queries need positions only
-for one file, so this keeps the table ~3x smaller than one row per occurrence.
+References are stored one row per file: ``count`` occurrences and ``data``, a
+marshal-packed {name: [line, col, ...]} map.  Ranking needs per-file name
+counts and range queries need positions for one file at a time; nothing asks
+"all files using X" through SQL, and one row per file makes the cold index's
+single writer ~5x cheaper than one row per (file, name).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Iterable, Iterator
 
 from .parser import ParsedFile
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -33,8 +35,7 @@ CREATE TABLE IF NOT EXISTS definitions(
     signature TEXT, doc TEXT, start_line INTEGER, end_line INTEGER, start_byte INTEGER, end_byte INTEGER,
     parent TEXT, name_line INTEGER);
 CREATE TABLE IF NOT EXISTS refs(
-    file_id INTEGER NOT NULL, name TEXT NOT NULL, count INTEGER, positions BLOB,
-    PRIMARY KEY(file_id, name)) WITHOUT ROWID;
+    file_id INTEGER PRIMARY KEY, count INTEGER NOT NULL, data BLOB);
 CREATE TABLE IF NOT EXISTS imports(
     file_id INTEGER NOT NULL, module TEXT, names TEXT, line INTEGER);
 CREATE TABLE IF NOT EXISTS import_edges(
@@ -198,9 +199,8 @@ class Store:
                 "INSERT INTO definitions(file_id,name,qualified_name,kind,signature,doc,start_line,end_line,"
                 "start_byte,end_byte,parent,name_line) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(fid, *d) for d in parsed.defs])
-        if parsed.refs:
-            c.executemany("INSERT INTO refs VALUES(?,?,?,?)",
-                          [(fid, n, len(b) // 8, b) for n, b in parsed.refs.items()])
+        if parsed.refs_blob:
+            c.execute("INSERT INTO refs VALUES(?,?,?)", (fid, parsed.ref_count, parsed.refs_blob))
         if parsed.imports:
             c.executemany("INSERT INTO imports VALUES(?,?,?,?)", [(fid, *i) for i in parsed.imports])
         return fid

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from .languages import is_parseable, language_for_path
-from .parser import ParsedFile, content_hash, content_skip_reason, parse_source
+from .parser import ParsedFile, content_hash, content_skip_reason, parse_source, to_wire
 
 # Result tuples:
 #   ("parsed", rel, size, mtime_ns, hash, language, ParsedFile)
@@ -52,5 +52,12 @@ def parse_bytes(rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
 
 
 def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]]) -> list[Result]:
+    """Worker entry point: parsed files travel back as marshal bytes (see parser.to_wire)."""
     root, max_line_length, items = args
-    return [process_file(root, rel, size, mtime, h, max_line_length) for rel, size, mtime, h in items]
+    out: list[Result] = []
+    for rel, size, mtime, h in items:
+        r = process_file(root, rel, size, mtime, h, max_line_length)
+        if r[0] == "parsed":
+            r = r[:6] + (to_wire(r[6]),)
+        out.append(r)
+    return out
