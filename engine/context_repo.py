@@ -149,6 +149,7 @@ class RepoContextBuilder:
         self._files = _FileCache()
         self._overlay_seen: dict[str, int] = {}
         self._repo_wide: _RepoWide | None = None
+        self._body_cap = 256
         self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
         from .context import SharedPrefixTracker
 
@@ -165,6 +166,7 @@ class RepoContextBuilder:
     def invalidate(self) -> None:
         """Forget cached selections (the repository changed in a way the caches cannot see)."""
         self._repo_wide = None
+        self._overlay_seen.clear()
 
     def note_buffer(self, path: str, text: str, edit_line: int) -> None:
         """An open buffer was edited at ``edit_line``: its neighbourhood becomes recent-edit context."""
@@ -174,10 +176,22 @@ class RepoContextBuilder:
             self._open_buffers.popitem(last=False)
 
     def _sync_overlay(self, index: Any, path: str, text: str) -> None:
+        """The request's buffer replaces the saved file in the index (an overlay) when they differ."""
         digest = hash(text)
         if self._overlay_seen.get(path) == digest:
             return
-        index.set_overlay(path, text)
+        overlays = getattr(index, "overlays", {})
+        if path in overlays:
+            if overlays[path] != text:
+                index.set_overlay(path, text)
+        else:
+            try:
+                with open(os.path.join(self._root or index.root, path), "rb") as f:
+                    on_disk = f.read().decode("utf-8", "replace")
+            except OSError:
+                on_disk = None
+            if on_disk != text:
+                index.set_overlay(path, text)
         self._overlay_seen[path] = digest
 
     def _file(self, index: Any, path: str) -> tuple[str, list[str]] | None:
@@ -309,7 +323,8 @@ class RepoContextBuilder:
         defs.sort(key=lambda d: dist.get(d.name, 1 << 30))
         for d in defs:
             forms = [s for s in (self._body_snip(index, d, 3), self._header_snip(index, d, 3)) if s is not None]
-            if forms and forms[0].kind == "definition" and forms[0].end - forms[0].start > 60:
+            if forms and forms[0].kind == "definition" and (forms[0].end - forms[0].start > 60
+                                                             or forms[0].tokens > self._body_cap):
                 forms = forms[1:]  # long bodies only as signatures near the cursor
             if forms:
                 cands.append(_Candidate(d.path, (d.path, d.start_line), forms))
@@ -407,20 +422,24 @@ class RepoContextBuilder:
         return cands, files
 
     # -- repository-wide layer ------------------------------------------------------------------
-    def _repo_state(self, index: Any, path: str) -> tuple:
+    def _repo_state(self, index: Any) -> tuple:
         overlays = getattr(index, "overlays", {})
-        infos = tuple((f.path, f.size, f.lines) for f in index.files() if f.path != path and f.path not in overlays)
-        return (hash(infos), path)
+        infos = tuple((f.path, f.size, f.lines) for f in index.files() if f.path not in overlays)
+        return (hash(infos), len(overlays))
 
-    def _repo_wide_layer(self, index: Any, path: str, room: int, budget: int) -> _RepoWide:
-        """Layer 1: the whole repository if it fits, else a share of the room by global rank."""
-        key = self._repo_state(index, path) + (room if room < 0 else budget, self.counter.name)
+    def _repo_wide_layer(self, index: Any, room: int, budget: int) -> _RepoWide:
+        """Layer 1: the whole repository if it fits, else a share of the room by global rank.
+
+        Independent of the current file (whose own block is dropped at selection), so it is computed
+        once per repository state and budget and keeps its tokens identical across requests and files.
+        """
+        key = self._repo_state(index) + (room, budget, self.counter.name)
         cached = self._repo_wide
         if cached is not None and cached.key == key:
             return cached
         snips: list[Snip] = []
         whole: set[str] = set()
-        files = [p for p, _ in index.ranked_files(None) if p != path]
+        files = [p for p, _ in index.ranked_files(None)]
         total = 0
         everything: list[Snip] = []
         for p in files:
@@ -436,7 +455,7 @@ class RepoContextBuilder:
         elif budget >= REPO_WIDE_MIN_BUDGET:
             share = int(room * REPO_WIDE_SHARE)
             limit = max(64, share // 12)
-            cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, path)
+            cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, None)
             snips, whole, total = self._fill([], cands, ranked_files, share, index, 1, set(), set())
         tokens = sum(s.tokens for s in snips) + sum(self._block_overhead(p) for p in {s.path for s in snips})
         self._repo_wide = _RepoWide(key, snips, whole, tokens)
@@ -515,27 +534,36 @@ class RepoContextBuilder:
         suffix = self._head(suffix, min(self._suffix_cap(budget), (budget - fixed) // 4)) if fmt.fim else ""
         prefix = self._cut_prefix(prefix, min(self._prefix_cap(budget), budget - fixed - counter.count(suffix)))
         current_cost = counter.count(prefix) + counter.count(suffix)
-        quantum = max(32, budget // 64)
-        reserve = -(-current_cost // quantum) * quantum  # rounded up: small edits keep the room stable
-        room = budget - fixed - reserve
+        room = budget - fixed - self._reserve(budget, current_cost)
+        self._body_cap = max(48, budget // 32)
 
         index = self.index() if room > 0 else None
         snips: list[Snip] = []
         if index is not None:
             try:
                 self._sync_overlay(index, path, text)
-                snips = self._select(index, path, text, line, prefix, room, budget)
+                visible = (line - prefix.count("\n"), line + suffix.count("\n"))
+                snips = self._select(index, path, text, line, prefix, room, budget, fixed, visible)
             except Exception as exc:  # never fail a completion because of the repository part
                 self.log(f"repository context failed: {type(exc).__name__}: {exc}")
                 snips = []
         return self._assemble(path, snips, head, cur_header, prefix, suffix, budget, start_t)
 
-    def _select(self, index: Any, path: str, text: str, line: int, prefix: str, room: int, budget: int) -> list[Snip]:
+    @staticmethod
+    def _reserve(budget: int, current_cost: int) -> int:
+        """Room kept for the current file, rounded up so small edits keep the rest of the layout stable."""
+        quantum = max(32, budget // 64)
+        return -(-current_cost // quantum) * quantum
+
+    def _select(self, index: Any, path: str, text: str, line: int, prefix: str, room: int, budget: int,
+                fixed: int, visible: tuple[int, int] = (0, -1)) -> list[Snip]:
         rel = index.rel(path) if hasattr(index, "rel") else path
-        repo = self._repo_wide_layer(index, rel, room, budget)
-        taken = {(s.path, s.start) for s in repo.snips}
-        whole = set(repo.whole_paths)
-        left = room - repo.tokens
+        stable_room = budget - fixed - self._reserve(budget, self._prefix_cap(budget) + self._suffix_cap(budget))
+        repo = self._repo_wide_layer(index, stable_room, budget)
+        repo_snips = [s for s in repo.snips if s.path != rel]
+        taken = {(s.path, s.start) for s in repo_snips}
+        whole = set(repo.whole_paths) - {rel}
+        left = room - repo.tokens + sum(s.tokens for s in repo.snips if s.path == rel)
         chosen: list[Snip] = []
         if left > 0:
             near = self._near_candidates(index, rel, text, line, prefix)
@@ -545,9 +573,11 @@ class RepoContextBuilder:
                 personalization.setdefault(p, 0.5)
             limit = max(32, left // 10)
             ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel)
-            cands = near + file_cands + ranked
+            # the current file's own definitions only where the prompt does not show them already
+            cands = [c for c in near + file_cands + ranked
+                     if c.path != rel or not any(visible[0] <= f.start <= visible[1] for f in c.forms)]
             chosen, whole, _ = self._fill(chosen, cands, ranked_files, left, index, 2, taken, whole)
-        return repo.snips + chosen
+        return repo_snips + chosen
 
     def _assemble(self, path: str, snips: list[Snip], head: list[Piece], cur_header: list[Piece], prefix: str,
                   suffix: str, budget: int, start_t: float) -> ContextResult:

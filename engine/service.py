@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from .backend import Backend, CancelToken, GenerationRequest, GenerationResult, Sampling
 from .config import Config
-from .context import ContextResult, CurrentFileContext
+from .context import ContextResult
+from .context_repo import RepoContextBuilder
 from .models import ModelError, ResolvedModel, resolve_model
 from .runtime import Runtime
 from .scheduler import Priority
@@ -101,7 +102,9 @@ class Engine:
         self.counters = Counters()
         self._backend: Backend | None = None
         self._resolved: ResolvedModel | None = None
-        self._context: CurrentFileContext | None = None
+        self._context: RepoContextBuilder | None = None
+        self._context_source: str | None = None
+        self._repo_index = None
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
         self.open_documents: dict[str, str] = {}
@@ -150,13 +153,50 @@ class Engine:
         return TokenCounter(backend.tokenize, name=str(backend.info().get("model_name", backend.name)))
 
     # -- context ------------------------------------------------------------------------------
-    def context_builder(self) -> CurrentFileContext:
-        if self._context is None:
-            backend = self.backend
-            self._context = CurrentFileContext(backend.prompt_format, self.token_counter(),
+    def context_builder(self) -> RepoContextBuilder:
+        """Repository-level context. Works without a loaded model: a resolvable GGUF gives its vocabulary
+        (exact counts, same ids), no model gives the estimate counter and the Qwen format by token text.
+        Rebuilt once the model is loaded so completion prompts always carry the backend's own ids."""
+        source = "backend" if self._backend is not None else None
+        if self._context is None or (source == "backend" and self._context_source != "backend"):
+            from .context_tokenizer import context_tokenizer
+
+            model_path = None
+            if source is None and self.config.backend != "openai":
+                try:
+                    resolved = self.resolve()
+                    model_path = resolved.path if resolved is not None else None
+                except ModelError:
+                    model_path = None
+            try:
+                fmt, counter = context_tokenizer(self._backend, model_path)
+            except Exception as exc:  # an unreadable vocabulary: estimate rather than fail
+                self.log(f"tokenizer for context unavailable ({exc}); using the estimate")
+                fmt, counter = context_tokenizer(None, None)
+            self._context_source = source or ("vocab" if model_path else "estimate")
+            self._context = RepoContextBuilder(fmt, counter, self.repo_index,
                                                repo_name=self.root.name if self.root else "",
-                                               suffix_tokens=self.config.context.suffix_tokens)
+                                               suffix_tokens=self.config.context.suffix_tokens,
+                                               root=str(self.root) if self.root else None, log=self.log)
         return self._context
+
+    def repo_index(self):
+        """The workspace index, opened and brought up to date on first use (None without a root)."""
+        if self.root is None:
+            return None
+        if self._repo_index is None:
+            from .indexing import open_index
+
+            index = open_index(self.root, self.config)
+            index.build()
+            self._repo_index = index
+        return self._repo_index
+
+    def chat_context(self, budget: int, path: Path | str | None = None, text: str | None = None,
+                     line: int = 0) -> str:
+        """Repository context for chat (system or first user turn), as text within ``budget`` tokens."""
+        rel = self.relative_path(path) if path is not None else None
+        return self.context_builder().chat_context(budget, rel, text, line)
 
     def relative_path(self, path: Path | str) -> str:
         path = Path(path).resolve()
@@ -219,18 +259,64 @@ class Engine:
             self._runtime.scheduler.cancel(f"complete:{self.relative_path(path)}")
 
     # -- editor buffers -------------------------------------------------------------------------
+    # Open buffers overlay the saved files: in the context (open_documents) and in the index, where an
+    # overlay wins over disk until the document closes.
     def document_opened(self, path: Path | str, text: str) -> None:
-        """Open buffers overlay the saved files for context (and for the index once it is open)."""
-        self.open_documents[self.relative_path(path)] = text
+        rel = self.relative_path(path)
+        self.open_documents[rel] = text
+        if self._repo_index is not None and self._inside_root(path):
+            self._repo_index.set_overlay(rel, text)
 
     def document_changed(self, path: Path | str, text: str) -> None:
+        """Cheap on every keystroke: the context builder syncs the index overlay of the file it completes in."""
         self.open_documents[self.relative_path(path)] = text
 
     def document_saved(self, path: Path | str) -> None:
         """A save makes disk agree with the buffer; the index re-reads the file."""
+        if self._repo_index is not None and self._inside_root(path):
+            self._repo_index.update_paths([self.relative_path(path)])
 
     def document_closed(self, path: Path | str) -> None:
-        self.open_documents.pop(self.relative_path(path), None)
+        rel = self.relative_path(path)
+        self.open_documents.pop(rel, None)
+        self.cancel_document(path)
+        if self._repo_index is not None and self._inside_root(path):
+            self._repo_index.clear_overlay(rel)
+
+    def _inside_root(self, path: Path | str) -> bool:
+        if self.root is None:
+            return False
+        resolved = Path(path).resolve()
+        return resolved == self.root or self.root in resolved.parents
+
+    # -- maintenance --------------------------------------------------------------------------------
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Bring the index up to date (cold or warm) and re-apply open buffers."""
+        if self.root is None:
+            return {}
+        if self._repo_index is None:
+            from .indexing import open_index
+
+            self._repo_index = open_index(self.root, self.config)
+        stats = self._repo_index.build(progress=progress)
+        for rel, text in self.open_documents.items():
+            self._repo_index.set_overlay(rel, text)
+        return stats.to_json()
+
+    def clear_caches(self) -> int:
+        """Forget cached completions and token counts (the KV cache refills on the next request)."""
+        cleared = 0
+        if self._runtime is not None:
+            from .completion_cache import CompletionCache
+
+            cleared += self._runtime.cache.stats()["entries"]
+            self._runtime.cache = CompletionCache(self._runtime.cache.size)
+        if self._context is not None:
+            counter = getattr(self._context, "counter", None)
+            if counter is not None and hasattr(counter, "clear"):
+                counter.clear()
+                cleared += 1
+        return cleared
 
     def status(self) -> dict[str, Any]:
         return {"model": self.model_info(), "counters": self.counters.to_json(),
@@ -241,6 +327,9 @@ class Engine:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
+        if self._repo_index is not None:
+            self._repo_index.close()
+            self._repo_index = None
         if self._backend is not None:
             self._backend.close()
             self._backend = None

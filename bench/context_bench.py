@@ -1,0 +1,450 @@
+"""Context recall and speed benchmark for the repository context engine.
+
+Recall: on real code nobody here wrote, sample places where a symbol defined exactly once in the
+repository (in another file) is used, not on an import line; cut the line at the start of the symbol
+(the user is about to type it) and ask for context at that position. A case is recalled when the
+definition's header line (the source line holding its name, stripped) appears in the prompt.
+
+No leaks: each corpus is copied to a temp dir and indexed; for each case the cut buffer is installed
+as the index overlay of its file (re-parsed: the store rows and the rank graph of that file are
+replaced), the builder's caches are dropped, and the bench checks that the index no longer sees the
+symbol on the cut line. The definition lives in another file, which the overlay does not touch. The
+overlay is cleared (file re-read from disk) before the next case.
+
+Baselines on the same character budget (budget tokens × 3.2 bytes, the estimate's ratio; the engine
+runs with the estimate counter so its prompt is at most that many bytes): the current buffer only;
+Jaccard-similar 20-line windows of other files (Copilot-style); an Aider-style repository map
+(definitions/references by name, file graph weighted by identifier specificity, PageRank personalised
+to the current file, definition header lines in rank order). Baselines spend the whole budget on
+their own material (the engine also spends part of it on the current buffer).
+
+    .venv/bin/python bench/context_bench.py recall --out bench/results/recall.json
+    .venv/bin/python bench/context_bench.py speed --out bench/results/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.context_repo import RepoContextBuilder  # noqa: E402
+from engine.prompt_format import text_format  # noqa: E402
+from engine.tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter  # noqa: E402
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+BUDGETS = (2048, 8192, 32768)
+IMPORT_LINE = {
+    "python": re.compile(r"^\s*(from\s+\S+\s+import\b|import\s)"),
+    "typescript": re.compile(r"^\s*(import\b|export\s+(\*|\{[^}]*\})\s*from\b)|\brequire\("),
+    "rust": re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(use|mod|extern\s+crate)\b"),
+}
+SOURCE_EXT = {"python": (".py",), "typescript": (".ts", ".tsx", ".js"), "rust": (".rs",)}
+
+
+# -- corpora ------------------------------------------------------------------------------------
+def fetch_corpora(cache: Path) -> list[tuple[str, str, Path]]:
+    """(name, language, source dir). npm and Debian packages are fetched once into ``cache``."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out = [(f"python-{p}", "python", STDLIB / p)
+           for p in ("asyncio", "email", "multiprocessing", "importlib", "logging", "json")]
+    mobx = cache / "mobx" / "package" / "src"
+    if not mobx.is_dir():
+        subprocess.run(["npm", "pack", "mobx@6.13.5"], cwd=cache, check=True, capture_output=True)
+        (cache / "mobx").mkdir(exist_ok=True)
+        tgz = next(cache.glob("mobx-*.tgz"))
+        subprocess.run(["tar", "xzf", str(tgz), "-C", str(cache / "mobx")], check=True)
+    out.append(("typescript-mobx", "typescript", mobx))
+    rx = list((cache / "regex-syntax").glob("usr/share/cargo/registry/regex-syntax-*/src"))
+    if not rx:
+        subprocess.run(["apt-get", "download", "librust-regex-syntax-dev"], cwd=cache, check=True, capture_output=True)
+        deb = next(cache.glob("librust-regex-syntax-dev_*.deb"))
+        subprocess.run(["dpkg", "-x", str(deb), str(cache / "regex-syntax")], check=True)
+        rx = list((cache / "regex-syntax").glob("usr/share/cargo/registry/regex-syntax-*/src"))
+    out.append(("rust-regex-syntax", "rust", rx[0]))
+    return out
+
+
+def copy_corpus(src: Path, dst: Path, lang: str) -> None:
+    exts = SOURCE_EXT[lang]
+    for path in src.rglob("*"):
+        if path.is_file() and path.suffix in exts and "__pycache__" not in path.parts and "test" not in path.parts:
+            target = dst / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def open_index(root: Path, cache: Path):
+    from indexer import Index, IndexSettings
+
+    index = Index.open(root, cache, IndexSettings())
+    index.build()
+    return index
+
+
+# -- cases --------------------------------------------------------------------------------------
+def header_line(lines: list[str], d) -> str:
+    ln = d.name_line if getattr(d, "name_line", -1) >= 0 else d.start_line
+    return lines[ln].strip() if 0 <= ln < len(lines) else ""
+
+
+def sample_cases(index, lang: str, n: int, seed: int) -> tuple[list[dict], dict]:
+    texts = {f.path: index.read_text(f.path) for f in index.files()}
+    texts = {p: t for p, t in texts.items() if t}
+    lines = {p: t.splitlines() for p, t in texts.items()}
+    defs_by_name: dict[str, list] = defaultdict(list)
+    for p in texts:
+        for d in index.outline(p):
+            defs_by_name[d.name].append(d)
+    candidates: list[dict] = []
+    for p in sorted(texts):
+        for r in index.references_in_range(p, 0, len(lines[p])):
+            ds = defs_by_name.get(r.name)
+            if not ds or len(ds) != 1 or len(r.name) < 3:
+                continue
+            d = ds[0]
+            if d.path == p or d.kind in ("field", "property", "variable", "parameter"):
+                continue
+            line_text = lines[p][r.line]
+            if in_import(lines[p], r.line, lang):
+                continue
+            col = len(line_text.encode("utf-8")[:r.character].decode("utf-8", "replace"))
+            if line_text[col:col + len(r.name)] != r.name or r.name in line_text[:col]:
+                continue
+            header = header_line(lines[d.path], d)
+            if r.name not in header or len(header) < 6:
+                continue
+            candidates.append({"file": p, "line": r.line, "character": col, "symbol": r.name,
+                               "def_path": d.path, "header": header})
+    rng = random.Random(seed)
+    rng.shuffle(candidates)
+    picked, per_file, names = [], Counter(), set()
+    for c in candidates:
+        if per_file[c["file"]] >= 2 or c["symbol"] in names:
+            continue
+        picked.append(c)
+        per_file[c["file"]] += 1
+        names.add(c["symbol"])
+        if len(picked) >= n:
+            break
+    return picked, {"texts": texts, "lines": lines, "defs_by_name": defs_by_name}
+
+
+def in_import(lines: list[str], line: int, lang: str) -> bool:
+    """On an import line, or inside a multi-line import/export list (``from x import (\n a,\n b)``)."""
+    pattern = IMPORT_LINE[lang]
+    if pattern.search(lines[line]):
+        return True
+    for i in range(line - 1, max(-1, line - 60), -1):
+        text = lines[i]
+        if pattern.search(text):
+            return ("(" in text and ")" not in text) or ("{" in text and "}" not in text)
+        if any(c in text for c in ")};"):
+            return False
+    return False
+
+
+def cut_buffer(text: str, line: int, character: int) -> str:
+    lines = text.split("\n")
+    lines[line] = lines[line][:character]
+    return "\n".join(lines)
+
+
+# -- baselines ----------------------------------------------------------------------------------
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def buffer_only(buffer: str, line: int, character: int, chars: int) -> str:
+    lines = buffer.split("\n")
+    prefix = "\n".join(lines[:line] + [lines[line][:character]])
+    suffix = "\n".join([lines[line][character:]] + lines[line + 1:])
+    s = min(len(suffix), chars // 8)
+    return prefix[max(0, len(prefix) - (chars - s)):] + suffix[:s]
+
+
+class JaccardWindows:
+    def __init__(self, texts: dict[str, str], size: int = 20, stride: int = 10) -> None:
+        self.windows = []
+        for p, t in texts.items():
+            ls = t.split("\n")
+            for i in range(0, max(1, len(ls) - size + stride), stride):
+                w = "\n".join(ls[i:i + size])
+                self.windows.append((p, w, set(_IDENT.findall(w))))
+
+    def select(self, current: str, prefix: str, chars: int) -> str:
+        query = set(_IDENT.findall("\n".join(prefix.split("\n")[-20:])))
+        scored = []
+        for p, w, toks in self.windows:
+            if p == current or not toks:
+                continue
+            union = len(query | toks)
+            scored.append((len(query & toks) / union if union else 0.0, p, w))
+        scored.sort(key=lambda x: -x[0])
+        out, used = [], 0
+        for _, p, w in scored:
+            piece = f"# {p}\n{w}\n"
+            if used + len(piece) > chars:
+                continue
+            out.append(piece)
+            used += len(piece)
+        return "".join(out)
+
+
+class AiderMap:
+    """Aider's repo map: tags → file graph weighted by identifier specificity → personalised PageRank."""
+
+    def __init__(self, index, data: dict) -> None:
+        self.files = sorted(data["texts"])
+        self.fid = {p: i for i, p in enumerate(self.files)}
+        self.defines: dict[str, set[str]] = defaultdict(set)
+        self.def_lines: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for name, ds in data["defs_by_name"].items():
+            for d in ds:
+                self.defines[name].add(d.path)
+                h = header_line(data["lines"][d.path], d)
+                if h:
+                    self.def_lines[(d.path, name)].append(h)
+        self.refs: dict[str, Counter] = {}
+        for p in self.files:
+            self.refs[p] = Counter(r.name for r in index.references_in_range(p, 0, len(data["lines"][p])))
+
+    @staticmethod
+    def _mul(name: str, n_definers: int) -> float:
+        mul = 1.0
+        is_snake = "_" in name and any(c.isalpha() for c in name)
+        is_camel = any(c.isupper() for c in name) and any(c.islower() for c in name)
+        if (is_snake or is_camel) and len(name) >= 8:
+            mul *= 10
+        if name.startswith("_"):
+            mul *= 0.1
+        if n_definers > 5:
+            mul *= 0.1
+        return mul
+
+    def select(self, current: str, current_refs: Counter, chars: int) -> str:
+        n = len(self.files)
+        refs = dict(self.refs)
+        refs[current] = current_refs
+        edges: dict[tuple[int, int, str], float] = {}
+        for src, counter in refs.items():
+            s = self.fid[src]
+            for name, count in counter.items():
+                definers = self.defines.get(name)
+                if not definers:
+                    continue
+                mul = self._mul(name, len(definers)) * (50 if src == current else 1)
+                for dst in definers:
+                    edges[(s, self.fid[dst], name)] = mul * math.sqrt(count)
+        for name, definers in self.defines.items():
+            if not any(name in c for c in refs.values()):
+                for dst in definers:
+                    edges[(self.fid[dst], self.fid[dst], name)] = 0.1
+        W = np.zeros((n, n))
+        for (s, d, _), w in edges.items():
+            W[s, d] += w
+        out_w = W.sum(axis=1)
+        pers = np.zeros(n)
+        pers[self.fid[current]] = 1.0
+        x = np.full(n, 1.0 / n)
+        P = np.divide(W, out_w[:, None], out=np.zeros_like(W), where=out_w[:, None] > 0)
+        for _ in range(100):
+            dangling = x[out_w == 0].sum()
+            new = 0.85 * (x @ P + dangling * pers) + 0.15 * pers
+            if np.abs(new - x).sum() < 1e-8:
+                x = new
+                break
+            x = new
+        ranked: dict[tuple[str, str], float] = defaultdict(float)
+        for (s, d, name), w in edges.items():
+            if out_w[s] > 0:
+                ranked[(self.files[d], name)] += x[s] * w / out_w[s]
+        order = sorted(ranked.items(), key=lambda kv: -kv[1])
+        by_file: dict[str, list[str]] = defaultdict(list)
+        used = 0
+        for (path, name), _ in order:
+            if path == current:
+                continue
+            for h in self.def_lines.get((path, name), []):
+                cost = len(h) + 2 + (len(path) + 2 if path not in by_file else 0)
+                if used + cost > chars:
+                    continue
+                by_file[path].append(h)
+                used += cost
+        return "".join(f"{p}:\n" + "".join(f"│{h}\n" for h in hs) for p, hs in by_file.items())
+
+
+# -- recall -------------------------------------------------------------------------------------
+def run_recall(args: argparse.Namespace) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="ctxbench-"))
+    corpora = fetch_corpora(Path(args.cache))
+    counter_factory = _counter_factory(args)
+    result: dict = {"budgets": list(BUDGETS), "bytes_per_token": ESTIMATE_BYTES_PER_TOKEN, "corpora": {}}
+    for name, lang, src in corpora:
+        if args.only and name not in args.only:
+            continue
+        t0 = time.time()
+        root = work / name
+        copy_corpus(src, root, lang)
+        index = open_index(root, work / "cache")
+        cases, data = sample_cases(index, lang, args.cases, args.seed)
+        fmt, counter = counter_factory()
+        builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name=name, root=str(root))
+        jacc = JaccardWindows(data["texts"])
+        aider = AiderMap(index, data)
+        hits = {m: {b: 0 for b in BUDGETS} for m in ("engine", "buffer_only", "jaccard_windows", "aider_map")}
+        leaks = 0
+        per_case = []
+        for case in cases:
+            text = data["texts"][case["file"]]
+            buf = cut_buffer(text, case["line"], case["character"])
+            row = {k: case[k] for k in ("file", "line", "character", "symbol", "def_path")}
+            for b in BUDGETS:
+                builder.invalidate()
+                res = builder.build(case["file"], buf, case["line"], case["character"], b)
+                assert res.prompt_tokens <= b
+                if b == BUDGETS[0]:  # the overlay is installed: the index must not see the cut symbol
+                    seen = [r for r in index.references_in_range(case["file"], case["line"], case["line"])
+                            if r.name == case["symbol"]]
+                    leaks += bool(seen)
+                    cur_refs = Counter(r.name for r in index.references_in_range(case["file"], 0, buf.count("\n") + 1))
+                    prefix = buf[:len("\n".join(buf.split("\n")[:case["line"]])) + 1 + case["character"]]
+                chars = int(b * ESTIMATE_BYTES_PER_TOKEN)
+                outs = {
+                    "engine": res.prompt,
+                    "buffer_only": buffer_only(buf, case["line"], case["character"], chars),
+                    "jaccard_windows": jacc.select(case["file"], prefix, chars),
+                    "aider_map": aider.select(case["file"], cur_refs, chars),
+                }
+                for m, out in outs.items():
+                    hit = case["header"] in out
+                    hits[m][b] += hit
+                    row[f"{m}@{b}"] = hit
+            index.clear_overlay(case["file"])
+            per_case.append(row)
+        n = max(1, len(cases))
+        result["corpora"][name] = {
+            "language": lang, "files": len(data["texts"]), "lines": sum(len(v) for v in data["lines"].values()),
+            "cases": len(cases), "leaks": leaks, "seconds": round(time.time() - t0, 1),
+            "recall": {m: {str(b): round(hits[m][b] / n, 3) for b in BUDGETS} for m in hits},
+            "per_case": per_case if args.per_case else None,
+        }
+        print(name, json.dumps(result["corpora"][name]["recall"]), file=sys.stderr)
+        index.close()
+    total = {m: {str(b): 0.0 for b in BUDGETS} for m in ("engine", "buffer_only", "jaccard_windows", "aider_map")}
+    ncases = sum(c["cases"] for c in result["corpora"].values())
+    for c in result["corpora"].values():
+        for m in total:
+            for b in BUDGETS:
+                total[m][str(b)] += c["recall"][m][str(b)] * c["cases"] / max(1, ncases)
+    result["overall"] = {m: {b: round(v, 3) for b, v in d.items()} for m, d in total.items()}
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _counter_factory(args: argparse.Namespace):
+    def make():
+        if args.model:
+            from engine.context_tokenizer import context_tokenizer
+
+            return context_tokenizer(None, args.model)
+        return text_format("qwen"), TokenCounter(None)
+    return make
+
+
+# -- speed --------------------------------------------------------------------------------------
+SPEED_PACKAGES = ("asyncio", "email", "logging", "json", "http", "xml", "concurrent", "importlib", "multiprocessing",
+                  "unittest", "urllib", "sqlite3", "tomllib", "wsgiref", "xmlrpc", "html", "ctypes", "curses",
+                  "dbm", "distutils", "encodings", "idlelib", "lib2to3", "pydoc_data", "re", "zoneinfo")
+
+
+def run_speed(args: argparse.Namespace) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="ctxspeed-"))
+    root = work / "repo"
+    total = 0
+    for pkg in SPEED_PACKAGES:
+        if total >= args.lines:
+            break
+        src = STDLIB / pkg
+        if not src.is_dir():
+            continue
+        copy_corpus(src, root / pkg, "python")
+        total = sum(p.read_text(errors="replace").count("\n") for p in root.rglob("*.py"))
+    for extra in sorted(STDLIB.glob("*.py")):
+        if total >= args.lines:
+            break
+        shutil.copyfile(extra, root / extra.name)
+        total += extra.read_text(errors="replace").count("\n")
+    t0 = time.time()
+    index = open_index(root, work / "cache")
+    cold_s = time.time() - t0
+    cases, data = sample_cases(index, "python", args.cases, args.seed)
+    fmt, counter = _counter_factory(args)()
+    builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name="repo", root=str(root))
+    out: dict = {"lines": total, "files": len(data["texts"]), "index_cold_s": round(cold_s, 1), "budgets": {}}
+    for b in (8192, 262144):
+        first, repeat, shared = [], [], []
+        for case in cases:
+            text = data["texts"][case["file"]]
+            full_line = text.split("\n")[case["line"]]
+            buf = cut_buffer(text, case["line"], case["character"])
+            res = builder.build(case["file"], buf, case["line"], case["character"], b)
+            first.append(res.elapsed_ms)
+            # the user types three more characters of the line: a request a few characters later
+            col2 = min(len(full_line), case["character"] + 3)
+            buf2 = cut_buffer(text, case["line"], col2)
+            res2 = builder.build(case["file"], buf2, case["line"], col2, b)
+            repeat.append(res2.elapsed_ms)
+            shared.append(res2.shared_prefix_tokens / max(1, res2.prompt_tokens))
+            assert res.prompt_tokens <= b and res2.prompt_tokens <= b
+            index.clear_overlay(case["file"])
+        out["budgets"][str(b)] = {
+            "requests": len(cases),
+            "p50_ms_first_in_file": round(float(np.percentile(first, 50)), 1),
+            "p95_ms_first_in_file": round(float(np.percentile(first, 95)), 1),
+            "p50_ms_next_keystroke": round(float(np.percentile(repeat, 50)), 1),
+            "p95_ms_next_keystroke": round(float(np.percentile(repeat, 95)), 1),
+            "shared_prefix_ratio_min": round(min(shared), 3),
+            "shared_prefix_ratio_mean": round(float(np.mean(shared)), 3),
+        }
+        print(b, json.dumps(out["budgets"][str(b)]), file=sys.stderr)
+    index.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("recall", "speed"))
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--cases", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lines", type=int, default=200_000, help="speed: repository size in lines")
+    parser.add_argument("--only", nargs="*", help="recall: corpus names")
+    parser.add_argument("--per-case", action="store_true")
+    parser.add_argument("--model", help="GGUF whose vocabulary counts tokens (default: the estimate)")
+    parser.add_argument("--cache", default=os.path.expanduser("~/.cache/coderflash-bench"))
+    args = parser.parse_args()
+    data = run_recall(args) if args.mode == "recall" else run_speed(args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(data, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in data.items() if k != "corpora"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
