@@ -102,7 +102,8 @@ def _install_log_capture() -> None:
 
 def _recent_log_errors() -> str:
     with _LOG_LOCK:
-        lines = [ln.strip() for ln in _LOG_LINES if "error" in ln.lower() or "failed" in ln.lower()]
+        lines = [ln.strip() for ln in _LOG_LINES
+                 if any(word in ln.lower() for word in ("error", "failed", "does not", "not supported"))]
     return "; ".join(dict.fromkeys(lines))[-400:]
 
 
@@ -213,7 +214,10 @@ class LlamaBackend:
         return int(diff[0]) if len(diff) else limit
 
     def llama_eval_count(self) -> int:
-        """Tokens llama.cpp itself reports as decoded (prompt batches + single-token steps)."""
+        """Tokens llama.cpp itself reports as decoded (prompt batches + single-token steps).
+
+        llama.cpp reports a counter of 0 as 1, so a delta is exact once both counters are past 1.
+        """
         import llama_cpp
 
         perf = llama_cpp.llama_perf_context(self.llm._ctx.ctx)

@@ -77,10 +77,33 @@ def syntax_at_cursor(path: str, text: str, offset: int) -> str | None:
             for needle, label in _SINGLE_LINE_NODES:
                 if needle in kind:
                     return label
-            if kind in _BLOCK_NODES or kind.endswith("_body") or kind == "ERROR":
+            if kind == "ERROR":
+                return _open_bracket(node, byte)
+            if kind in _BLOCK_NODES or kind.endswith("_body"):
                 return "block"
         node = node.parent
     return "block"
+
+
+def _open_bracket(error: Any, byte: int) -> str:
+    """Inside unfinished code (an ERROR node): an unclosed ``(``/``[`` before the cursor means arguments."""
+    stack: list[str] = []
+    pending = [error]
+    tokens: list[Any] = []
+    while pending:  # the ERROR node's leaves before the cursor, in order
+        node = pending.pop()
+        if node.start_byte >= byte:
+            continue
+        if node.child_count == 0:
+            tokens.append(node)
+        else:
+            pending.extend(reversed(node.children))
+    for tok in tokens:
+        if tok.type in ("(", "[", "{"):
+            stack.append(tok.type)
+        elif tok.type in (")", "]", "}") and stack:
+            stack.pop()
+    return "arguments" if stack and stack[-1] in ("(", "[") else "block"
 
 
 def choose_shape(prefix: str, suffix: str, max_lines: int, syntax: str | None = None) -> CompletionShape:

@@ -107,7 +107,8 @@ class Scheduler:
         if len(kept) != len(self._heap):
             self._heap = kept
             heapq.heapify(self._heap)
-        if self._running is not None and self._running.key == key:
+        if self._running is not None and self._running.key == key and not self._running.cancel.cancelled:
+            self.stats["superseded"] += 1
             self._running.cancel.cancel("superseded")
 
     def _shed(self, incoming: Job[Any]) -> bool:
