@@ -32,6 +32,8 @@ class LangSpec:
 
 
 _JS_EXTRA = r"""
+(variable_declarator name: (identifier) @name value: (object)) @definition.object
+(assignment_expression left: (member_expression property: (property_identifier) @name) right: (object)) @definition.object
 (method_definition name: (_) @name) @definition.method
 (import_statement source: (string) @src) @import
 (export_statement source: (string) @src) @import
@@ -41,6 +43,7 @@ _JS_EXTRA = r"""
 
 _TS_EXTRA = _JS_EXTRA + r"""
 (abstract_method_signature name: (_) @name) @definition.method
+(property_signature name: (property_identifier) @name type: (type_annotation (function_type))) @definition.method
 (class_declaration name: (type_identifier) @name) @definition.class
 (type_alias_declaration name: (type_identifier) @name) @definition.type
 (enum_declaration name: (identifier) @name) @definition.enum
@@ -72,6 +75,7 @@ LANGS: dict[str, LangSpec] = {
     "python": LangSpec(
         "python", "tree_sitter_python", tags_from=("tree_sitter_python",),
         extra=r"""
+(assignment left: (identifier) @name right: (lambda)) @definition.function
 (import_statement) @import
 (import_from_statement) @import
 """,
@@ -80,7 +84,8 @@ LANGS: dict[str, LangSpec] = {
     "javascript": LangSpec(
         "javascript", "tree_sitter_javascript", tags_from=("tree_sitter_javascript",),
         extra=_JS_EXTRA + "(field_definition property: (property_identifier) @name value: [(arrow_function) (function_expression)]) @definition.method",
-        ident_types=("identifier", "property_identifier", "shorthand_property_identifier"),
+        ident_types=("identifier", "property_identifier", "shorthand_property_identifier",
+                     "private_property_identifier"),
     ),
     "typescript": LangSpec(
         "typescript", "tree_sitter_typescript", "language_typescript",
@@ -120,6 +125,7 @@ LANGS: dict[str, LangSpec] = {
 (record_declaration name: (identifier) @name) @definition.class
 (constructor_declaration name: (identifier) @name) @definition.method
 (annotation_type_declaration name: (identifier) @name) @definition.interface
+(annotation_type_element_declaration name: (identifier) @name) @definition.method
 (import_declaration) @import
 """,
         ident_types=("identifier", "type_identifier"),

@@ -84,8 +84,10 @@ _C_DECL_CLIMB = frozenset({
     "pointer_declarator", "reference_declarator", "function_declarator", "parenthesized_declarator",
     "attributed_declarator", "qualified_identifier",
 })
+_C_TYPE_SPECIFIERS = frozenset({"enum_specifier", "struct_specifier", "union_specifier", "class_specifier"})
+CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "object"})
 CONTAINER_KINDS = frozenset({"class", "interface", "module", "struct", "enum", "trait", "impl", "namespace", "object"})
-_NON_SCOPE_KINDS = frozenset({"constant", "field", "property", "macro", "variable", "prototype"})
+_NON_SCOPE_KINDS = frozenset({"constant", "field", "property", "macro", "variable", "prototype", "type"})
 _GO_RECV = re.compile(r"\*?\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*\)\s*$")
 _DOC_STRIP = re.compile(r"^\s*(?:/\*\*?|\*/|\*|///?!?|#+|--)\s?")
 
@@ -209,8 +211,29 @@ def _comment_doc(node: ts.Node) -> str:
     return _clean_doc("\n".join(lines))
 
 
-def _normalise_def_node(lang: str, node: ts.Node, kind: str) -> tuple[ts.Node, str]:
-    """C/C++ tags capture the declarator; the definition is the enclosing function/declaration."""
+def _normalise_def_node(lang: str, node: ts.Node, kind: str) -> tuple[ts.Node, str] | None:
+    """Fix up what tags.scm captured: the real definition node, a sharper kind, or None to drop it.
+
+    C/C++ tags capture the declarator (the definition is the enclosing function or
+    declaration) and match ``enum x`` / ``struct x`` type *uses* as definitions.
+    """
+    t = node.type
+    if t in _C_TYPE_SPECIFIERS and node.child_by_field_name("body") is None:
+        return None
+    if t == "type_spec" and lang == "go":
+        ty = node.child_by_field_name("type")
+        if ty is not None and ty.type == "struct_type":
+            return node, "struct"
+        if ty is not None and ty.type == "interface_type":
+            return node, "interface"
+        return node, kind
+    if t == "class_declaration" and lang == "kotlin":
+        for c in node.children:
+            if c.type == "interface":
+                return node, "interface"
+            if c.type == "identifier":
+                break
+        return node, kind
     if node.type == "function_declarator":
         n = node
         while n.parent is not None and n.parent.type in _C_DECL_CLIMB:
@@ -328,25 +351,30 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
             k = (n.start_byte, n.end_byte)
             if k not in def_nodes:
                 def_nodes[k] = (n, kind, is_scope)
-    names = sorted(caps.get("name", ()), key=lambda n: n.start_byte)
-    name_starts = [n.start_byte for n in names]
-    claimed: set[int] = set()
+    # Pair each @name with its nearest enclosing captured definition node: names do not
+    # always precede bodies (C: `typedef struct {...} name_t;`), ancestry is unambiguous.
+    paired: dict[tuple[int, int], ts.Node] = {}
+    for name_node in caps.get("name", ()):
+        a = name_node.parent
+        while a is not None:
+            k = (a.start_byte, a.end_byte)
+            if k in def_nodes and def_nodes[k][0].type == a.type:
+                prev = paired.get(k)
+                if prev is None or name_node.start_byte < prev.start_byte:
+                    paired[k] = name_node
+                break
+            a = a.parent
     seen: set[int] = set()  # start bytes of definition names (not references)
     raw: list[tuple[ts.Node, ts.Node, str, bool]] = []  # (def node, name node, kind, is_scope)
-    for (sb, eb), (dn, kind, is_scope) in sorted(def_nodes.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
-        # pair each definition with the first unclaimed @name inside it (names precede bodies)
-        i = bisect_left(name_starts, sb)
-        while i < len(names) and (i in claimed) and name_starts[i] < eb:
-            i += 1
-        if i >= len(names) or name_starts[i] >= eb or names[i].end_byte > eb:
-            continue
-        claimed.add(i)
-        name_node = names[i]
+    for k, name_node in paired.items():
+        dn, kind, is_scope = def_nodes[k]
         if name_node.start_byte in seen:
             continue
+        norm = _normalise_def_node(lang_name, dn, kind)
+        if norm is None:
+            continue
         seen.add(name_node.start_byte)
-        def_node, kind = _normalise_def_node(lang_name, dn, kind)
-        raw.append((def_node, name_node, kind, is_scope))
+        raw.append((norm[0], name_node, norm[1], is_scope))
 
     imports = caps.get("import")
     if imports:
@@ -397,7 +425,7 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
         if is_scope:
             stack.append((eb, qualified, kind))
             continue
-        if kind == "function" and parent_kind in CONTAINER_KINDS:
+        if kind == "function" and parent_kind in CLASS_KINDS:
             kind = "method"
         doc = _python_doc(def_node) if lang_name == "python" else _comment_doc(def_node)
         sp, ep = def_node.start_point, def_node.end_point
