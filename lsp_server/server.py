@@ -8,12 +8,15 @@ and a client that gets none waits forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcParseError
@@ -22,7 +25,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from engine import __version__
-from engine.backend import CancelToken
+from engine.backend import CancelToken, Cancelled
 from engine.config import Config, ConfigError, load_config, merged
 from engine.models import PULL_HINT, ModelError
 from engine.service import Engine
@@ -60,8 +63,11 @@ class CoderflashServer(LanguageServer):
         super().__init__("coderflash", __version__, protocol_cls=CoderflashProtocol)
         self.lsp_settings: dict[str, Any] = {}
         self.workspaces = workspaces.WorkspaceSet(self._make_engine)
-        # One inference worker: the model instance is shared by completion, actions and chat.
-        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coderflash-inference")
+        # Model inference runs on the engine's single scheduled worker (priorities, pre-emption); this
+        # pool only waits on it and does slow set-up (model load, indexing) off the event loop.
+        self.loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-loader")
+        self.inference = self.loader
+        self.log_file: Path | None = None
         self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
         self.notified: set[str] = set()
         self.lock = threading.Lock()
@@ -106,6 +112,92 @@ class CoderflashServer(LanguageServer):
         finally:
             self._reporting.active = False
 
+    # -- progress, indexing, logs ---------------------------------------------------------------
+    def _supports_progress(self) -> bool:
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    @contextlib.asynccontextmanager
+    async def progress(self, title: str, cancellable: bool = False) -> AsyncIterator[Callable[..., None]]:
+        """Work-done progress when the client supports it; yields ``report(message, percentage=None)``,
+        callable from any thread."""
+        loop = asyncio.get_running_loop()
+        token = f"coderflash-{uuid.uuid4().hex[:12]}"
+        enabled = self._supports_progress()
+        if enabled:
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=10)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=cancellable))
+            except Exception as exc:  # a client that refuses progress still gets the work done
+                logger.info("progress not available: %s", exc)
+                enabled = False
+
+        def report(message: str, percentage: int | None = None) -> None:
+            if enabled:
+                value = types.WorkDoneProgressReport(message=message, percentage=percentage)
+                loop.call_soon_threadsafe(self.work_done_progress.report, token, value)
+
+        try:
+            yield report
+        finally:
+            if enabled:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+
+    async def load_models(self) -> None:
+        """Load the model for every workspace in the background, with progress, telling the user once."""
+        engines = self.workspaces.engines()
+        if not engines:
+            return
+        async with self.progress("coderflash: loading model") as report:
+            for engine in engines:
+                report(engine.config.model or "default model")
+                await asyncio.get_running_loop().run_in_executor(self.loader, self.ensure_model, engine)
+
+    async def index_all(self, force: bool = False) -> list[dict[str, Any]]:
+        """Index every workspace root (warm start re-parses only changed files), with progress."""
+        results = []
+        for engine in self.workspaces.engines():
+            if engine.root is None:
+                continue
+            async with self.progress(f"coderflash: indexing {engine.root.name}") as report:
+                def progress(done: int, total: int) -> None:
+                    if total and (done == total or done % 50 == 0):
+                        report(f"{done}/{total} files", int(100 * done / total))
+
+                try:
+                    stats = await asyncio.get_running_loop().run_in_executor(self.loader, engine.reindex, progress)
+                except Exception as exc:  # the server keeps serving without an index
+                    self.log(f"indexing {engine.root} failed: {exc}", types.MessageType.Error)
+                    continue
+                self.log(f"indexed {engine.root}: {stats.get('files')} files, {stats.get('definitions')} definitions "
+                         f"in {stats.get('elapsed_s', 0):.2f}s")
+                results.append(stats)
+        return results
+
+    def setup_log_file(self, config: Config) -> None:
+        """A log file in the cache dir (the client's output panel gets window/logMessage too)."""
+        if self.log_file is not None:
+            return
+        try:
+            logs = config.cache_path / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            self.log_file = logs / "server.log"
+            handler = logging.FileHandler(self.log_file, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger().addHandler(handler)
+            logger.setLevel(logging.INFO)
+        except OSError as exc:
+            logger.warning("no log file: %s", exc)
+
+    def write_explanation(self, path: str, markdown: str) -> Path:
+        engine = self.workspaces.engine_for(Path(path))
+        folder = engine.config.cache_path / "explanations"
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha1(markdown.encode()).hexdigest()[:10]
+        target = folder / f"{Path(path).stem}-{digest}.md"
+        target.write_text(markdown, encoding="utf-8")
+        return target
+
     # -- documents ----------------------------------------------------------------------------
     def document_path(self, uri: str) -> Path:
         return Path(to_fs_path(uri) or uri)
@@ -147,15 +239,19 @@ def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
         ls.lsp_settings = {}
         ls.show_once("config-error", f"coderflash: {exc}; using defaults", types.MessageType.Error)
     ls.workspaces.set_roots(roots)
+    try:
+        ls.setup_log_file(ls.config_for(roots[0] if roots else None))
+    except ConfigError:
+        pass
 
 
 @server.feature(types.INITIALIZED)
-def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
-    def load() -> None:
-        for engine in ls.workspaces.engines():
-            ls.ensure_model(engine)
+async def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
+    async def start() -> None:
+        await ls.load_models()
+        await ls.index_all()
 
-    ls.inference.submit(load)
+    ls.startup = asyncio.ensure_future(start())
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -209,7 +305,10 @@ def on_did_close(ls: CoderflashServer, params: types.DidCloseTextDocumentParams)
 
 
 async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position):
-    """Run one completion for a document position; None when stale, cancelled or unavailable."""
+    """Run one completion for a document position; None when stale, cancelled or unavailable.
+
+    The engine's scheduler gives inline completion the highest priority and lets the newest request for
+    a document supersede the running one (it stops within one decode step)."""
     document = ls.workspace.get_text_document(uri)
     version = document.version
     text = document.source
@@ -221,20 +320,19 @@ async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position)
         previous.cancel("superseded")  # latest request per document wins
     ls.pending[uri] = token
     path = ls.document_path(uri)
-
-    def work():
-        if token.cancelled:
-            return None
-        if not ls.ensure_model(engine):
-            return None
-        return engine.complete(path, text, server_pos.line, server_pos.character, cancel=token)
-
     loop = asyncio.get_running_loop()
     try:
-        out = await loop.run_in_executor(ls.inference, work)
+        if not engine.loaded:
+            ready = await loop.run_in_executor(ls.loader, ls.ensure_model, engine)
+            if not ready or token.cancelled:
+                return None
+        out = await asyncio.wrap_future(engine.submit_complete(path, text, server_pos.line, server_pos.character,
+                                                               cancel=token))
     except asyncio.CancelledError:
         token.cancel("$/cancelRequest")
         raise
+    except Cancelled:
+        return None
     finally:
         if ls.pending.get(uri) is token:
             ls.pending.pop(uri, None)
@@ -291,3 +389,6 @@ def run_server(tcp: str | None = None) -> None:
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         server.start_io()
+
+
+from . import code_actions, commands  # noqa: E402,F401  (register their handlers)

@@ -77,6 +77,11 @@ class WorkspaceSet:
     def note_close(self, path: Path) -> None:
         self.engine_for(path).document_closed(path)
 
+    def clear_caches(self) -> int:
+        with self._lock:
+            engines = list(self._engines.values())
+        return sum(engine.clear_caches() for engine in engines)
+
     def status(self) -> dict[str, Any]:
         with self._lock:
             engines = dict(self._engines)

@@ -35,7 +35,8 @@ def test_model_synth_then_complete_json(tmp_path: Path, sample_repo: Path) -> No
     for key in ("completion", "prompt_tokens", "evaluated_tokens", "elapsed_ms", "reused_tokens", "generated_tokens"):
         assert key in data
     assert data["completion"].strip()
-    assert data["prompt_tokens"] > 0 and data["evaluated_tokens"] == data["prompt_tokens"]
+    assert data["prompt_tokens"] > 0 and data["evaluated_tokens"] > 0
+    assert data["evaluated_tokens"] + data["reused_tokens"] == data["prompt_tokens"]
 
 
 def test_complete_stdin_buffer_replaces_the_file(tiny_model: Path, sample_repo: Path) -> None:

@@ -1,0 +1,110 @@
+"""workspace/executeCommand: reindex, status, clearCache, pullModel, rewriteSelection, showExplanation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import logging
+
+from lsprotocol import types
+
+from engine.actions import DEFAULT_REWRITE_INSTRUCTION, ActionRunner
+from engine.models import ModelError, pull
+
+from .code_actions import _texts_for, to_workspace_edit
+from .server import CoderflashServer, server
+
+logger = logging.getLogger("coderflash")
+
+
+def _arg(args: Any, index: int, default: Any = None) -> Any:
+    if isinstance(args, (list, tuple)) and len(args) > index:
+        return args[index]
+    return default
+
+
+@server.command("coderflash.reindex")
+async def cmd_reindex(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
+    stats = await ls.index_all(force=True)
+    return {"reindexed": stats}
+
+
+@server.command("coderflash.status")
+def cmd_status(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
+    status = ls.workspaces.status()
+    model = status.get("model", {})
+    summary = (f"coderflash {status['version']}: model {model.get('model_name') or model.get('path') or 'not loaded'}; "
+               f"{status['requests']} requests, {status['reused_tokens']} of {status['prompt_tokens']} prompt tokens "
+               f"reused, {status['evaluated_tokens']} evaluated, {status['cancelled']} cancelled")
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=summary))
+    return status
+
+
+@server.command("coderflash.clearCache")
+def cmd_clear_cache(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
+    cleared = ls.workspaces.clear_caches()
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info,
+                                                   message=f"coderflash: cleared {cleared} cached items"))
+    return {"cleared": cleared}
+
+
+@server.command("coderflash.pullModel")
+async def cmd_pull_model(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
+    spec = _arg(args, 0) or ""
+    async with ls.progress("coderflash: downloading model", cancellable=False) as report:
+        try:
+            path = await asyncio.get_running_loop().run_in_executor(
+                ls.loader, lambda: pull(spec, progress=lambda line: report(line)))
+        except ModelError as exc:
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"coderflash: {exc}"))
+            return {"error": str(exc)}
+    ls.window_show_message(types.ShowMessageParams(
+        type=types.MessageType.Info, message=f"coderflash: downloaded {Path(path).name}; set \"model\" to use it"))
+    return {"path": str(path)}
+
+
+@server.command("coderflash.rewriteSelection")
+async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
+    """Arguments: [uri, range, instruction?] or [{uri, range, instruction?}]."""
+    first = _arg(args, 0)
+    if isinstance(first, dict) and "uri" in first:
+        uri, lsp_range, instruction = first["uri"], first.get("range"), first.get("instruction")
+    else:
+        uri, lsp_range, instruction = first, _arg(args, 1), _arg(args, 2)
+    if not uri or uri not in ls.workspace.text_documents or not isinstance(lsp_range, dict):
+        return {"applied": False, "error": "rewriteSelection needs an open document uri and a range"}
+    document = ls.workspace.get_text_document(uri)
+    selection = document.range_from_client_units(types.Range(
+        start=types.Position(**lsp_range["start"]), end=types.Position(**lsp_range["end"])))
+    path, text = str(ls.document_path(uri)), document.source
+    engine = ls.engine_for(uri)
+
+    def work():
+        if not ls.ensure_model(engine):
+            return None
+        return ActionRunner(engine).run("rewrite", path, text, selection.start.line, selection.end.line,
+                                        instruction=instruction or DEFAULT_REWRITE_INSTRUCTION)
+
+    result = await asyncio.get_running_loop().run_in_executor(ls.loader, work)
+    if result is None:
+        return {"applied": False, "error": "no model"}
+    edit = to_workspace_edit(ls, result, _texts_for(ls, result, path, text))
+    response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="coderflash: rewrite"))
+    return {"applied": bool(response.applied)}
+
+
+@server.command("coderflash.showExplanation")
+async def cmd_show_explanation(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
+    target = Path(str(_arg(args, 0, "")))
+    if not target.is_file():
+        return {"shown": False}
+    window = ls.client_capabilities.window
+    if window and window.show_document and window.show_document.support:
+        result = await ls.window_show_document_async(types.ShowDocumentParams(uri=target.as_uri(), take_focus=True))
+        logger.info("showDocument result: %r", result)
+        return {"shown": bool(getattr(result, "success", False))}
+    text = target.read_text(encoding="utf-8")
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=text[:4000]))
+    return {"shown": True}
