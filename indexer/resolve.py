@@ -54,6 +54,13 @@ class Resolver:
                 continue
             key = ".".join(reversed(parts))
             mods.setdefault(key, p)
+        # namespace packages (PEP 420): every file is also importable by its full path from the root
+        for p in self.paths:
+            if p.endswith((".py", ".pyi")):
+                key = p.rsplit(".", 1)[0].replace("/", ".")
+                if key.endswith(".__init__"):
+                    key = key[: -len(".__init__")]
+                mods.setdefault(key, p)
         return mods
 
     @cached_property

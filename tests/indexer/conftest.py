@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import sysconfig
-import time
+import sys
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
-
-
-def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, content in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            p.write_bytes(content)
-        else:
-            p.write_text(content)
-    return root
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 1.0, interval: float = 0.01) -> bool:
-    """Poll until pred() is true; returns False on timeout (never sleeps blindly)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+# tests/ is on sys.path (rootdir conftest), so this very directory would make ``indexer`` a
+# namespace package shadowing the real one; put the repository root first and drop the stale entry.
+_REPO = str(Path(__file__).resolve().parents[2])
+if sys.path[:1] != [_REPO]:
+    sys.path.insert(0, _REPO)
+_mod = sys.modules.get("indexer")
+if _mod is not None and getattr(_mod, "__file__", None) is None:
+    for _name in [n for n in sys.modules if n == "indexer" or n.startswith("indexer.")]:
+        del sys.modules[_name]
 
 
 @pytest.fixture
