@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 import time
 from pathlib import Path
@@ -142,9 +143,12 @@ class LlamaBackend:
             logits_all=False,
             seed=0,
         )
-        if config.threads > 0:
-            kwargs["n_threads"] = config.threads
-            kwargs["n_threads_batch"] = config.threads
+        # llama-cpp-python's default runs prefill on every logical CPU; with hyper-threads or other busy
+        # processes, ggml's spinning thread barriers then stall (measured here: 3.8 s instead of 0.45 s for a
+        # 3.7K-token prefill on 2 shared vCPUs). Default to one thread per physical core for both phases.
+        threads = config.threads if config.threads > 0 else max(1, (os.cpu_count() or 2) // 2)
+        kwargs["n_threads"] = threads
+        kwargs["n_threads_batch"] = threads
         if config.rope_scaling == "yarn":
             kwargs["rope_scaling_type"] = llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN
             kwargs["yarn_orig_ctx"] = YARN_ORIGINAL_CONTEXT

@@ -1,0 +1,82 @@
+"""Engine API on the tiny model: supersession through the scheduler, chat pre-empted by a keystroke and
+resumed, typed-ahead reuse without a model call, background warm-up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from engine.service import Engine
+
+from .conftest import STDLIB_FILE, tiny_config
+
+
+def _engine(tiny_model: Path, tmp_path: Path, **completion) -> tuple[Engine, Path]:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "decoder.py").write_text(STDLIB_FILE.read_text())
+    cfg = tiny_config(tiny_model, tmp_path / "cache")
+    for key, value in completion.items():
+        setattr(cfg.completion, key, value)
+    return Engine(cfg, root), root
+
+
+def test_newer_completion_cancels_running_one(tiny_model: Path, tmp_path: Path):
+    engine, root = _engine(tiny_model, tmp_path, max_tokens=4000, timeout_ms=60_000)
+    text = "def f(x):\n    \n"
+    first = engine.submit_complete(root / "new.py", text, 1, 4)
+    time.sleep(0.5)  # let it start generating its 4000 tokens
+    t0 = time.perf_counter()
+    second = engine.submit_complete(root / "new.py", text + "#", 2, 1)
+    out1 = first.result(30)
+    stop_ms = (time.perf_counter() - t0) * 1000
+    assert out1.result.finish_reason == "cancelled" and out1.completion == ""
+    assert stop_ms < 250, stop_ms  # within one decode step + the job handover
+    assert second.result(60).result.finish_reason != "cancelled"
+    assert engine.status()["inference"]["scheduler"]["superseded"] >= 1
+    engine.close()
+
+
+def test_chat_preempted_by_keystroke_resumes(tiny_model: Path, tmp_path: Path):
+    engine, root = _engine(tiny_model, tmp_path)
+    streamed: list[str] = []
+    started = threading.Event()
+
+    def on_text(piece: str) -> None:
+        streamed.append(piece)
+        started.set()
+
+    chat = engine.chat([{"role": "user", "content": "explain decoder.py"}], on_text=on_text, max_tokens=600)
+    assert started.wait(30)
+    out = engine.complete(root / "x.py", "import json\n", 1, 0)
+    assert out.result.finish_reason != "cancelled"
+    result = chat.result(60)
+    sched = engine.status()["inference"]["scheduler"]
+    assert sched["preempted"] >= 1 and sched["resumed"] >= 1
+    assert result.generated_tokens >= 600 - 5 and "".join(streamed) == result.text
+    engine.close()
+
+
+def test_typed_ahead_served_without_model(tiny_model: Path, tmp_path: Path):
+    engine, root = _engine(tiny_model, tmp_path)
+    text = "x = 1\n"
+    out = engine.complete(root / "t.py", text, 0, 4)
+    assert out.completion and out.cached == ""
+    requests = engine.counters.requests
+    typed = out.completion[:2]
+    text2 = text[:4] + typed + text[4:]
+    again = engine.complete(root / "t.py", text2, 0, 4 + len(typed))
+    assert again.cached == "typed_ahead" and again.completion == out.completion[2:]
+    assert engine.counters.requests == requests and engine.counters.cache_hits == 1
+    engine.close()
+
+
+def test_warm_up_then_completion_reuses_prefix(tiny_model: Path, tmp_path: Path):
+    engine, root = _engine(tiny_model, tmp_path)
+    text = "import json\n\ndef g():\n    \n"
+    info = engine.warm_up(root / "g.py", text, 3, 4).result(60)
+    assert info["source"] in ("prefill", "snapshot") and info["prefix_tokens"] > 0
+    out = engine.complete(root / "g.py", text, 3, 4, use_cache=False)
+    assert out.result.reused_tokens >= info["prefix_tokens"]
+    engine.close()
