@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -386,19 +386,30 @@ class RepoContextBuilder:
                     cands.append(_Candidate(d.path, (d.path, s.start), [s]))
         return cands
 
-    def _file_candidates(self, index: Any, path: str, n_lines: int) -> tuple[list[_Candidate], list[str]]:
-        """Layer 2: names used anywhere in the file, imported modules' outlines, recent edits."""
+    def _file_candidates(self, index: Any, path: str, n_lines: int) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
+        """Layer 2: names used anywhere in the file, imported modules' outlines, recent edits.
+
+        Returns (first, deferred, imported files): a name whose definitions are neither imported nor
+        unique (``append``, ``get``) and the private members of imported modules are deferred until
+        after the graph-ranked signatures — the outline of a module degrades to its public part.
+        """
         cands: list[_Candidate] = []
-        for d in index.definitions_referenced_in(path, 0, n_lines):
+        deferred: list[_Candidate] = []
+        imported = [p for p in index.imports_of(path) if p != path]
+        imported_set = set(imported)
+        found = index.definitions_referenced_in(path, 0, n_lines)
+        per_name = Counter(d.name for d in found)
+        for d in found:
             if d.path == path:
                 continue
             s = self._header_snip(index, d, 2)
             if s is not None:
-                cands.append(_Candidate(d.path, (d.path, s.start), [s]))
-        imported = [p for p in index.imports_of(path) if p != path]
+                target = cands if (d.path in imported_set or per_name[d.name] == 1) else deferred
+                target.append(_Candidate(d.path, (d.path, s.start), [s]))
         for p in imported:
             for s in self._outline_snips(index, p, 2):
-                cands.append(_Candidate(p, (p, s.start), [s]))
+                public = not s.symbol.startswith("_") or (s.symbol.startswith("__") and s.symbol.endswith("__"))
+                (cands if public else deferred).append(_Candidate(p, (p, s.start), [s]))
         for other, (buf, edit_line) in reversed(self._open_buffers.items()):
             if other == path:
                 continue
@@ -407,7 +418,7 @@ class RepoContextBuilder:
             if lo <= hi:
                 s = self._snip(other, lo, hi, "".join(lines[lo:hi + 1]), "recent", "", 2)
                 cands.append(_Candidate(other, (other, "recent"), [s]))
-        return cands, imported
+        return cands, deferred, imported
 
     def _ranked_candidates(self, index: Any, personalization: dict[str, float], limit: int, layer: int,
                            skip: str | None) -> tuple[list[_Candidate], list[str]]:
@@ -535,7 +546,7 @@ class RepoContextBuilder:
         prefix = self._cut_prefix(prefix, min(self._prefix_cap(budget), budget - fixed - counter.count(suffix)))
         current_cost = counter.count(prefix) + counter.count(suffix)
         room = budget - fixed - self._reserve(budget, current_cost)
-        self._body_cap = max(48, budget // 32)
+        self._body_cap = max(48, budget // 64)
 
         index = self.index() if room > 0 else None
         snips: list[Snip] = []
@@ -567,14 +578,14 @@ class RepoContextBuilder:
         chosen: list[Snip] = []
         if left > 0:
             near = self._near_candidates(index, rel, text, line, prefix)
-            file_cands, imported = self._file_candidates(index, rel, text.count("\n") + 1)
+            file_cands, deferred, imported = self._file_candidates(index, rel, text.count("\n") + 1)
             personalization = {rel: 1.0}
             for p in imported:
                 personalization.setdefault(p, 0.5)
             limit = max(32, left // 10)
             ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel)
             # the current file's own definitions only where the prompt does not show them already
-            cands = [c for c in near + file_cands + ranked
+            cands = [c for c in near + file_cands + ranked + deferred
                      if c.path != rel or not any(visible[0] <= f.start <= visible[1] for f in c.forms)]
             chosen, whole, _ = self._fill(chosen, cands, ranked_files, left, index, 2, taken, whole)
         return repo_snips + chosen
@@ -658,12 +669,12 @@ class RepoContextBuilder:
             buf = text if text is not None else (got[0] if got else "")
             prefix = "".join(buf.splitlines(keepends=True)[:line])
             near = self._near_candidates(index, rel, buf, line, prefix)
-            file_cands, imported = self._file_candidates(index, rel, buf.count("\n") + 1)
+            file_cands, deferred, imported = self._file_candidates(index, rel, buf.count("\n") + 1)
             pers = {rel: 1.0, **{p: 0.5 for p in imported}}
             ranked, files = self._ranked_candidates(index, pers, max(32, budget // 10), 2, None)
             whole_current = self._whole_file(index, rel, 3)
             first = [_Candidate(rel, (rel, "current"), [whole_current])] if whole_current else []
-            snips, _, _ = self._fill([], first + near + file_cands + ranked, files, int(budget * 0.9), index, 2, set(), set())
+            snips, _, _ = self._fill([], first + near + file_cands + ranked + deferred, files, int(budget * 0.9), index, 2, set(), set())
         else:
             ranked, files = self._ranked_candidates(index, {}, max(32, budget // 10), 2, None)
             snips, _, _ = self._fill([], ranked, files, int(budget * 0.9), index, 2, set(), set())

@@ -1,0 +1,68 @@
+"""Secrets never reach the prompt; cache-stable layout; chat context."""
+
+from __future__ import annotations
+
+from ctx_helpers import SECRETS
+
+from engine.context_repo import RepoContextBuilder
+from engine.prompt_format import text_format
+from engine.redact import redact
+from engine.tokens import TokenCounter
+
+
+def _builder(repo, index, counter=None):
+    return RepoContextBuilder(text_format("qwen"), counter or TokenCounter(None), lambda: index,
+                              repo_name="repo", root=str(repo))
+
+
+def test_planted_secrets_never_reach_the_prompt_at_256k(repo, index, tiny_model):
+    from engine.context_tokenizer import context_tokenizer
+
+    current = (repo / "app/report.py").read_text() + f'\nTOKEN = "{SECRETS["github"]}"\npassword = "{SECRETS["password"]}"\n'
+    for fmt, counter in (context_tokenizer(None, None), context_tokenizer(None, tiny_model)):
+        builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name="repo", root=str(repo))
+        for path, text, line in (("app/report.py", current, 10), ("app/settings.py", (repo / "app/settings.py").read_text(), 14)):
+            res = builder.build(path, text, line, 0, 262_144)
+            assert "def database_url() -> str:" in res.prompt or path == "app/settings.py"
+            assert "AKIA" not in res.prompt
+            for value in SECRETS.values():
+                assert value not in res.prompt, value
+            assert "<redacted>" in res.prompt
+        chat = builder.chat_context(100_000, "app/report.py", current, 10)
+        assert "database_url" in chat and all(v not in chat for v in SECRETS.values())
+
+
+def test_redaction_keeps_code_shape():
+    assert redact('password = os.environ["PW"]') == 'password = os.environ["PW"]'
+    assert redact('api_key = "sk-proj-abcdefghijklmnopqrstuvwx"') == 'api_key = "<redacted>"'
+    assert redact("mysql://root:hunter2pw@localhost/db") == "mysql://root:<redacted>@localhost/db"
+
+
+def test_consecutive_keystrokes_share_the_prompt_prefix(repo, index):
+    lines = ["from app.models import Invoice, Ledger", "", ""]
+    for i in range(300):
+        lines += [f"def helper_{i}(ledger: Ledger) -> int:", f"    total = ledger.balance_cents() + {i}", "    return total", ""]
+    lines += ["def main():", "    ledger = Ledger()", "    ledger.add_invoice(Invoice('x', 1))", "    value = ledger.bal"]
+    text = "\n".join(lines) + "\n\nprint('done')\n"
+    (repo / "app/big.py").write_text(text)
+    index.build()
+    builder = _builder(repo, index)
+    line = len(lines) - 1
+    base = builder.build("app/big.py", text, line, len(lines[-1]), 8192)
+    assert base.shared_prefix_tokens == 0
+    typed = text.replace("ledger.bal\n", "ledger.balan\n")
+    nxt = builder.build("app/big.py", typed, line, len(lines[-1]) + 2, 8192)
+    assert nxt.prompt_tokens <= 8192
+    assert nxt.shared_prefix_tokens >= 0.95 * nxt.prompt_tokens
+    kinds = [s.kind for s in nxt.sections]
+    assert kinds[-3:] == ["file_header", "current_prefix", "current_suffix"]  # current file last
+    assert "def balance_cents(self) -> int:" in nxt.prompt  # receiver `ledger.` → Ledger's members
+
+
+def test_chat_context_within_budget(repo, index):
+    builder = _builder(repo, index)
+    counter = builder.counter
+    for budget in (50, 300, 5000):
+        text = builder.chat_context(budget, "app/report.py")
+        assert counter.count(text) <= budget
+    assert "File: app/models.py" in builder.chat_context(5000)
