@@ -32,7 +32,8 @@ from .worker import parse_bytes, process_chunk, process_file
 
 ProgressFn = Callable[[int, int], None]
 
-_BATCH_COMMIT = 1000  # files per transaction during a build
+_BATCH_COMMIT = 500  # files per transaction during a build ...
+_BATCH_SECONDS = 0.25  # ... or this much time: a killed build loses at most this much work
 _POOL_MIN_FILES = 48  # below this the pool's start-up costs more than it saves
 
 
@@ -108,8 +109,10 @@ class Index:
             if p.startswith(".."):
                 rp = os.path.realpath(os.fspath(path))
                 p = os.path.relpath(rp, self.root)
-        p = p.replace(os.sep, "/")
-        return posixpath.normpath(p).lstrip("./") if p not in (".", "") else ""
+        p = posixpath.normpath(p.replace(os.sep, "/"))
+        while p.startswith("./"):
+            p = p[2:]
+        return "" if p in (".", "/") else p.lstrip("/")
 
     def _changed(self) -> None:
         self._gen += 1
@@ -183,6 +186,7 @@ class Index:
             done = 0
             pending = 0
             parsed_count = 0
+            last_commit = time.perf_counter()
             store.begin()
             try:
                 for res in self._run_parsers(todo):
@@ -210,10 +214,11 @@ class Index:
                             files_added_or_removed = True
                     done += 1
                     pending += 1
-                    if pending >= _BATCH_COMMIT:
+                    if pending >= _BATCH_COMMIT or (pending and time.perf_counter() - last_commit > _BATCH_SECONDS):
                         store.commit()
                         store.begin()
                         pending = 0
+                        last_commit = time.perf_counter()
                     if progress is not None:
                         progress(done, total)
                 store.commit()

@@ -454,7 +454,9 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
                 lst.remove(name_node.start_byte)
             except ValueError:
                 pass
-    keys = [k for k, v in groups.items() if len(k) > 1 and v]
+    keys = sorted(k for k, v in groups.items() if len(k) > 1 and v)
+    for k in keys:
+        groups[k].sort()  # capture order is not guaranteed to be document order; keep the blob canonical
     if keys:
         counts = [len(groups[k]) for k in keys]
         offs = np.fromiter(chain.from_iterable(groups[k] for k in keys), dtype=np.int64, count=sum(counts))

@@ -1,0 +1,102 @@
+"""SIGKILL in the middle of a cold index, then restart: the result equals a from-scratch index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer import Index
+from indexer.parser import decode_refs
+
+from idx_helpers import STDLIB, wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _corpus(dst: Path, max_lines: int = 120_000) -> int:
+    """Copy real stdlib modules (not tests) until about max_lines lines."""
+    total = files = 0
+    for src in sorted(STDLIB.rglob("*.py")):
+        rel = src.relative_to(STDLIB)
+        if rel.parts[0] in ("test", "idlelib", "site-packages", "lib2to3") or "tests" in rel.parts:
+            continue
+        data = src.read_bytes()
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_bytes(data)
+        total += data.count(b"\n")
+        files += 1
+        if total >= max_lines:
+            break
+    return files
+
+
+def _snapshot(db: Path) -> dict[str, object]:
+    """Everything the index knows, keyed by path (row ids differ between runs)."""
+    con = sqlite3.connect(db)
+    try:
+        paths = dict(con.execute("SELECT id, path FROM files"))
+        files = sorted(con.execute("SELECT path, size, hash, language, lines FROM files"))
+        defs = sorted((paths[r[0]],) + r[1:] for r in con.execute(
+            "SELECT file_id, name, qualified_name, kind, signature, doc, start_line, end_line, start_byte, end_byte, "
+            "parent, name_line FROM definitions"))
+        refs = sorted((paths[f], c, sorted(decode_refs(b).items())) for f, c, b in con.execute(
+            "SELECT file_id, count, data FROM refs"))
+        imports = sorted((paths[f], m, n, l) for f, m, n, l in con.execute("SELECT * FROM imports"))
+        edges = sorted((paths[s], paths[d]) for s, d in con.execute("SELECT src_id, dst_id FROM import_edges"))
+        return {"files": files, "defs": defs, "refs": refs, "imports": imports, "edges": edges}
+    finally:
+        con.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+def test_sigkill_during_cold_index_then_restart_equals_from_scratch(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    n_files = _corpus(repo)
+    cache_killed = tmp_path / "cache_killed"
+    progress = tmp_path / "progress"
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from indexer import Index\n"
+        f"idx = Index.open({str(repo)!r}, {str(cache_killed)!r})\n"
+        "def prog(done, total):\n"
+        f"    open({str(progress)!r}, 'w').write(f'{{done}} {{total}}')\n"
+        "idx.build(prog)\n"
+        "import time; time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        def far_enough() -> bool:
+            try:
+                done, total = map(int, progress.read_text().split())
+            except (OSError, ValueError):
+                return False
+            return done >= total * 0.4
+        assert wait_for(far_enough, timeout=60, interval=0.005), "cold index never progressed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the build and its worker processes
+        proc.wait(timeout=10)
+    done, total = map(int, progress.read_text().split())
+    assert done < total, "the build finished before the kill; the corpus is too small to test a crash"
+
+    db = next((cache_killed / "index").glob("*.sqlite"))
+    con = sqlite3.connect(db)
+    partial = con.execute("SELECT count(*) FROM files").fetchone()[0]
+    con.close()
+    assert 0 < partial < n_files  # the kill really left a partial index behind
+
+    with Index.open(repo, cache_killed) as idx:
+        stats = idx.build()
+        assert stats.reused_files == partial and stats.parsed_files == n_files - partial
+    with Index.open(repo, tmp_path / "cache_fresh") as fresh:
+        fresh.build()
+        fresh_db = fresh.db_path
+    assert _snapshot(db) == _snapshot(fresh_db)

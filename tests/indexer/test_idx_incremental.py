@@ -1,0 +1,175 @@
+"""Incremental updates: explicit paths, editor overlays and the file watcher."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from indexer import Index, IndexSettings
+
+from idx_helpers import wait_for, write_tree
+
+BASE = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": "from .b import helper\n\ndef alpha():\n    return helper()\n",
+    "pkg/b.py": "def helper():\n    return 1\n",
+    "README.md": "# readme\n",
+}
+
+
+@pytest.fixture
+def idx(repo: Path, cache_dir: Path):
+    write_tree(repo, BASE)
+    index = Index.open(repo, cache_dir, IndexSettings(workers=1, debounce_s=0.02))
+    index.build()
+    yield index
+    index.close()
+
+
+def _def_paths(idx: Index, name: str) -> set[str]:
+    return {d.path for d in idx.definitions(name)}
+
+
+def test_update_paths_edit_create_rename_delete(idx: Index, repo: Path) -> None:
+    (repo / "pkg/b.py").write_text("def helper2():\n    return 2\n")
+    assert idx.update_paths([str(repo / "pkg/b.py")]) == ["pkg/b.py"]  # absolute paths work too
+    assert _def_paths(idx, "helper2") == {"pkg/b.py"} and not idx.definitions("helper")
+
+    (repo / "pkg/c.py").write_text("def gamma():\n    pass\n")
+    idx.update_paths(["pkg/c.py"])
+    assert _def_paths(idx, "gamma") == {"pkg/c.py"}
+
+    os.rename(repo / "pkg/c.py", repo / "pkg/d.py")
+    idx.update_paths(["pkg/c.py", "pkg/d.py"])
+    assert _def_paths(idx, "gamma") == {"pkg/d.py"}
+
+    (repo / "pkg/d.py").unlink()
+    idx.update_paths(["pkg/d.py"])
+    assert not idx.definitions("gamma")
+    assert "pkg/d.py" not in {f.path for f in idx.files()}
+
+    # a whole directory removed
+    (repo / "pkg/sub").mkdir()
+    (repo / "pkg/sub/x.py").write_text("def in_sub():\n    pass\n")
+    idx.update_paths(["pkg/sub"])
+    assert _def_paths(idx, "in_sub") == {"pkg/sub/x.py"}
+    (repo / "pkg/sub/x.py").unlink()
+    (repo / "pkg/sub").rmdir()
+    idx.update_paths(["pkg/sub"])
+    assert not idx.definitions("in_sub")
+    # the index equals a fresh build of the same tree
+    assert idx.build().parsed_files == 0
+
+
+def test_import_edges_follow_new_files(idx: Index, repo: Path) -> None:
+    (repo / "pkg/a.py").write_text("from .later import thing\n")
+    idx.update_paths(["pkg/a.py"])
+    assert idx.imports_of("pkg/a.py") == []
+    (repo / "pkg/later.py").write_text("thing = 1\n")
+    idx.update_paths(["pkg/later.py"])
+    assert idx.imports_of("pkg/a.py") == ["pkg/later.py"]
+
+
+def test_open_unsaved_buffer_overrides_disk(idx: Index, repo: Path) -> None:
+    disk = (repo / "pkg/b.py").read_text()
+    idx.set_overlay("pkg/b.py", "def from_buffer(x):\n    return x\n")
+    assert _def_paths(idx, "from_buffer") == {"pkg/b.py"}
+    assert not idx.definitions("helper")
+    assert idx.read_text("pkg/b.py") == "def from_buffer(x):\n    return x\n"
+    assert (repo / "pkg/b.py").read_text() == disk  # nothing written to disk
+    assert idx.symbol_at("pkg/b.py", 1, 4).name == "from_buffer"  # type: ignore[union-attr]
+
+    # disk changes while the buffer is open do not win
+    (repo / "pkg/b.py").write_text("def saved_elsewhere():\n    pass\n")
+    idx.update_paths(["pkg/b.py"])
+    assert idx.definitions("from_buffer") and not idx.definitions("saved_elsewhere")
+    # a warm build keeps the overlay too
+    idx.build()
+    assert idx.definitions("from_buffer")
+
+    idx.clear_overlay("pkg/b.py")
+    assert not idx.definitions("from_buffer")
+    assert _def_paths(idx, "saved_elsewhere") == {"pkg/b.py"}
+    assert idx.read_text("pkg/b.py") == "def saved_elsewhere():\n    pass\n"
+
+
+def test_overlay_of_never_saved_file_and_restart(repo: Path, cache_dir: Path) -> None:
+    write_tree(repo, BASE)
+    with Index.open(repo, cache_dir) as idx:
+        idx.build()
+        idx.set_overlay("pkg/new.py", "def unsaved():\n    pass\n")
+        assert _def_paths(idx, "unsaved") == {"pkg/new.py"}
+        idx.build()
+        assert idx.definitions("unsaved")
+    # restart without the editor: the overlay is not the disk, so it is dropped
+    with Index.open(repo, cache_dir) as idx:
+        idx.build()
+        assert not idx.definitions("unsaved")
+        idx.set_overlay("pkg/b.py", "def temp():\n    pass\n")
+    with Index.open(repo, cache_dir) as idx:
+        s = idx.build()
+        assert s.parsed_files == 1 and idx.definitions("helper") and not idx.definitions("temp")
+
+
+def test_watcher_follows_edit_rename_delete_within_a_second(idx: Index, repo: Path) -> None:
+    changes: list[list[str]] = []
+    lock = threading.Lock()
+
+    def on_change(paths: list[str]) -> None:
+        with lock:
+            changes.append(paths)
+
+    idx.start_watching(on_change)
+    try:
+        (repo / "pkg/b.py").write_text("def watched_edit():\n    return 3\n")
+        assert wait_for(lambda: bool(idx.definitions("watched_edit")), timeout=1.0)
+
+        os.rename(repo / "pkg/b.py", repo / "pkg/renamed.py")
+        assert wait_for(lambda: _def_paths(idx, "watched_edit") == {"pkg/renamed.py"}, timeout=1.0)
+        assert "pkg/b.py" not in {f.path for f in idx.files()}
+
+        (repo / "pkg/renamed.py").unlink()
+        assert wait_for(lambda: not idx.definitions("watched_edit"), timeout=1.0)
+
+        (repo / "newdir").mkdir()
+        (repo / "newdir/mod.py").write_text("def in_new_dir():\n    pass\n")
+        assert wait_for(lambda: bool(idx.definitions("in_new_dir")), timeout=1.0)
+        # ignored directories never reach the index
+        (repo / "node_modules").mkdir()
+        (repo / "node_modules/x.js").write_text("function vendored() {}\n")
+        (repo / "pkg/after.py").write_text("def after_vendor():\n    pass\n")
+        assert wait_for(lambda: bool(idx.definitions("after_vendor")), timeout=1.0)
+        assert not idx.definitions("vendored")
+        with lock:
+            assert changes and any("pkg/b.py" in c for c in changes)
+    finally:
+        idx.stop_watching()
+
+
+def test_watcher_overflow_triggers_rescan(repo: Path, cache_dir: Path) -> None:
+    write_tree(repo, BASE)
+    with Index.open(repo, cache_dir, IndexSettings(workers=1, debounce_s=0.02, watch_overflow=5)) as idx:
+        idx.build()
+        idx.start_watching()
+        for i in range(20):
+            (repo / f"bulk_{i}.py").write_text(f"def bulk_{i}():\n    pass\n")
+        assert wait_for(lambda: all(idx.definitions(f"bulk_{i}") for i in range(20)), timeout=3.0)
+        idx.stop_watching()
+
+
+def test_one_file_reindex_is_fast_enough_to_be_interactive(idx: Index, repo: Path) -> None:
+    """Not a benchmark (see bench/index_bench.py): just guards against pathological regressions."""
+    import time
+
+    body = "".join(f"def f{i}(a, b):\n    return a + b + {i}\n\n" for i in range(330))
+    (repo / "pkg/big.py").write_text(body)
+    idx.update_paths(["pkg/big.py"])
+    t0 = time.perf_counter()
+    for i in range(5):
+        idx.set_overlay("pkg/big.py", body + f"x = {i}\n")
+    per = (time.perf_counter() - t0) / 5
+    assert per < 0.25
+    assert len(idx.outline("pkg/big.py")) == 331
