@@ -167,6 +167,8 @@ def run_tool(env: ToolEnv, call: ToolCall) -> ToolResult:
         return ToolResult(False, f"error: {exc}")
     except Exception as exc:  # noqa: BLE001 - a tool bug must not end the chat
         return ToolResult(False, f"error: {call.name} failed: {type(exc).__name__}: {exc}")
+    if call.name == "run_command":  # caps the command's output itself, after the exit-code header
+        return ToolResult(True, text)
     return ToolResult(True, _cap(text, env.config.tools.output_cap))
 
 
@@ -233,9 +235,13 @@ def _search_symbols(env: ToolEnv, args: dict[str, Any]) -> str:
 
 
 def _secret(env: ToolEnv, rel: str) -> bool:
-    from indexer import is_secret_path
-
-    return is_secret_path(rel, secret_globs(env.config))
+    """True unless the indexed file is safe to show: its real path (symlinks resolved) must be inside a root
+    and neither its name nor its target may be a secret (the index lists symlinks like any file)."""
+    try:
+        resolve_path(env, rel)
+    except ToolError:
+        return True
+    return False
 
 
 def _find_references(env: ToolEnv, args: dict[str, Any]) -> str:
