@@ -392,3 +392,4 @@ def run_server(tcp: str | None = None) -> None:
 
 
 from . import code_actions, commands  # noqa: E402,F401  (register their handlers)
+from . import chat_handlers  # noqa: E402,F401
