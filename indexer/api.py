@@ -201,7 +201,8 @@ class Index:
                         changed_ids.add(new_id)
                         if fid is None:
                             files_added_or_removed = True
-                        rank_updates.append((new_id, parsed))
+                        if self._rank.loaded:  # a cold index is never held in memory
+                            rank_updates.append((new_id, parsed if len(rank_updates) <= 2000 else None))
                         parsed_count += 1
                     elif kind == "same":
                         store.touch_file(fid, res[2], res[3])  # type: ignore[arg-type]
@@ -240,8 +241,11 @@ class Index:
             store.commit()
             self._skipped = skipped
             self._ignored = disc.ignored
-            for fid, parsed in rank_updates:
-                self._rank_update(fid, parsed)
+            if len(rank_updates) > 2000:
+                self._rank = RankModel()  # cheaper to reload lazily than to replay a mass change
+            else:
+                for fid, parsed in rank_updates:
+                    self._rank_update(fid, parsed)
             if rank_updates or files_added_or_removed:
                 self._changed()
             stats = self._compute_stats(parsed_count, reused, time.perf_counter() - t0)
