@@ -108,6 +108,7 @@ class Engine:
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
         self.open_documents: dict[str, str] = {}
+        self._index_lock = threading.RLock()
         self._runtime: Runtime | None = None
 
     # -- model --------------------------------------------------------------------------------
@@ -181,16 +182,21 @@ class Engine:
         return self._context
 
     def repo_index(self):
-        """The workspace index, opened and brought up to date on first use (None without a root)."""
+        """The workspace index, opened and brought up to date on first use (None without a root).
+
+        One Index per engine: the server's background indexing and the first completion may race here."""
         if self.root is None:
             return None
-        if self._repo_index is None:
-            from .indexing import open_index
+        with self._index_lock:
+            if self._repo_index is None:
+                from .indexing import open_index
 
-            index = open_index(self.root, self.config)
-            index.build()
-            self._repo_index = index
-        return self._repo_index
+                index = open_index(self.root, self.config)
+                index.build()
+                for rel, text in self.open_documents.items():
+                    index.set_overlay(rel, text)
+                self._repo_index = index
+            return self._repo_index
 
     def chat_context(self, budget: int, path: Path | str | None = None, text: str | None = None,
                      line: int = 0) -> str:
@@ -294,14 +300,15 @@ class Engine:
         """Bring the index up to date (cold or warm) and re-apply open buffers."""
         if self.root is None:
             return {}
-        if self._repo_index is None:
-            from .indexing import open_index
+        with self._index_lock:
+            if self._repo_index is None:
+                from .indexing import open_index
 
-            self._repo_index = open_index(self.root, self.config)
-        stats = self._repo_index.build(progress=progress)
-        for rel, text in self.open_documents.items():
-            self._repo_index.set_overlay(rel, text)
-        return stats.to_json()
+                self._repo_index = open_index(self.root, self.config)
+            stats = self._repo_index.build(progress=progress)
+            for rel, text in self.open_documents.items():
+                self._repo_index.set_overlay(rel, text)
+            return stats.to_json()
 
     def clear_caches(self) -> int:
         """Forget cached completions and token counts (the KV cache refills on the next request)."""

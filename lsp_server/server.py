@@ -383,7 +383,12 @@ def on_status(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
 
 
 def run_server(tcp: str | None = None) -> None:
+    import faulthandler
+    import signal
+
     logging.basicConfig(level=logging.WARNING)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` dumps every thread's stack to stderr
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))

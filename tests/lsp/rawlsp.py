@@ -20,6 +20,8 @@ class RawLspProcess:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._next_id = 0
+        self._responses: dict[Any, dict[str, Any]] = {}
+        self.incoming: list[dict[str, Any]] = []
 
     def _read(self) -> None:
         stream = self.proc.stdout
@@ -53,11 +55,18 @@ class RawLspProcess:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def response(self, msg_id: int | None, timeout: float = 30.0) -> dict[str, Any]:
-        """The response with ``msg_id`` (other messages are skipped)."""
+        """The response with ``msg_id``; responses to other ids are kept for later, notifications and
+        server requests are kept in ``self.incoming``."""
+        if msg_id in self._responses:
+            return self._responses.pop(msg_id)
         while True:
             message = self.messages.get(timeout=timeout)
-            if "method" not in message and message.get("id") == msg_id:
+            if "method" in message:
+                self.incoming.append(message)
+            elif message.get("id") == msg_id:
                 return message
+            else:
+                self._responses[message.get("id")] = message
 
     def initialize(self, root_uri: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         rid = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": {},
