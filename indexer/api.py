@@ -64,6 +64,7 @@ class Index:
         self._ids: dict[str, int] | None = None
         self._resolver: Resolver | None = None
         self._watcher = None
+        self._rules: IgnoreRules | None = None  # cached for incremental updates
         self._edges_dirty = False
         if self.store.meta_get("skipped_ignored"):
             self._ignored = int(self.store.meta_get("skipped_ignored") or 0)
@@ -147,6 +148,7 @@ class Index:
         """Bring the index in line with the disk: cold (everything) or warm (only changed files)."""
         t0 = time.perf_counter()
         settings = self.settings
+        self._rules = None
         disc = discover(self.root, settings)
         with self.store.lock:
             store = self.store
@@ -334,9 +336,12 @@ class Index:
         if not rels:
             return []
         changed: list[str] = []
+        if self._rules is None or any(r.rsplit("/", 1)[-1] in (".gitignore", ".coderflashignore")
+                                      or r.startswith(".git/info") for r in rels):
+            self._rules = IgnoreRules(self.root, self.settings)
         with self.store.lock:
             store = self.store
-            rules = IgnoreRules(self.root, self.settings)
+            rules = self._rules
             _, ids = self._id_maps()
             added_removed = False
             changed_ids: set[int] = set()
@@ -707,7 +712,7 @@ class Index:
             pers = self._pers_ids(personalization)
             if pers is None:
                 pers = {i: 1.0 for i in paths}
-            x, _share = model.pagerank(n, pers)
+            x = model.pagerank(n, pers)
             ids = np.fromiter(paths.keys(), dtype=np.int64, count=len(paths))
             scores = x[ids] if len(x) else np.zeros(len(ids))
             order = np.argsort(-scores, kind="stable")
@@ -729,7 +734,7 @@ class Index:
             pers = self._pers_ids(personalization)
             if pers is None:
                 pers = {i: 1.0 for i in paths}
-            pairs = model.ranked_pairs(n, pers)
+            pairs = model.ranked_pairs(n, pers, None if limit is None else 2 * limit + 16)
             out: list[tuple[Definition, float]] = []
             c = self.store.conn
             for fid, name, score in pairs:

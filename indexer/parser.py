@@ -13,6 +13,7 @@ import hashlib
 import marshal
 import re
 from bisect import bisect_left
+from collections import defaultdict
 from itertools import chain
 
 import numpy as np
@@ -439,14 +440,9 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
     # ---- references: every identifier that is not a definition's own name.
     # Per node we only touch .text and .start_byte (the hot loop); lines and columns
     # are computed for all occurrences at once with numpy.
-    groups: dict[bytes, list[int]] = {}
+    groups: defaultdict[bytes, list[int]] = defaultdict(list)
     for n in caps.get("ref", ()):
-        t = n.text
-        lst = groups.get(t)
-        if lst is None:
-            groups[t] = [n.start_byte]
-        else:
-            lst.append(n.start_byte)
+        groups[n.text].append(n.start_byte)
     for _dn, name_node, _k, _s in raw:
         lst = groups.get(name_node.text)
         if lst is not None:

@@ -50,7 +50,8 @@ class RankModel:
         self.dirty_idents: set[str] = set()
         self.generation = 0
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
-        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self._file_graph: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # aggregated (src, dst, w)
+        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self.loaded = False
 
     # ---- maintenance
@@ -146,15 +147,25 @@ class RankModel:
                 src = dst = ident = np.zeros(0, dtype=np.int64)
                 w = np.zeros(0)
             self._arrays = (src, dst, w, ident, names)
+            # PageRank runs on file-level edges (many identifiers collapse into one edge)
+            if len(src):
+                n = int(max(src.max(), dst.max())) + 1
+                key = src * n + dst
+                uniq, inv = np.unique(key, return_inverse=True)
+                self._file_graph = (uniq // n, uniq % n, np.bincount(inv, weights=w))
+            else:
+                self._file_graph = (src, dst, w)
             self._cache.clear()
         return self._arrays
 
     # ---- queries
     def pagerank(self, n_nodes: int, personalization: dict[int, float] | None,
-                 alpha: float = 0.85, tol: float = 1e-8, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
-        """(file ranks indexed by file id, per-edge rank share). Ids must be < n_nodes."""
+                 alpha: float = 0.85, tol: float = 1e-8, max_iter: int = 100) -> np.ndarray:
+        """File ranks indexed by file id (ids must be < n_nodes), cached per personalisation."""
         with self.lock:
-            src, dst, w, ident, names = self._ensure_arrays()
+            self._ensure_arrays()
+            assert self._file_graph is not None
+            src, dst, w = self._file_graph
             key = (n_nodes, tuple(sorted((personalization or {}).items())))
             hit = self._cache.get(key)
             if hit is not None:
@@ -180,35 +191,38 @@ class RankModel:
                 x = alpha * (spread + prev[dangling].sum() * p) + (1 - alpha) * p
                 if np.abs(x - prev).sum() < n * tol:
                     break
-            share = x[src] * norm_w if len(src) else np.zeros(0)
-            res = (x, share)
+            res = x
             self._cache[key] = res
             if len(self._cache) > 32:
                 self._cache.popitem(last=False)
             return res
 
-    def ranked_pairs(self, n_nodes: int, personalization: dict[int, float] | None) -> list[tuple[int, str, float]]:
-        """(definer file id, identifier, score) sorted by score, via each edge's share of its source's rank."""
+    def ranked_pairs(self, n_nodes: int, personalization: dict[int, float] | None,
+                     limit: int | None = None) -> list[tuple[int, str, float]]:
+        """(definer file id, identifier, score), best first: each identifier edge carries its
+        share of its source file's rank (Aider's scheme); at most ``limit`` pairs."""
         with self.lock:
-            x, share = self.pagerank(n_nodes, personalization)
+            x = self.pagerank(n_nodes, personalization)
             src, dst, w, ident, names = self._ensure_arrays()
             if not len(dst):
                 return []
-            key = dst * len(names) + ident
+            outw = np.bincount(src, weights=w, minlength=len(x))
+            share = x[src] * w / outw[src]
+            nn = len(names)
+            key = dst * nn + ident
             uniq, inv = np.unique(key, return_inverse=True)
             scores = np.bincount(inv, weights=share)
-            order = np.argsort(-scores, kind="stable")
-            nn = len(names)
+            if limit is not None and limit < len(scores):
+                top = np.argpartition(-scores, limit)[:limit]
+                order = top[np.argsort(-scores[top], kind="stable")]
+            else:
+                order = np.argsort(-scores, kind="stable")
             return [(int(uniq[i] // nn), names[int(uniq[i] % nn)], float(scores[i])) for i in order]
 
     def file_edges(self) -> list[tuple[int, int, float]]:
         """Aggregated (src, dst, weight) for persisting in the edges table."""
         with self.lock:
-            src, dst, w, _ident, _names = self._ensure_arrays()
-            if not len(src):
-                return []
-            n = int(max(src.max(), dst.max())) + 1
-            key = src * n + dst
-            uniq, inv = np.unique(key, return_inverse=True)
-            tot = np.bincount(inv, weights=w)
-            return [(int(k // n), int(k % n), float(t)) for k, t in zip(uniq, tot)]
+            self._ensure_arrays()
+            assert self._file_graph is not None
+            src, dst, w = self._file_graph
+            return [(int(a), int(b), float(c)) for a, b, c in zip(src, dst, w)]
