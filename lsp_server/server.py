@@ -13,7 +13,9 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -68,6 +70,9 @@ class CoderflashServer(LanguageServer):
         self.loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-loader")
         self.inference = self.loader
         self.log_file: Path | None = None
+        # Engine time of recent completions (submit → result, measured on the worker's side) for the
+        # server-overhead benchmark: round trip minus this is what the server itself costs.
+        self.engine_ms: deque[float] = deque(maxlen=2000)
         self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
         self.notified: set[str] = set()
         self.lock = threading.Lock()
@@ -326,8 +331,10 @@ async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position)
             ready = await loop.run_in_executor(ls.loader, ls.ensure_model, engine)
             if not ready or token.cancelled:
                 return None
-        out = await asyncio.wrap_future(engine.submit_complete(path, text, server_pos.line, server_pos.character,
-                                                               cancel=token))
+        started = time.perf_counter()
+        future = engine.submit_complete(path, text, server_pos.line, server_pos.character, cancel=token)
+        future.add_done_callback(lambda _f: ls.engine_ms.append(round((time.perf_counter() - started) * 1000, 3)))
+        out = await asyncio.wrap_future(future)
     except asyncio.CancelledError:
         token.cancel("$/cancelRequest")
         raise
@@ -379,7 +386,10 @@ async def on_completion(ls: CoderflashServer, params: types.CompletionParams):
 
 @server.feature(STATUS_REQUEST)
 def on_status(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
-    return ls.workspaces.status()
+    status = ls.workspaces.status()
+    wanted = params.get("timings") if isinstance(params, dict) else getattr(params, "timings", False)
+    status["engine_ms"] = list(ls.engine_ms)[-1000:] if wanted else []
+    return status
 
 
 def run_server(tcp: str | None = None) -> None:
