@@ -299,7 +299,8 @@ def run_recall(args: argparse.Namespace) -> dict:
             continue
         t0 = time.time()
         root = work / name
-        copy_corpus(src, root, lang)
+        # Python packages keep their package directory so absolute imports (email.feedparser) resolve
+        copy_corpus(src, root / src.name if lang == "python" else root, lang)
         index = open_index(root, work / "cache")
         cases, data = sample_cases(index, lang, args.cases, args.seed)
         fmt, counter = counter_factory()

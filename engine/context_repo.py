@@ -149,6 +149,7 @@ class RepoContextBuilder:
         self._files = _FileCache()
         self._overlay_seen: dict[str, int] = {}
         self._repo_wide: _RepoWide | None = None
+        self._neighbourhood: OrderedDict[tuple, tuple] = OrderedDict()
         self._body_cap = 256
         self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
         from .context import SharedPrefixTracker
@@ -166,6 +167,7 @@ class RepoContextBuilder:
     def invalidate(self) -> None:
         """Forget cached selections (the repository changed in a way the caches cannot see)."""
         self._repo_wide = None
+        self._neighbourhood.clear()
         self._overlay_seen.clear()
 
     def note_buffer(self, path: str, text: str, edit_line: int) -> None:
@@ -380,7 +382,8 @@ class RepoContextBuilder:
             if stem == name or (stem in ("__init__", "mod", "index") and os.path.basename(os.path.dirname(imported)) == name):
                 for s in self._outline_snips(index, imported, 3):
                     cands.append(_Candidate(imported, (imported, s.start), [s]))
-        for d in index.definitions(name)[:3]:
+        type_name = "".join(part[:1].upper() + part[1:] for part in name.split("_"))  # parser_state → ParserState
+        for d in index.definitions(name)[:3] + (index.definitions(type_name)[:2] if type_name != name else []):
             if d.kind in ("class", "struct", "interface", "enum", "trait", "impl", "module", "namespace", "object"):
                 for s in self._outline_snips(index, d.path, 3, parent=d.qualified_name):
                     cands.append(_Candidate(d.path, (d.path, s.start), [s]))
@@ -578,12 +581,22 @@ class RepoContextBuilder:
         chosen: list[Snip] = []
         if left > 0:
             near = self._near_candidates(index, rel, text, line, prefix)
-            file_cands, deferred, imported = self._file_candidates(index, rel, text.count("\n") + 1)
-            personalization = {rel: 1.0}
-            for p in imported:
-                personalization.setdefault(p, 0.5)
+            # the per-file neighbourhood depends on the file, not on the keystroke: computed on the first
+            # request in a file and kept while the rest of the repository is unchanged (stable and fast)
             limit = max(32, left // 10)
-            ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel)
+            nkey = (rel, limit, self._repo_state(index)[0])
+            cached = self._neighbourhood.get(nkey)
+            if cached is None:
+                file_cands, deferred, imported = self._file_candidates(index, rel, text.count("\n") + 1)
+                personalization = {rel: 1.0}
+                for p in imported:
+                    personalization.setdefault(p, 0.5)
+                ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel)
+                cached = (file_cands, deferred, ranked, ranked_files)
+                self._neighbourhood[nkey] = cached
+                while len(self._neighbourhood) > 16:
+                    self._neighbourhood.popitem(last=False)
+            file_cands, deferred, ranked, ranked_files = cached
             # the current file's own definitions only where the prompt does not show them already
             cands = [c for c in near + file_cands + ranked + deferred
                      if c.path != rel or not any(visible[0] <= f.start <= visible[1] for f in c.forms)]
