@@ -97,10 +97,32 @@ class ChatResult:
 @dataclass
 class Conversation:
     id: str
-    system: str | None = None  # instructions + repository context, fixed for the conversation (KV reuse)
-    context_files: set[str] = field(default_factory=set)
+    instructions: str | None = None  # fixed for the conversation, like the context: the KV prefix is reused
+    mode: str = ""  # the mode the instructions were written for
+    context: str = ""  # repository context ("File: path" + fenced code blocks), shrunk only when out of room
     messages: list[dict[str, str]] = field(default_factory=list)  # user / assistant / tool, oldest first
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def system(self) -> str:
+        if not self.context.strip():
+            return self.instructions or ""
+        return (self.instructions or "") + "\n\nRepository context:\n\n" + self.context.rstrip()
+
+    @property
+    def context_files(self) -> set[str]:
+        return {ln[6:].strip() for ln in self.context.splitlines() if ln.startswith("File: ")}
+
+    def shrink_context(self) -> bool:
+        """Drop the last file block of the repository context; False when there is none left."""
+        at = self.context.rfind("\nFile: ")
+        if at < 0:
+            if not self.context:
+                return False
+            self.context = ""
+            return True
+        self.context = self.context[:at]
+        return True
 
 
 class ConversationStore:
@@ -219,8 +241,12 @@ class ChatSession:
         self.native_tool_role = self.local and _template_renders_tool_role(template or "")
         tools = tool_specs(self.config) if self.agent else []
         user = self._user_message()
-        if conv.system is None:
-            conv.system = self._system_prompt(backend, n_ctx, tools, user)
+        if conv.instructions is None or conv.mode != self.request.mode:
+            first = conv.instructions is None
+            instructions, context = self._system_prompt(backend, n_ctx, tools, user, with_context=first)
+            conv.instructions, conv.mode = instructions, self.request.mode
+            if first:
+                conv.context = context
         working: list[dict[str, str]] = list(conv.messages) + [{"role": "user", "content": user}]
         max_steps = max(1, self.request.max_steps or self.config.chat.max_steps) if self.agent else 1
         finish = "stop"
@@ -228,7 +254,7 @@ class ChatSession:
             for step in range(max_steps):
                 self.cancel.check()
                 grammar = self._grammar(step)
-                result, segments = self._generate(backend, conv.system, working, tools, grammar, n_ctx)
+                result, segments = self._generate(backend, working, tools, grammar, n_ctx)
                 self.result.steps = step + 1
                 raw = result.text
                 working.append({"role": "assistant", "content": raw})
@@ -240,8 +266,7 @@ class ChatSession:
                     break
                 if step == max_steps - 1:
                     finish = "max_steps"
-                    self.emit("text", f"\n[coderflash: stopped after {max_steps} steps (chat.max_steps); "
-                                      f"{len(calls)} tool call(s) not run]")
+                    self._note(f"stopped after {max_steps} steps (chat.max_steps); {len(calls)} tool call(s) not run")
                     break
                 for call in calls:
                     self.cancel.check()
@@ -250,9 +275,14 @@ class ChatSession:
             finish = "cancelled"
         except _BudgetExceeded as exc:
             finish = "budget"
-            self.emit("text", f"\n[coderflash: {exc}]")
+            self._note(str(exc))
         self.result.finish_reason = finish
         conv.messages = trim_history(working, self.config.chat.history)
+
+    def _note(self, text: str) -> None:
+        note = f"\n[coderflash: {text}]"
+        self.result.text += note
+        self.emit("text", note)
 
     def _grammar(self, step: int) -> str | None:
         grammars = self.request.grammars or []
@@ -272,7 +302,10 @@ class ChatSession:
         except Exception:  # noqa: BLE001
             return len(text) // 3 + 1
 
-    def _system_prompt(self, backend: Any, n_ctx: int, tools: list[dict], user: str) -> str:
+    def _system_prompt(self, backend: Any, n_ctx: int, tools: list[dict], user: str,
+                       with_context: bool = True) -> tuple[str, str]:
+        """(instructions, repository context). The context gets the model's window minus the answer reserve
+        (``context.chat_reserve``); in agent mode half of that, the rest is room for tool results."""
         name = self.engine.root.name if self.engine.root is not None else "(no workspace)"
         system = (SYSTEM_AGENT if self.agent else SYSTEM_ASK).format(name=name)
         if tools and not self.native_tools:
@@ -280,18 +313,17 @@ class ChatSession:
         declared = tools_block(tools) if tools and self.native_tools else ""
         used = self._count(backend, system) + self._count(backend, declared) + self._count(backend, user) + 64
         budget = n_ctx - self.config.context.chat_reserve - used
+        if self.agent:
+            budget //= 2
         context = ""
-        if budget > 64 and self.engine.root is not None:
+        if with_context and budget > 64 and self.engine.root is not None:
             req = self.request
             line = req.selection[0] if req.selection else 0
             try:
                 context = self.engine.chat_context(budget, req.path, req.text, line)
             except Exception as exc:  # noqa: BLE001 - chat still works without repository context
                 self.engine.log(f"chat: repository context unavailable: {exc}")
-        if context.strip():
-            self.conversation.context_files = {ln[6:].strip() for ln in context.splitlines() if ln.startswith("File: ")}
-            system += "\n\nRepository context:\n\n" + context.rstrip()
-        return system
+        return system, context if context.strip() else ""
 
     def _user_message(self) -> str:
         req = self.request
@@ -343,7 +375,7 @@ class ChatSession:
         return out
 
     # -- generation ---------------------------------------------------------------------------------------
-    def _generate(self, backend: Any, system: str, working: list[dict[str, str]], tools: list[dict],
+    def _generate(self, backend: Any, working: list[dict[str, str]], tools: list[dict],
                   grammar: str | None, n_ctx: int) -> tuple[GenerationResult, list[Segment]]:
         cfg = self.config.chat
         sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
@@ -373,7 +405,7 @@ class ChatSession:
                 state["text"] = ""  # a grammar cannot resume mid-way: regenerate, stream only what is new
                 state["results"] = []
             done = sum(r.generated_tokens for r in state["results"])
-            messages, pieces, prompt_tokens = self._fit(backend, system, working, template_tools, n_ctx)
+            messages, pieces, prompt_tokens = self._fit(backend, working, template_tools, n_ctx)
             if state["text"]:
                 pieces = pieces + [state["text"]]
             room = n_ctx - prompt_tokens - self._count(backend, state["text"]) - 1
@@ -399,7 +431,7 @@ class ChatSession:
                 result = _combine(state["text"], state["results"] or [GenerationResult("", 0, 0, 0, 0, 0.0, "cancelled")])
                 result.finish_reason = "cancelled"
         else:
-            result = self._generate_remote(backend, system, working, sampling, collect, n_ctx)
+            result = self._generate_remote(backend, working, sampling, collect)
         if self.cancel.cancelled:
             result.finish_reason = "cancelled"
         self._counters["prompt_tokens"] = result.prompt_tokens
@@ -408,10 +440,10 @@ class ChatSession:
         segments = splitter.finish() if splitter is not None else [Segment("text", result.text)]
         return result, segments
 
-    def _generate_remote(self, backend: Any, system: str, working: list[dict[str, str]], sampling: Sampling,
-                         collect: Callable[[str], None], n_ctx: int) -> GenerationResult:
+    def _generate_remote(self, backend: Any, working: list[dict[str, str]], sampling: Sampling,
+                         collect: Callable[[str], None]) -> GenerationResult:
         """OpenAI-compatible servers run requests concurrently: no local scheduling, tools declared in text."""
-        messages = self._render_messages(system, working)
+        messages = self._render_messages(self.conversation.system, working)
         request = GenerationRequest(pieces=[], max_tokens=self.config.chat.max_tokens, sampling=sampling,
                                     on_text=collect)
         result = backend.chat(messages, request, None, self.cancel)
@@ -423,29 +455,34 @@ class ChatSession:
             self.result.text += segment.text
             self.emit("text", segment.text)
 
-    def _fit(self, backend: Any, system: str, working: list[dict[str, str]], tools: list[dict] | None,
+    def _fit(self, backend: Any, working: list[dict[str, str]], tools: list[dict] | None,
              n_ctx: int) -> tuple[list[dict[str, str]], list, int]:
-        """Render the conversation so that it leaves room for an answer; elide old tool output, then drop
-        old turns; ``_BudgetExceeded`` when even the current turn does not fit."""
+        """Render the conversation so that it leaves room for an answer. Out of room: elide older tool output,
+        drop older turns, shrink the repository context, elide the latest tool output, in that order;
+        ``_BudgetExceeded`` when even that does not fit."""
         reserve = min(self.config.chat.max_tokens, max(256, n_ctx // 8))
         work = [dict(m) for m in working]
+        elided = "[output elided to fit the context window]"
         while True:
-            messages = self._render_messages(system, work)
+            messages = self._render_messages(self.conversation.system, work)
             pieces = backend.render_chat(messages, tools)
             count = len(backend.pieces_to_ids(pieces))
             if count + reserve <= n_ctx:
                 return messages, pieces, count
-            tool_msgs = [m for m in work if m["role"] == "tool" and not m.get("elided")]
-            if len(tool_msgs) > 1 or (tool_msgs and len(tool_msgs[0]["content"]) > 200):
-                biggest = max(tool_msgs[:-1] or tool_msgs, key=lambda m: len(m["content"]))
-                biggest["content"] = "[output elided to fit the context window]"
-                biggest["elided"] = "1"
+            tool_msgs = [m for m in work if m["role"] == "tool" and m["content"] != elided]
+            if len(tool_msgs) > 1:
+                max(tool_msgs[:-1], key=lambda m: len(m["content"]))["content"] = elided
                 continue
             current = max(i for i, m in enumerate(work) if m["role"] == "user")
             first_user = next((i for i, m in enumerate(work) if m["role"] == "user"), current)
             if first_user < current:
                 cut = next((i for i in range(first_user + 1, current + 1) if work[i]["role"] == "user"), current)
                 del work[first_user:cut]
+                continue
+            if self.conversation.shrink_context():
+                continue
+            if tool_msgs:
+                tool_msgs[0]["content"] = elided
                 continue
             raise _BudgetExceeded(f"the conversation ({count} tokens) no longer fits the model's window "
                                   f"of {n_ctx} tokens")
