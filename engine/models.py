@@ -102,6 +102,19 @@ def choose_gguf_files(filenames: list[str], quant: str) -> list[str]:
     return [min(matches, key=len)]
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time (HF_HUB_CACHE, HF_HOME)."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
 def _cached_hf_file(repo: str, quant: str) -> Path | None:
     """The first GGUF file of ``repo:quant`` if it is already in the Hugging Face cache (no network)."""
     try:
@@ -109,7 +122,7 @@ def _cached_hf_file(repo: str, quant: str) -> Path | None:
     except ImportError:  # pragma: no cover
         return None
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(hf_cache_dir())
     except Exception:  # no cache dir yet, or unreadable
         return None
     for cached_repo in cache.repos:
@@ -157,14 +170,17 @@ def pull(spec: str = "", *, progress: Callable[[str], None] | None = None) -> Pa
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     repo, quant = parse_repo_spec(spec or DEFAULT_MODEL)
+    import logging
+
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # our one-line error says it instead
     try:
         files = HfApi().list_repo_files(repo)
     except OfflineModeIsEnabled:
         raise ModelError(f"cannot download {repo}: Hugging Face offline mode is on (HF_HUB_OFFLINE)") from None
     except HfHubHTTPError as exc:
-        raise ModelError(f"cannot list {repo} on the Hugging Face hub: {exc}") from None
-    except OSError as exc:
-        raise ModelError(f"cannot reach the Hugging Face hub to download {repo}: {exc}") from None
+        raise ModelError(f"cannot list {repo} on the Hugging Face hub: {_first_line(exc)}") from None
+    except Exception as exc:  # connection errors (httpx / requests / OSError, depending on the version)
+        raise ModelError(f"cannot reach the Hugging Face hub to download {repo}: {_first_line(exc)}") from None
     chosen = choose_gguf_files(files, quant)
     if not chosen:
         quants = sorted({m.group(1) for f in files if (m := re.search(r"[-_.](I?Q\d\w*|BF16|F16)", f, re.I))})
@@ -174,12 +190,16 @@ def pull(spec: str = "", *, progress: Callable[[str], None] | None = None) -> Pa
         if progress:
             progress(f"downloading {repo}/{name}")
         try:
-            local = Path(hf_hub_download(repo, name))
-        except OSError as exc:
-            raise ModelError(f"download of {repo}/{name} failed: {exc}") from None
+            local = Path(hf_hub_download(repo, name, cache_dir=hf_cache_dir()))
+        except Exception as exc:
+            raise ModelError(f"download of {repo}/{name} failed: {_first_line(exc)}") from None
         first = first or local
     assert first is not None
     return first
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def list_models() -> list[dict[str, object]]:
@@ -192,7 +212,7 @@ def list_models() -> list[dict[str, object]]:
     try:
         from huggingface_hub import scan_cache_dir
 
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(hf_cache_dir())
     except Exception:
         return entries
     for repo in cache.repos:
