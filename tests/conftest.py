@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,3 @@ def sample_repo(tmp_path: Path) -> Path:
     target = tmp_path / "sample_repo"
     shutil.copytree(SAMPLE_REPO, target)
     return target
-
-
-def coderflash_command() -> list[str]:
-    return [sys.executable, "-m", "lsp_server"]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import coderflash_command
+
+
+def coderflash_command() -> list[str]:
+    return [sys.executable, "-m", "lsp_server"]
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None):

@@ -8,13 +8,7 @@ import pytest
 
 from engine.config import Config, LlamaConfig
 
-STDLIB_FILE = Path(__import__("json").__file__).parent / "decoder.py"
-
-
-def tiny_config(model: Path, cache: Path, n_ctx: int = 8192) -> Config:
-    cfg = Config(model=str(model), cache_dir=str(cache))
-    cfg.llama = LlamaConfig(n_ctx=n_ctx)
-    return cfg
+from engine_helpers import STDLIB_FILE, tiny_config  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture

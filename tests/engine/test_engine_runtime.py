@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.service import Engine
 
-from .conftest import STDLIB_FILE, tiny_config
+from engine_helpers import STDLIB_FILE, tiny_config
 
 
 def _engine(tiny_model: Path, tmp_path: Path, **completion) -> tuple[Engine, Path]:

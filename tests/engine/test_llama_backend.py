@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.backend import CancelToken, GenerationRequest
 from engine.config import LlamaConfig
 
-from .conftest import STDLIB_FILE
+from engine_helpers import STDLIB_FILE
 
 SOURCE = STDLIB_FILE.read_text()
 
