@@ -582,7 +582,11 @@ class Index:
     def definitions_referenced_in(self, path: str, start_line: int, end_line: int,
                                   max_per_name: int = 3) -> list[Definition]:
         """Definitions of the names used in a range: from imported files first, then the same file, then anywhere."""
-        rel = self.rel(path)
+        with self.store.lock:
+            return self._definitions_referenced_in(self.rel(path), start_line, end_line, max_per_name)
+
+    def _definitions_referenced_in(self, rel: str, start_line: int, end_line: int,
+                                   max_per_name: int) -> list[Definition]:
         key = ("dri", self._gen, rel, start_line, end_line, max_per_name)
         hit = self._qcache.get(key)
         if hit is not None:
