@@ -94,3 +94,31 @@ def test_full_30b_shape_plan_matches_the_real_model() -> None:
     assert plans["blk.47.ffn_down_exps.weight"].shape == (128, 2048, 768)
     params = sum(int(__import__("numpy").prod(p.shape)) for p in plans.values())
     assert 29e9 < params < 32e9  # about 30.5B parameters, like the real model
+
+
+def test_qwen3_vocabulary_matches_the_real_model_ids(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`--vocab qwen3`: the real Qwen3 vocabulary from the llama-cpp-python sdist (PyPI), so token counts and
+    control-token ids are exactly the real model's."""
+    from engine.config import load_config
+    from engine.synth import qwen3_vocabulary
+
+    try:
+        vocab = qwen3_vocabulary(load_config(None).cache_path)
+    except RuntimeError as exc:  # no PyPI access: say why instead of failing on the network
+        pytest.skip(f"Qwen3 vocabulary not obtainable here: {exc}")
+    assert len(vocab.tokens) == 151936
+    path = synthesize(tmp_path_factory.mktemp("qwen3") / "q.gguf", "tiny", vocab=vocab)
+    backend = LlamaBackend(path, LlamaConfig(n_ctx=1024))
+    try:
+        assert backend.token_id("<|endoftext|>") == 151643
+        assert backend.token_id("<|im_end|>") == 151645
+        assert backend.token_id("<|fim_prefix|>") == 151659
+        assert backend.token_id("<|file_sep|>") == 151664
+        text = "def hello_world():\n    return 42\n"
+        ids = backend.tokenize(text)
+        assert len(ids) < len(text) / 2  # real BPE merges, not bytes
+        assert backend.detokenize(ids) == text
+        result = backend.generate(GenerationRequest(pieces=backend.prompt_format.infill("x = ", "\n"), max_tokens=16))
+        assert result.generated_tokens == 16 and result.text.strip()
+    finally:
+        backend.close()
