@@ -135,14 +135,13 @@ def _find_body(node: ts.Node) -> ts.Node | None:
     return None
 
 
-def _signature(src: bytes, node: ts.Node, name_node: ts.Node) -> str:
+def _signature(src: bytes, node: ts.Node, name_node: ts.Node, body: ts.Node | None) -> str:
     """Header text: from the start of the definition's first line up to its body.
 
     Starting at the line start keeps modifiers written before the node on the same
     line (``export``, ``const``, ``pub``) so the header line appears verbatim.
     """
     start = _line_start(src, node.start_byte)
-    body = _find_body(node)
     if body is not None and body.start_byte > name_node.start_byte:
         end = body.start_byte
         prev = body.prev_sibling
@@ -154,6 +153,8 @@ def _signature(src: bytes, node: ts.Node, name_node: ts.Node) -> str:
         if end < 0 or end > node.end_byte:
             end = max(node.end_byte, name_node.end_byte)
     text = src[start:end].decode("utf-8", "replace").rstrip()
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     if len(text) > MAX_SIGNATURE:
         ns = _line_start(src, name_node.start_byte) - start
         text = text[ns:ns + MAX_SIGNATURE]
@@ -162,15 +163,14 @@ def _signature(src: bytes, node: ts.Node, name_node: ts.Node) -> str:
     return text.strip()
 
 
-def _python_doc(node: ts.Node) -> str:
-    body = node.child_by_field_name("body")
-    if body is None or body.named_child_count == 0:
+def _python_doc(body: ts.Node | None) -> str:
+    if body is None or body.type != "block":
         return ""
-    first = body.named_children[0]
-    if first.type != "expression_statement" or first.named_child_count == 0:
+    first = body.named_child(0)
+    if first is None or first.type != "expression_statement":
         return ""
-    s = first.named_children[0]
-    if s.type != "string":
+    s = first.named_child(0)
+    if s is None or s.type != "string":
         return ""
     parts = [c.text.decode("utf-8", "replace") for c in s.named_children if c.type == "string_content"]
     return _clean_doc("".join(parts))
@@ -428,10 +428,11 @@ def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = Non
             continue
         if kind == "function" and parent_kind in CLASS_KINDS:
             kind = "method"
-        doc = _python_doc(def_node) if lang_name == "python" else _comment_doc(def_node)
+        body = _find_body(def_node)
+        doc = _python_doc(body) if lang_name == "python" else _comment_doc(def_node)
         sp, ep = def_node.start_point, def_node.end_point
         out.defs.append((
-            name, qualified, kind, _signature(src, def_node, name_node), doc,
+            name, qualified, kind, _signature(src, def_node, name_node, body), doc,
             sp.row, ep.row, sb, eb, parent_q, name_node.start_point.row,
         ))
         if kind not in _NON_SCOPE_KINDS:
