@@ -333,11 +333,16 @@ class Index:
         """
         rels = {self.rel(p) for p in paths}
         rels.discard("")
-        if not rels:
+        # ignore-rule changes can (un)ignore whole subtrees: a warm build re-applies them
+        rule_files = {r for r in rels if r.rsplit("/", 1)[-1] in (".gitignore", ".coderflashignore")
+                      or r == ".git/info/exclude"}
+        if rule_files:
+            rels -= rule_files
+            self._rules = None
+        if not rels and not rule_files:
             return []
         changed: list[str] = []
-        if self._rules is None or any(r.rsplit("/", 1)[-1] in (".gitignore", ".coderflashignore")
-                                      or r.startswith(".git/info") for r in rels):
+        if self._rules is None:
             self._rules = IgnoreRules(self.root, self.settings)
         with self.store.lock:
             store = self.store
@@ -400,6 +405,11 @@ class Index:
                 self._changed()
                 for p in changed:
                     self._touch_recent(p)
+        if rule_files:
+            before = {f.path for f in self.files()}
+            self.build()
+            after = {f.path for f in self.files()}
+            changed.extend(sorted(before ^ after))
         return changed
 
     def _update_one(self, rel: str, rules: IgnoreRules, ids: dict[str, int], changed_ids: set[int],

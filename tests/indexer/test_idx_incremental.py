@@ -64,6 +64,16 @@ def test_update_paths_edit_create_rename_delete(idx: Index, repo: Path) -> None:
     assert idx.build().parsed_files == 0
 
 
+def test_gitignore_change_reapplies_rules(idx: Index, repo: Path) -> None:
+    (repo / ".gitignore").write_text("pkg/b.py\n")
+    changed = idx.update_paths([".gitignore"])
+    assert "pkg/b.py" in changed and not idx.definitions("helper")
+    (repo / ".gitignore").write_text("")
+    idx.update_paths([str(repo / ".gitignore")])
+    assert idx.definitions("helper")
+    assert ".gitignore" not in {f.path for f in idx.files()}
+
+
 def test_import_edges_follow_new_files(idx: Index, repo: Path) -> None:
     (repo / "pkg/a.py").write_text("from .later import thing\n")
     idx.update_paths(["pkg/a.py"])
