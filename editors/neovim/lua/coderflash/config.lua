@@ -12,7 +12,8 @@ M.defaults = {
   disabled_filetypes = { "help", "gitcommit", "gitrebase", "TelescopePrompt" },
   root_markers = { ".coderflash.toml", ".git", "pyproject.toml", "package.json", "Cargo.toml", "go.mod" },
   -- Server settings sent as initializationOptions and via workspace/didChangeConfiguration,
-  -- e.g. { model = "/path/to/model.gguf", backend_url = "http://127.0.0.1:8080", context_budget = 8192 }.
+  -- e.g. { model = "/path/to/model.gguf", context = { budget = 8192 } } or, for a remote backend,
+  -- { backend = "openai", remote = { url = "http://127.0.0.1:8080/v1" } }. Unknown keys are rejected by the server.
   settings = {},
   ghost_text = {
     enabled = true,

@@ -43,7 +43,7 @@ local function in_insert()
 end
 
 local function cancel_request(s)
-  if s.request_id and s.client and not vim.g.coderflash_nocancel then
+  if s.request_id and s.client then
     pcall(s.client.cancel_request, s.client, s.request_id)
   end
   s.request_id = nil

@@ -101,6 +101,7 @@ function M.setup(opts)
   end
   config.set(opts)
   did_setup = true
+  require("coderflash.commands").create()
   api.nvim_set_hl(0, "CoderflashGhost", { link = "Comment", default = true })
 
   vim.lsp.config(util.NAME, {
