@@ -59,6 +59,7 @@ class Runtime:
         self._saved_prefixes: set[str] = set()
         self._lock = threading.Lock()
         self.last_warm_up: dict[str, object] = {}
+        self._last_prefix: list[int] = []
 
     # -- inline completion ------------------------------------------------------------------------------
     def submit_complete(self, path: Path | str, text: str, line: int, character: int, *,
@@ -154,6 +155,7 @@ class Runtime:
         if len(prefix) < 2:
             return
         ids = backend.pieces_to_ids(prefix)  # type: ignore[attr-defined]
+        self._last_prefix = ids
         key = prefix_hash(ids)
         with self._lock:
             if key in self._saved_prefixes:
@@ -248,7 +250,15 @@ class Runtime:
         return data
 
     def close(self) -> None:
+        """Stop the worker; then snapshot the KV as it is now (repository prefix + the current file as last
+        evaluated) over the prefix's older snapshot, so a restart at the same place evaluates almost nothing."""
         self.scheduler.close()
+        backend = self.engine._backend
+        if self._last_prefix and backend is not None and hasattr(backend, "save_prefix"):
+            try:
+                backend.save_prefix(self._last_prefix)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - a failed snapshot only costs the next start's speed
+                self.engine.log(f"KV snapshot at shutdown failed: {exc}")
         if self._remote_pool is not None:
             self._remote_pool.shutdown(wait=False, cancel_futures=True)
 

@@ -58,13 +58,16 @@ def test_streaming_and_stop_strings(backend):
 def test_cancel_stops_within_one_decode_step(backend):
     token = CancelToken()
     out = {}
+    generating = threading.Event()
 
     def run():
-        out["r"] = backend.generate(GenerationRequest(_pieces(backend, "y = "), max_tokens=100_000 // 20), token)
+        out["r"] = backend.generate(GenerationRequest(_pieces(backend, "y = "), max_tokens=100_000 // 20,
+                                                      on_text=lambda piece: generating.set()), token)
 
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(0.3)
+    assert generating.wait(30)  # past the prefill: this measures a cancel during decoding
+    time.sleep(0.05)
     t0 = time.perf_counter()
     token.cancel("superseded")
     thread.join(5)
