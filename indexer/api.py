@@ -21,9 +21,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .discovery import IgnoreRules, discover, stat_one
-from .languages import language_for_path
+from .languages import is_parseable, language_for_path, load
 from .models import Definition, FileInfo, IndexStats, Reference
-from .parser import ParsedFile, content_hash, decode_refs, from_wire, unpack_positions
+from .parser import ParsedFile, content_hash, decode_refs, from_wire, parse_source, reparse, unpack_positions
 from .ranking import RankModel
 from .resolve import Resolver
 from .settings import IndexSettings, is_secret_path
@@ -35,6 +35,7 @@ ProgressFn = Callable[[int, int], None]
 _BATCH_COMMIT = 500  # files per transaction during a build ...
 _BATCH_SECONDS = 0.25  # ... or this much time: a killed build loses at most this much work
 _POOL_MIN_FILES = 48  # below this the pool's start-up costs more than it saves
+_RANKED_BATCH = 400  # (file, name) pairs per query in ranked_definitions
 
 
 def db_path_for(root: str, cache_dir: str | Path) -> Path:
@@ -65,6 +66,7 @@ class Index:
         self._resolver: Resolver | None = None
         self._watcher = None
         self._rules: IgnoreRules | None = None  # cached for incremental updates
+        self._trees: dict[str, tuple[bytes, object]] = {}  # recently edited path -> (text, tree), LRU of 8
         self._edges_dirty = False
         if self.store.meta_get("skipped_ignored"):
             self._ignored = int(self.store.meta_get("skipped_ignored") or 0)
@@ -425,7 +427,7 @@ class Index:
             if row is not None and row[0] == cand.size and row[1] == cand.mtime_ns and not row[3]:
                 return None
             res = process_file(self.root, rel, cand.size, cand.mtime_ns, row[2] if row else None,
-                               self.settings.max_line_length)
+                               self.settings.max_line_length, self._parse_incremental)
             if res[0] == "skip":
                 reason = res[2]
         if res is not None and res[0] == "same":
@@ -462,7 +464,7 @@ class Index:
             row = self.store.conn.execute("SELECT id, hash, overlay FROM files WHERE path=?", (rel,)).fetchone()
             if row is not None and row[1] == h and row[2]:
                 return
-            lang, parsed = parse_bytes(rel, data)
+            lang, parsed = self._parse_incremental(rel, data)
             store = self.store
             store.begin()
             try:
@@ -479,10 +481,31 @@ class Index:
             self._changed()
             self._touch_recent(rel)
 
+    def _parse_incremental(self, rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
+        """Parse an edited file or buffer, incrementally against its previous version when its tree is cached
+        (the last few files edited or open keep their trees)."""
+        lang = language_for_path(rel)
+        if not is_parseable(lang):
+            return parse_bytes(rel, data)
+        prev = self._trees.pop(rel, None)
+        try:
+            if prev is not None:
+                tree = reparse(lang, prev[0], prev[1], data)  # type: ignore[arg-type]
+            else:
+                tree = load(lang).parser.parse(data)  # type: ignore[arg-type]
+            parsed = parse_source(lang, data, tree=tree)  # type: ignore[arg-type]
+        except Exception:
+            return parse_bytes(rel, data)
+        self._trees[rel] = (data, tree)
+        while len(self._trees) > 8:
+            self._trees.pop(next(iter(self._trees)))
+        return lang, parsed
+
     def clear_overlay(self, path: str) -> None:
         """Buffer closed: fall back to the file on disk (or drop it if it was never saved)."""
         rel = self.rel(path)
         with self.store.lock:
+            self._trees.pop(rel, None)
             if self.overlays.pop(rel, None) is None:
                 return
             self.update_paths([rel])
@@ -751,15 +774,29 @@ class Index:
             pairs = model.ranked_pairs(n, pers, None if limit is None else 2 * limit + 16)
             out: list[tuple[Definition, float]] = []
             c = self.store.conn
-            for fid, name, score in pairs:
-                path = paths.get(fid)
-                if path is None:
-                    continue
-                for r in c.execute(f"SELECT {DEF_COLS} FROM definitions d WHERE d.file_id=? AND d.name=? "
-                                   "ORDER BY d.start_byte", (fid, name)):
-                    out.append((Definition(path, *r), score))
-                if limit is not None and len(out) >= limit:
-                    out = out[:limit]
+            done = False
+            # one query per batch of pairs (not one per pair); the same rows, in the same order
+            for i in range(0, len(pairs), _RANKED_BATCH):
+                batch = [(fid, name) for fid, name, _ in pairs[i:i + _RANKED_BATCH] if fid in paths]
+                rows: dict[tuple[int, str], list[tuple]] = {}
+                if batch:
+                    values = ",".join("(?,?)" for _ in batch)
+                    args = tuple(x for pair in batch for x in pair)
+                    for r in c.execute(f"WITH p(fid, name) AS (VALUES {values}) SELECT d.file_id, {DEF_COLS} "
+                                       "FROM p JOIN definitions d ON d.file_id=p.fid AND d.name=p.name "
+                                       "ORDER BY d.file_id, d.start_byte", args):
+                        rows.setdefault((r[0], r[1]), []).append(r[1:])
+                for fid, name, score in pairs[i:i + _RANKED_BATCH]:
+                    path = paths.get(fid)
+                    if path is None:
+                        continue
+                    for r in rows.get((fid, name), ()):
+                        out.append((Definition(path, *r), score))
+                    if limit is not None and len(out) >= limit:
+                        out = out[:limit]
+                        done = True
+                        break
+                if done:
                     break
             self._cache_put(key, out)
             return list(out)

@@ -328,13 +328,53 @@ def _import_from_match(lang: str, caps: dict[str, list[ts.Node]]) -> ImportTuple
     return None
 
 
-def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = None) -> ParsedFile:
-    """Parse ``src`` and extract everything the store needs for one file."""
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix (binary search over C-speed slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(src: bytes, byte: int) -> tuple[int, int]:
+    return src.count(b"\n", 0, byte), byte - (src.rfind(b"\n", 0, byte) + 1)
+
+
+def reparse(lang_name: str, old_src: bytes, old_tree: ts.Tree, new_src: bytes) -> ts.Tree:
+    """Incremental re-parse of an edited buffer: tell tree-sitter what changed, reuse the rest.
+
+    The edit is the span between the common prefix and the common suffix, which is
+    exact for a single edit and still correct (just less reuse) for several.
+    """
+    start = _common_prefix(old_src, new_src)
+    limit = min(len(old_src), len(new_src)) - start
+    lo, hi = 0, limit
+    while lo < hi:  # common suffix, not overlapping the prefix
+        mid = (lo + hi + 1) // 2
+        if old_src[len(old_src) - mid:] == new_src[len(new_src) - mid:]:
+            lo = mid
+        else:
+            hi = mid - 1
+    old_end, new_end = len(old_src) - lo, len(new_src) - lo
+    old_tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end,
+                  start_point=_point(old_src, start), old_end_point=_point(old_src, old_end),
+                  new_end_point=_point(new_src, new_end))
+    return load(lang_name).parser.parse(new_src, old_tree)
+
+
+def parse_source(lang_name: str, src: bytes, loaded: LoadedLanguage | None = None,
+                 tree: ts.Tree | None = None) -> ParsedFile:
+    """Parse ``src`` (or use an already parsed ``tree``) and extract everything the store needs."""
     lines = src.count(b"\n") + (0 if src.endswith(b"\n") or not src else 1)
     if not is_parseable(lang_name):
         return ParsedFile(lines)
     L = loaded or load(lang_name)
-    tree = L.parser.parse(src)
+    if tree is None:
+        tree = L.parser.parse(src)
     root = tree.root_node
     out = ParsedFile(lines)
 

@@ -8,7 +8,7 @@ in-process path for incremental updates.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from .languages import is_parseable, language_for_path
 from .parser import ParsedFile, content_hash, content_skip_reason, parse_source, to_wire
@@ -21,7 +21,8 @@ Result = tuple[Any, ...]
 
 
 def process_file(root: str, rel: str, size: int, mtime_ns: int, known_hash: str | None,
-                 max_line_length: int) -> Result:
+                 max_line_length: int,
+                 parse: Callable[[str, bytes], tuple[str | None, ParsedFile]] | None = None) -> Result:
     path = os.path.join(root, rel)
     try:
         with open(path, "rb") as f:
@@ -38,7 +39,7 @@ def process_file(root: str, rel: str, size: int, mtime_ns: int, known_hash: str 
     h = content_hash(data)
     if known_hash is not None and h == known_hash:
         return ("same", rel, len(data), mtime_ns)
-    return ("parsed", rel, len(data), mtime_ns, h, *parse_bytes(rel, data))
+    return ("parsed", rel, len(data), mtime_ns, h, *(parse or parse_bytes)(rel, data))
 
 
 def parse_bytes(rel: str, data: bytes) -> tuple[str | None, ParsedFile]:

@@ -183,3 +183,40 @@ def test_one_file_reindex_is_fast_enough_to_be_interactive(idx: Index, repo: Pat
     per = (time.perf_counter() - t0) / 5
     assert per < 0.25
     assert len(idx.outline("pkg/big.py")) == 331
+
+
+@pytest.mark.parametrize("sample", ["event_bus.js", "store.ts", "server.go", "parser.rs", "Inventory.java", "ringbuf.c"])
+def test_incremental_reparse_matches_full_parse(sample: str) -> None:
+    """Overlays re-parse against the previous tree; the result must equal a from-scratch parse."""
+    import random
+
+    from idx_helpers import SAMPLES
+    from indexer.languages import language_for_path, load
+    from indexer.parser import parse_source, reparse
+
+    lang = language_for_path(sample)
+    text = (SAMPLES / sample).read_bytes()
+    tree = load(lang).parser.parse(text)
+    rnd = random.Random(sample)
+    for step in range(25):
+        pos = rnd.randrange(len(text))
+        op = step % 3
+        if op == 0:
+            new = text[:pos] + b"\n// note\nvoid added_%d() {}\n" % step + text[pos:]
+        elif op == 1:
+            new = text[:pos] + text[pos + rnd.randrange(1, 40):]
+        else:
+            new = text[:pos] + b"renamed_%d" % step + text[pos + 3:]
+        tree = reparse(lang, text, tree, new)
+        inc, full = parse_source(lang, new, tree=tree), parse_source(lang, new)
+        assert (inc.defs, inc.refs_blob, inc.imports, inc.lines) == (full.defs, full.refs_blob, full.imports, full.lines)
+        text = new
+
+
+def test_overlay_typing_sequence_stays_consistent(idx: Index, repo: Path) -> None:
+    text = (repo / "pkg/a.py").read_text()
+    for ch in "\ndef typed_fn(x):\n    return helper(x)\n":
+        text += ch
+        idx.set_overlay("pkg/a.py", text)
+    assert [d.name for d in idx.outline("pkg/a.py")] == ["alpha", "typed_fn"]
+    assert {r.name for r in idx.references_in_range("pkg/a.py", 5, 6)} >= {"helper"}
