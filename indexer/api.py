@@ -35,7 +35,6 @@ ProgressFn = Callable[[int, int], None]
 _BATCH_COMMIT = 500  # files per transaction during a build ...
 _BATCH_SECONDS = 0.25  # ... or this much time: a killed build loses at most this much work
 _POOL_MIN_FILES = 48  # below this the pool's start-up costs more than it saves
-_RANKED_BATCH = 400  # (file, name) pairs per query in ranked_definitions
 
 
 def db_path_for(root: str, cache_dir: str | Path) -> Path:
@@ -774,29 +773,15 @@ class Index:
             pairs = model.ranked_pairs(n, pers, None if limit is None else 2 * limit + 16)
             out: list[tuple[Definition, float]] = []
             c = self.store.conn
-            done = False
-            # one query per batch of pairs (not one per pair); the same rows, in the same order
-            for i in range(0, len(pairs), _RANKED_BATCH):
-                batch = [(fid, name) for fid, name, _ in pairs[i:i + _RANKED_BATCH] if fid in paths]
-                rows: dict[tuple[int, str], list[tuple]] = {}
-                if batch:
-                    values = ",".join("(?,?)" for _ in batch)
-                    args = tuple(x for pair in batch for x in pair)
-                    for r in c.execute(f"WITH p(fid, name) AS (VALUES {values}) SELECT d.file_id, {DEF_COLS} "
-                                       "FROM p JOIN definitions d ON d.file_id=p.fid AND d.name=p.name "
-                                       "ORDER BY d.file_id, d.start_byte", args):
-                        rows.setdefault((r[0], r[1]), []).append(r[1:])
-                for fid, name, score in pairs[i:i + _RANKED_BATCH]:
-                    path = paths.get(fid)
-                    if path is None:
-                        continue
-                    for r in rows.get((fid, name), ()):
-                        out.append((Definition(path, *r), score))
-                    if limit is not None and len(out) >= limit:
-                        out = out[:limit]
-                        done = True
-                        break
-                if done:
+            for fid, name, score in pairs:
+                path = paths.get(fid)
+                if path is None:
+                    continue
+                for r in c.execute(f"SELECT {DEF_COLS} FROM definitions d WHERE d.file_id=? AND d.name=? "
+                                   "ORDER BY d.start_byte", (fid, name)):
+                    out.append((Definition(path, *r), score))
+                if limit is not None and len(out) >= limit:
+                    out = out[:limit]
                     break
             self._cache_put(key, out)
             return list(out)
