@@ -3,24 +3,33 @@
 Selection, in priority order (each item degrades full body → signature → omitted):
 
 1. the current buffer around the cursor (prefix favoured, a bounded suffix);
-2. near the cursor: members of the receiver being typed (``obj.``/``Type::``), definitions of the names
-   used around the cursor (bodies when small), the enclosing class and its bases;
+2. near the cursor: members of the receiver being typed (``obj.``/``Type::``, also while its member
+   name is being typed), definitions of the names used around the cursor (bodies when small), the
+   enclosing class's other members and its bases;
 3. the per-file neighbourhood: definitions of every name the current file uses (resolved through its
-   imports by the index), outlines of the modules it imports, recently edited regions of open buffers;
-4. the rest of the repository by graph rank (PageRank personalised to the current file and its imports):
-   definition signatures first, then whole files, until the budget is full.
+   imports by the index), outlines of the modules it imports, recently edited regions of open buffers,
+   then definitions by graph rank (PageRank personalised to the current file and its imports);
+4. the rest of the repository by global rank (at large budgets): definition signatures first, then
+   whole files, until its share is full.
 
 Layout, most stable first so that consecutive prompts share a long token prefix with the model's KV cache:
-repository-wide part (global rank; depends only on the repository, cached until another file changes),
-then the per-file neighbourhood, then the near-cursor part, then the current file. The current file's
-prefix is cut on a coarse line grid so that typing does not move its first line.
+repository-wide part (global rank; depends only on the repository), then the per-file neighbourhood
+(depends on the file, computed on the first request in it and kept while the repository is unchanged),
+then the near-cursor part, then the current file. Each layer has its own budget, fixed by the total
+budget alone (not by what the other layers happen to hold), so what is near the cursor never changes
+what fits of the earlier layers. The current file's prefix starts on a line grid and is laid out as one
+piece per grid cell, so typing changes (and re-counts) only the cursor's cell.
 
-Every chunk is redacted and counted once (by content hash); the assembled pieces are counted exactly
-with the model's tokenizer (or the documented estimate) and trimmed until they fit the budget.
+Speed: nothing is re-parsed or re-ranked per keystroke. The index is read as the repository state (the
+editor integration keeps open buffers as index overlays; a buffer this builder saw edited is synced
+into its overlay when completion moves to another file); the current buffer itself is only scanned
+around the cursor. Index answers (definitions by name, outlines, imports, ranks) are memoised per index
+generation; file texts are redacted and counted once (by content hash).
 """
 
 from __future__ import annotations
 
+import keyword
 import os
 import re
 import time
@@ -33,21 +42,39 @@ from .prompt_format import Piece, PromptFormat
 from .redact import redact, redact_cached
 from .tokens import TokenCounter
 
-# Lines per prefix grid cell: the current file's prefix starts on a multiple of this, so typing
-# does not shift the first line of the prompt's current-file part.
+# Lines per prefix grid cell: the current file's prefix starts on a multiple of this, and each cell is
+# its own prompt piece, so typing does not shift the first line of the prompt's current-file part.
 PREFIX_GRID_LINES = 32
 NEAR_BEFORE = 40  # lines above the cursor whose names count as "near the cursor"
 NEAR_AFTER = 8
 REPO_WIDE_MIN_BUDGET = 32_768  # below this every token goes to the per-file neighbourhood
-REPO_WIDE_SHARE = 0.5  # of what the current file leaves, when the whole repository does not fit
+REPO_WIDE_SHARE = 0.5  # of the room, when the whole repository does not fit
+NEIGHBOURHOOD_SHARE = 0.6  # of what the repository-wide part leaves; the rest is near the cursor
+PATH_ALLOWANCE = 64  # tokens kept for the current file's path line, so the repository-wide part's room
+# (and so its content) does not depend on which file is current
+MAX_RANKED = 2000  # ranked definitions asked of the index per layer (beyond that, whole files by rank)
+SUFFIX_CHARS_PER_TOKEN = 16  # a suffix is pre-cut to this many characters per allowed token
 
 _COMMENT_PREFIX = {
     "python": "#", "ruby": "#", "bash": "#", "r": "#", "perl": "#", "toml": "#", "yaml": "#",
     "lua": "--", "sql": "--", "haskell": "--",
 }
-_RECEIVER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*$")
+_RECEIVER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*[A-Za-z_$]?[\w$]*$")
 _SELF_NAMES = {"self", "this", "cls", "Self", "super"}
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_PARTIAL_BEFORE = re.compile(r"[A-Za-z_]\w*$")
+_PARTIAL_AFTER = re.compile(r"^\w+")
+_PREFIX_SLOT = "\x00<current prefix cells>\x00"  # where the prefix cells go in the format's infill
+_TYPE_KINDS = ("class", "struct", "interface", "enum", "trait", "impl", "module", "namespace", "object")
+_CLASS_KINDS = ("class", "struct", "interface", "impl", "trait", "enum")
+_NOT_NEAR = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | {
+    "self", "cls", "this", "super", "true", "false", "null", "nil", "undefined", "let", "const", "var",
+    "function", "fn", "pub", "use", "mod", "impl", "struct", "enum", "trait", "match", "new", "typeof",
+    "instanceof", "void", "int", "str", "bool", "float", "bytes", "dict", "list", "set", "tuple", "len",
+    "print", "range", "isinstance", "Some", "Ok", "Err", "Option", "Result", "Vec", "String", "Box", "mut",
+    "ref", "where", "crate", "export", "default", "extends", "implements", "interface", "private", "public",
+    "protected", "static", "readonly", "string", "number", "boolean", "any", "unknown", "never", "object",
+}
 
 
 def _language_of(path: str) -> str:
@@ -99,25 +126,70 @@ class _RepoWide:
     tokens: int
 
 
+@dataclass
+class _Rendered:
+    """Blocks turned into prompt pieces, with their token count and sections (cached for stable layers)."""
+
+    pieces: list[Piece]
+    tokens: int
+    sections: list[Section]
+
+
+@dataclass
+class _FileLayer:
+    """Everything that depends on the current file but not on the cursor (computed once per file)."""
+
+    repo_snips: list[Snip]  # the repository-wide part without the current file
+    snips: list[Snip]  # the per-file neighbourhood
+    taken: set
+    whole: set[str]
+    rest: list[_Candidate]  # candidates that did not fit: the near-cursor part continues with them
+    ranked_files: list[str]
+    stable: _Rendered  # repository header + the two layers, rendered
+    imported: list[str]
+    outline: list  # the current file's definitions, as the index knows them
+    partial: set[str] = field(default_factory=set)  # files the stable layers show in part
+
+
+@dataclass
+class _State:
+    """Index answers memoised for one index generation."""
+
+    gen: Any
+    index: Any
+    repo_key: int
+    sizes: dict[str, int]
+    defs: dict[str, list] = field(default_factory=dict)
+    outlines: dict[str, list] = field(default_factory=dict)
+    imports: dict[str, list[str]] = field(default_factory=dict)
+    checked: set[str] = field(default_factory=set)  # files whose on-disk stamp was checked this generation
+
+
 class _FileCache:
-    """File texts and their line lists, keyed by path and (size, mtime) so edits on disk are seen."""
+    """File texts (redacted) and their line lists, keyed by path and (size, mtime) so disk edits are seen."""
 
     def __init__(self, max_files: int = 50_000) -> None:
         self._data: OrderedDict[str, tuple[tuple, str, list[str]]] = OrderedDict()
         self._max = max_files
 
-    def get(self, index: Any, root: str, path: str, overlays: dict[str, str]) -> tuple[str, list[str]] | None:
+    def get(self, index: Any, root: str, path: str, overlays: dict[str, str],
+            checked: set[str] | None = None) -> tuple[str, list[str]] | None:
+        hit = self._data.get(path)
+        text = None
         if path in overlays:
             text = overlays[path]
             stamp: tuple = ("overlay", hash(text))
+        elif hit is not None and checked is not None and path in checked and hit[0][0] != "overlay":
+            self._data.move_to_end(path)
+            return hit[1], hit[2]
         else:
             try:
                 st = os.stat(os.path.join(root, path))
                 stamp = (st.st_size, st.st_mtime_ns)
             except OSError:
                 stamp = ("missing",)
-            text = None
-        hit = self._data.get(path)
+            if checked is not None:
+                checked.add(path)
         if hit is not None and hit[0] == stamp:
             self._data.move_to_end(path)
             return hit[1], hit[2]
@@ -147,11 +219,13 @@ class RepoContextBuilder:
         self.log = log or (lambda message: None)
         self._root = root
         self._files = _FileCache()
-        self._overlay_seen: dict[str, int] = {}
+        self._state_cache: _State | None = None
+        self._disk_info: dict[str, tuple] = {}
         self._repo_wide: _RepoWide | None = None
-        self._neighbourhood: OrderedDict[tuple, tuple] = OrderedDict()
+        self._file_layers: OrderedDict[tuple, _FileLayer] = OrderedDict()
         self._body_cap = 256
         self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
+        self._last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
         from .context import SharedPrefixTracker
 
         self.tracker = SharedPrefixTracker(counter)
@@ -167,8 +241,8 @@ class RepoContextBuilder:
     def invalidate(self) -> None:
         """Forget cached selections (the repository changed in a way the caches cannot see)."""
         self._repo_wide = None
-        self._neighbourhood.clear()
-        self._overlay_seen.clear()
+        self._file_layers.clear()
+        self._state_cache = None
 
     def note_buffer(self, path: str, text: str, edit_line: int) -> None:
         """An open buffer was edited at ``edit_line``: its neighbourhood becomes recent-edit context."""
@@ -177,28 +251,79 @@ class RepoContextBuilder:
         while len(self._open_buffers) > 8:
             self._open_buffers.popitem(last=False)
 
+    def _state(self, index: Any) -> _State:
+        """Memoised index answers, valid while the index generation is unchanged.
+
+        ``repo_key`` identifies the repository on disk: open buffers (overlays) count with the last
+        size seen on disk, so editing or opening a buffer does not change it.
+        """
+        gen = getattr(index, "_gen", None)
+        st = self._state_cache
+        if st is not None and gen is not None and st.gen == gen and st.index is index:
+            return st
+        overlays = getattr(index, "overlays", {})
+        infos = []
+        sizes: dict[str, int] = {}
+        for f in index.files():
+            sizes[f.path] = f.size
+            if f.path in overlays:
+                info = self._disk_info.get(f.path, ("overlay",))
+            else:
+                info = self._disk_info[f.path] = (f.size, f.lines)
+            infos.append((f.path, info))
+        st = _State(gen, index, hash(tuple(infos)), sizes)
+        self._state_cache = st
+        return st
+
+    def _defs_named(self, st: _State, name: str) -> list:
+        hit = st.defs.get(name)
+        if hit is None:
+            hit = st.defs[name] = st.index.definitions(name)
+        return hit
+
+    def _outline(self, st: _State, path: str) -> list:
+        hit = st.outlines.get(path)
+        if hit is None:
+            hit = st.outlines[path] = st.index.outline(path)
+        return hit
+
+    def _imports(self, st: _State, path: str) -> list[str]:
+        hit = st.imports.get(path)
+        if hit is None:
+            hit = st.imports[path] = [p for p in st.index.imports_of(path) if p != path]
+        return hit
+
     def _sync_overlay(self, index: Any, path: str, text: str) -> None:
-        """The request's buffer replaces the saved file in the index (an overlay) when they differ."""
-        digest = hash(text)
-        if self._overlay_seen.get(path) == digest:
-            return
+        """The buffer replaces the saved file in the index (an overlay) when they differ (re-parses)."""
         overlays = getattr(index, "overlays", {})
         if path in overlays:
             if overlays[path] != text:
                 index.set_overlay(path, text)
-        else:
-            try:
-                with open(os.path.join(self._root or index.root, path), "rb") as f:
-                    on_disk = f.read().decode("utf-8", "replace")
-            except OSError:
-                on_disk = None
-            if on_disk != text:
-                index.set_overlay(path, text)
-        self._overlay_seen[path] = digest
+            return
+        try:
+            with open(os.path.join(self._root or index.root, path), "rb") as f:
+                on_disk = f.read().decode("utf-8", "replace")
+        except OSError:
+            on_disk = None
+        if on_disk != text:
+            index.set_overlay(path, text)
 
-    def _file(self, index: Any, path: str) -> tuple[str, list[str]] | None:
+    def _leave_file(self, index: Any, rel: str, text: str) -> None:
+        """Completion moved to another file: the buffer last seen for the previous one, when it is open
+        in the index (an overlay) and was edited since, becomes that overlay. Never per keystroke."""
+        last, self._last_buffer = self._last_buffer, (rel, text)
+        if last is None or last[0] == rel:
+            return
+        overlays = getattr(index, "overlays", {})
+        if last[0] in overlays and overlays[last[0]] != last[1]:
+            try:
+                index.set_overlay(last[0], last[1])
+            except Exception as exc:
+                self.log(f"overlay sync failed: {exc}")
+
+    def _file(self, index: Any, path: str, st: _State | None = None) -> tuple[str, list[str]] | None:
         root = self._root or getattr(index, "root", "")
-        return self._files.get(index, root, path, getattr(index, "overlays", {}))
+        return self._files.get(index, root, path, getattr(index, "overlays", {}), st.checked if st else None)
 
     # -- snippets -------------------------------------------------------------------------------
     def _snip(self, path: str, start: int, end: int, text: str, kind: str, symbol: str, layer: int) -> Snip:
@@ -206,11 +331,13 @@ class RepoContextBuilder:
             text += "\n"
         return Snip(path, start, end, text, kind, symbol, self.counter.count(text), layer)
 
-    def _header_snip(self, index: Any, d: Any, layer: int, kind: str = "signature") -> Snip | None:
-        got = self._file(index, d.path)
-        if got is None:
-            return None
-        _, lines = got
+    def _header_snip(self, index: Any, d: Any, layer: int, kind: str = "signature", st: _State | None = None,
+                     lines: list[str] | None = None) -> Snip | None:
+        if lines is None:
+            got = self._file(index, d.path, st)
+            if got is None:
+                return None
+            _, lines = got
         start = d.start_line
         sig = (d.signature or "").rstrip()
         n = max(1, sig.count("\n") + 1) if sig else 1
@@ -230,8 +357,8 @@ class RepoContextBuilder:
         text = "".join(lines[start:end + 1])
         return self._snip(d.path, start, end, text, kind, d.name, layer)
 
-    def _body_snip(self, index: Any, d: Any, layer: int) -> Snip | None:
-        got = self._file(index, d.path)
+    def _body_snip(self, index: Any, d: Any, layer: int, st: _State | None = None) -> Snip | None:
+        got = self._file(index, d.path, st)
         if got is None:
             return None
         _, lines = got
@@ -240,18 +367,19 @@ class RepoContextBuilder:
         end = min(d.end_line, len(lines) - 1)
         return self._snip(d.path, d.start_line, end, "".join(lines[d.start_line:end + 1]), "definition", d.name, layer)
 
-    def _outline_snips(self, index: Any, path: str, layer: int, parent: str | None = None) -> list[Snip]:
+    def _outline_snips(self, index: Any, path: str, layer: int, parent: str | None = None,
+                       st: _State | None = None) -> list[Snip]:
         out = []
-        for d in index.outline(path):
+        for d in (self._outline(st, path) if st is not None else index.outline(path)):
             if parent is not None and d.parent != parent and d.qualified_name != parent:
                 continue
-            s = self._header_snip(index, d, layer, "outline")
+            s = self._header_snip(index, d, layer, "outline", st)
             if s is not None:
                 out.append(s)
         return out
 
-    def _whole_file(self, index: Any, path: str, layer: int) -> Snip | None:
-        got = self._file(index, path)
+    def _whole_file(self, index: Any, path: str, layer: int, st: _State | None = None) -> Snip | None:
+        got = self._file(index, path, st)
         if got is None:
             return None
         text, lines = got
@@ -267,7 +395,7 @@ class RepoContextBuilder:
         return max(min(512, budget // 2), budget * 3 // 10)
 
     def _cut_prefix(self, prefix: str, cap: int) -> str:
-        """The prefix from the earliest grid line whose tail fits ``cap`` tokens (stable while typing)."""
+        """The prefix from the earliest grid line whose tail fits ``cap`` tokens (whole text; slow path)."""
         if self.counter.count(prefix) <= cap:
             return prefix
         lines = prefix.splitlines(keepends=True)
@@ -281,18 +409,55 @@ class RepoContextBuilder:
             used += cost
             start_line = first
         if start_line >= len(lines):  # not even the cursor's cell fits: keep whole lines from the end
-            kept: list[str] = []
-            used = 0
-            for text_line in reversed(lines):
-                cost = self.counter.count(text_line)
-                if used + cost > cap:
-                    break
-                kept.append(text_line)
-                used += cost
-            return "".join(reversed(kept))
+            return self._tail_lines(lines, cap)
         return "".join(lines[start_line:])
 
+    def _tail_lines(self, lines: list[str], cap: int) -> str:
+        kept: list[str] = []
+        used = 0
+        for text_line in reversed(lines):
+            cost = self.counter.count(text_line)
+            if used + cost > cap:
+                break
+            kept.append(text_line)
+            used += cost
+        return "".join(reversed(kept))
+
+    def _prefix_cells(self, text: str, offset: int, line: int, cap: int) -> list[str]:
+        """The prefix before ``offset`` as redacted grid cells (absolute lines ``k*GRID…``), the earliest
+        kept cell being the first whose tail fits ``cap``. Only the cells kept are read, redacted and
+        counted, and all but the cursor's cell are cache hits while typing."""
+        counter = self.counter
+        grid = PREFIX_GRID_LINES
+        line_start = text.rfind("\n", 0, offset) + 1
+        cell_first = (line // grid) * grid
+        # the cursor's cell: from its first line to the cursor
+        pos = line_start
+        for _ in range(line - cell_first):
+            pos = text.rfind("\n", 0, pos - 1) + 1
+        cells: list[str] = [redact(text[pos:offset])]
+        used = counter.count(cells[0])
+        if used > cap:  # not even the cursor's cell fits: whole lines from the end
+            return [self._tail_lines(cells[0].splitlines(keepends=True), cap)]
+        while pos > 0:
+            end = pos
+            for _ in range(grid):
+                pos = text.rfind("\n", 0, pos - 1) + 1
+                if pos == 0:
+                    break
+            cell = redact_cached(text[pos:end])
+            cost = counter.count(cell)
+            if used + cost > cap:
+                break
+            used += cost
+            cells.append(cell)
+        cells.reverse()
+        return [c for c in cells if c]
+
     def _head(self, text: str, cap: int) -> str:
+        if len(text) > cap * SUFFIX_CHARS_PER_TOKEN:
+            text = text[:cap * SUFFIX_CHARS_PER_TOKEN]
+            text = text[:text.rfind("\n") + 1] if "\n" in text else text
         if self.counter.count(text) <= cap:
             return text
         kept: list[str] = []
@@ -305,46 +470,107 @@ class RepoContextBuilder:
             used += cost
         return "".join(kept)
 
-    # -- selection ------------------------------------------------------------------------------
-    def _near_candidates(self, index: Any, path: str, text: str, line: int, prefix: str) -> list[_Candidate]:
-        """Layer 3: what the cursor is about to use."""
-        cands: list[_Candidate] = []
-        outline = index.outline(path)
-        last_line = prefix.rsplit("\n", 1)[-1]
-        receiver = _RECEIVER.search(last_line)
-        if receiver:
-            name = receiver.group(1)
-            cands.extend(self._receiver_candidates(index, path, name, line, outline))
-        # definitions of the names around the cursor, nearest first
-        lo, hi = max(0, line - NEAR_BEFORE), line + NEAR_AFTER
-        refs = index.references_in_range(path, lo, hi)
-        dist: dict[str, int] = {}
-        for r in refs:
-            dist[r.name] = min(dist.get(r.name, 1 << 30), abs(r.line - line))
-        defs = [d for d in index.definitions_referenced_in(path, lo, hi) if not self._inside(d, path, line)]
-        defs.sort(key=lambda d: dist.get(d.name, 1 << 30))
-        for d in defs:
-            forms = [s for s in (self._body_snip(index, d, 3), self._header_snip(index, d, 3)) if s is not None]
-            if forms and forms[0].kind == "definition" and (forms[0].end - forms[0].start > 60
-                                                             or forms[0].tokens > self._body_cap):
-                forms = forms[1:]  # long bodies only as signatures near the cursor
-            if forms:
-                cands.append(_Candidate(d.path, (d.path, d.start_line), forms))
-        # the enclosing class (its other members) and its bases
-        enclosing = [d for d in outline if d.kind in ("class", "struct", "interface", "impl", "trait", "enum")
-                     and d.start_line <= line <= d.end_line]
-        for d in enclosing[-1:]:
-            for s in self._outline_snips(index, path, 3, parent=d.qualified_name):
-                cands.append(_Candidate(path, (path, s.start), [s]))
-            for base in self._bases(d.signature):
-                for bd in index.definitions(base)[:2]:
-                    for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name):
-                        cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
-        return cands
+    # -- near the cursor ------------------------------------------------------------------------
+    @staticmethod
+    def _window(text: str, offset: int, before: int, after: int) -> tuple[list[str], int]:
+        """Lines around the cursor (the cursor's line included) and the index of the cursor's line."""
+        start = text.rfind("\n", 0, offset) + 1
+        n_before = 0
+        while start > 0 and n_before < before:
+            start = text.rfind("\n", 0, start - 1) + 1
+            n_before += 1
+        end = offset
+        for _ in range(after + 1):
+            nl = text.find("\n", end)
+            if nl < 0:
+                end = len(text)
+                break
+            end = nl + 1
+        return text[start:end].split("\n"), n_before
 
     @staticmethod
-    def _inside(d: Any, path: str, line: int) -> bool:
-        return d.path == path and d.start_line <= line <= d.end_line
+    def _near_names(lines: list[str], at: int, column: int) -> list[tuple[str, int]]:
+        """(name, distance in lines) of the identifiers around the cursor, nearest first; the partial
+        identifier the cursor is in is not one of them (it is being typed)."""
+        dist: dict[str, int] = {}
+        for i, text_line in enumerate(lines):
+            if i == at:
+                before, after = text_line[:column], text_line[column:]
+                m = _PARTIAL_BEFORE.search(before)
+                if m:
+                    before = before[:m.start()]
+                after = _PARTIAL_AFTER.sub("", after)
+                text_line = before + " " + after
+            d = abs(i - at)
+            for name in _IDENT.findall(text_line):
+                if name in _NOT_NEAR or len(name) < 2:
+                    continue
+                if d < dist.get(name, 1 << 30):
+                    dist[name] = d
+        return sorted(dist.items(), key=lambda kv: kv[1])
+
+    def _near_candidates(self, index: Any, st: _State, rel: str, text: str, offset: int, line: int,
+                         column: int, layer_info: _FileLayer, visible: tuple[int, int]) -> list[_Candidate]:
+        """Layer 3: what the cursor is about to use (from the buffer, not from the index's copy of it)."""
+        cands: list[_Candidate] = []
+        lines, at = self._window(text, offset, NEAR_BEFORE, NEAR_AFTER)
+        before_cursor = lines[at][:column]
+        outline = layer_info.outline
+        receiver = _RECEIVER.search(before_cursor)
+        if receiver:
+            cands.extend(self._receiver_candidates(index, st, rel, receiver.group(1), line, outline,
+                                                   layer_info.imported, text, visible))
+        imported = set(layer_info.imported)
+        later: list[_Candidate] = []
+        for name, _d in self._near_names(lines, at, column):
+            defs = [d for d in self._defs_named(st, name) if d.path != rel]
+            if not defs:
+                continue
+            mine = [d for d in defs if d.path in imported]
+            target = cands
+            if mine:
+                defs = mine[:3]
+            elif len(defs) > 3:
+                defs, target = defs[:2], later  # an ambiguous name: after the specific ones
+            for d in defs:
+                forms = [s for s in (self._body_snip(index, d, 3, st), self._header_snip(index, d, 3, st=st))
+                         if s is not None]
+                if forms and forms[0].kind == "definition" and (forms[0].end - forms[0].start > 60
+                                                                 or forms[0].tokens > self._body_cap):
+                    forms = forms[1:]  # long bodies only as signatures near the cursor
+                if forms:
+                    target.append(_Candidate(d.path, (d.path, d.start_line), forms))
+        # the enclosing class (its other members, from the buffer) and its bases
+        enclosing = [d for d in outline if d.kind in _CLASS_KINDS and d.start_line <= line <= d.end_line]
+        for d in enclosing[-1:]:
+            cands.extend(self._current_members(rel, text, outline, d.qualified_name, visible))
+            for base in self._bases(d.signature):
+                for bd in self._defs_named(st, base)[:2]:
+                    if bd.path == rel:
+                        continue
+                    for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name, st=st):
+                        cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
+        return cands + later
+
+    def _current_members(self, rel: str, text: str, outline: list, parent: str,
+                         visible: tuple[int, int]) -> list[_Candidate]:
+        """Header lines of the current file's members of ``parent`` that the prompt does not show, read
+        from the buffer (the index's line numbers are used only where the buffer still agrees)."""
+        members = [d for d in outline if d.parent == parent and not visible[0] <= d.start_line <= visible[1]]
+        if not members:
+            return []
+        lines = text.splitlines(keepends=True)
+        out = []
+        for d in members:
+            ln = d.name_line if getattr(d, "name_line", -1) >= 0 else d.start_line
+            if not 0 <= ln < len(lines) or d.name not in lines[ln]:
+                continue
+            s = self._header_snip(None, d, 3, "outline", lines=lines)
+            if s is not None:
+                s.text = redact(s.text)
+                s.tokens = self.counter.count(s.text)
+                out.append(_Candidate(rel, (rel, s.start), [s]))
+        return out
 
     @staticmethod
     def _bases(signature: str) -> list[str]:
@@ -361,35 +587,37 @@ class RepoContextBuilder:
                 names.append(ident)
         return names
 
-    def _receiver_candidates(self, index: Any, path: str, name: str, line: int, outline: list) -> list[_Candidate]:
+    def _receiver_candidates(self, index: Any, st: _State, rel: str, name: str, line: int, outline: list,
+                             imports: list[str], text: str, visible: tuple[int, int]) -> list[_Candidate]:
         cands: list[_Candidate] = []
         if name in _SELF_NAMES:
-            classes = [d for d in outline if d.kind in ("class", "struct", "interface", "impl", "trait")
-                       and d.start_line <= line <= d.end_line]
-            targets = [(path, d.qualified_name, d.signature) for d in classes[-1:]]
-            extra = []
-            for _, _, sig in targets:
-                for base in self._bases(sig):
-                    extra.extend((bd.path, bd.qualified_name, bd.signature) for bd in index.definitions(base)[:2])
-            targets += extra
-            for p, q, _ in targets:
-                for s in self._outline_snips(index, p, 3, parent=q):
-                    cands.append(_Candidate(p, (p, s.start), [s]))
+            classes = [d for d in outline if d.kind in _CLASS_KINDS and d.start_line <= line <= d.end_line]
+            for d in classes[-1:]:
+                cands.extend(self._current_members(rel, text, outline, d.qualified_name, visible))
+                for base in self._bases(d.signature):
+                    for bd in self._defs_named(st, base)[:2]:
+                        if bd.path == rel:
+                            continue
+                        for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name, st=st):
+                            cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
             return cands
         # a module imported under this name, or a type/namespace with members
-        for imported in index.imports_of(path):
+        for imported in imports:
             stem = os.path.splitext(os.path.basename(imported))[0]
             if stem == name or (stem in ("__init__", "mod", "index") and os.path.basename(os.path.dirname(imported)) == name):
-                for s in self._outline_snips(index, imported, 3):
+                for s in self._outline_snips(index, imported, 3, st=st):
                     cands.append(_Candidate(imported, (imported, s.start), [s]))
         type_name = "".join(part[:1].upper() + part[1:] for part in name.split("_"))  # parser_state → ParserState
-        for d in index.definitions(name)[:3] + (index.definitions(type_name)[:2] if type_name != name else []):
-            if d.kind in ("class", "struct", "interface", "enum", "trait", "impl", "module", "namespace", "object"):
-                for s in self._outline_snips(index, d.path, 3, parent=d.qualified_name):
+        defs = self._defs_named(st, name)[:3] + (self._defs_named(st, type_name)[:2] if type_name != name else [])
+        for d in defs:
+            if d.kind in _TYPE_KINDS and d.path != rel:
+                for s in self._outline_snips(index, d.path, 3, parent=d.qualified_name, st=st):
                     cands.append(_Candidate(d.path, (d.path, s.start), [s]))
         return cands
 
-    def _file_candidates(self, index: Any, path: str, n_lines: int) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
+    # -- per file ---------------------------------------------------------------------------------
+    def _file_candidates(self, index: Any, st: _State, path: str,
+                         n_lines: int) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
         """Layer 2: names used anywhere in the file, imported modules' outlines, recent edits.
 
         Returns (first, deferred, imported files): a name whose definitions are neither imported nor
@@ -398,19 +626,19 @@ class RepoContextBuilder:
         """
         cands: list[_Candidate] = []
         deferred: list[_Candidate] = []
-        imported = [p for p in index.imports_of(path) if p != path]
+        imported = self._imports(st, path)
         imported_set = set(imported)
         found = index.definitions_referenced_in(path, 0, n_lines)
         per_name = Counter(d.name for d in found)
         for d in found:
             if d.path == path:
                 continue
-            s = self._header_snip(index, d, 2)
+            s = self._header_snip(index, d, 2, st=st)
             if s is not None:
                 target = cands if (d.path in imported_set or per_name[d.name] == 1) else deferred
                 target.append(_Candidate(d.path, (d.path, s.start), [s]))
         for p in imported:
-            for s in self._outline_snips(index, p, 2):
+            for s in self._outline_snips(index, p, 2, st=st):
                 public = not s.symbol.startswith("_") or (s.symbol.startswith("__") and s.symbol.endswith("__"))
                 (cands if public else deferred).append(_Candidate(p, (p, s.start), [s]))
         for other, (buf, edit_line) in reversed(self._open_buffers.items()):
@@ -424,53 +652,85 @@ class RepoContextBuilder:
         return cands, deferred, imported
 
     def _ranked_candidates(self, index: Any, personalization: dict[str, float], limit: int, layer: int,
-                           skip: str | None) -> tuple[list[_Candidate], list[str]]:
+                           skip: str | None, st: _State | None = None) -> tuple[list[_Candidate], list[str]]:
         cands = []
         for d, _score in index.ranked_definitions(personalization, limit):
             if d.path == skip:
                 continue
-            s = self._header_snip(index, d, layer, "outline")
+            s = self._header_snip(index, d, layer, "outline", st)
             if s is not None:
                 cands.append(_Candidate(d.path, (d.path, s.start), [s]))
         files = [p for p, _ in index.ranked_files(personalization) if p != skip]
         return cands, files
 
-    # -- repository-wide layer ------------------------------------------------------------------
-    def _repo_state(self, index: Any) -> tuple:
+    def _file_layer(self, index: Any, st: _State, rel: str, n_lines: int, budget: int, max_room: int,
+                    head: list[Piece]) -> _FileLayer:
+        """The repository-wide part and the per-file neighbourhood for ``rel``: computed on the first
+        request in the file, kept while the repository is unchanged (cheap and byte-identical)."""
         overlays = getattr(index, "overlays", {})
-        infos = tuple((f.path, f.size, f.lines) for f in index.files() if f.path not in overlays)
-        return (hash(infos), len(overlays))
+        key = (rel, budget, max_room, st.repo_key, hash(overlays.get(rel)), self.counter.name)
+        hit = self._file_layers.get(key)
+        if hit is not None:
+            self._file_layers.move_to_end(key)
+            return hit
+        repo_room = budget - self.counter.count_pieces(head) - self.counter.count_pieces(self.fmt.infill("", "")) \
+            - PATH_ALLOWANCE - self._reserve(budget, self._prefix_cap(budget) + self._suffix_cap(budget))
+        repo = self._repo_wide_layer(index, st, min(max_room, repo_room), budget)
+        repo_snips = [s for s in repo.snips if s.path != rel]
+        taken = {(s.path, s.start) for s in repo_snips}
+        whole = set(repo.whole_paths) - {rel}
+        repo_tokens = repo.tokens - sum(s.tokens for s in repo.snips if s.path == rel)
+        left = max(0, max_room - repo_tokens)
+        own = int(left * NEIGHBOURHOOD_SHARE)
+        limit = min(MAX_RANKED, max(32, left // 8))
+        file_cands, deferred, imported = self._file_candidates(index, st, rel, n_lines)
+        personalization = {rel: 1.0}
+        for p in imported:
+            personalization.setdefault(p, 0.5)
+        ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel, st)
+        cands = file_cands + ranked + deferred
+        snips, whole, _ = self._fill([], cands, ranked_files, own, index, 2, taken, whole, st)
+        rest = [c for c in cands if c.key not in taken and c.path not in whole]
+        stable = self._render(head, self._blocks(repo_snips + snips))
+        layer = _FileLayer(repo_snips, snips, taken, whole, rest, ranked_files, stable, imported,
+                           self._outline(st, rel), {s.path for s in repo_snips + snips if s.kind != "file"})
+        self._file_layers[key] = layer
+        while len(self._file_layers) > 32:
+            self._file_layers.popitem(last=False)
+        return layer
 
-    def _repo_wide_layer(self, index: Any, room: int, budget: int) -> _RepoWide:
+    # -- repository-wide layer ------------------------------------------------------------------
+    def _repo_wide_layer(self, index: Any, st: _State, room: int, budget: int) -> _RepoWide:
         """Layer 1: the whole repository if it fits, else a share of the room by global rank.
 
         Independent of the current file (whose own block is dropped at selection), so it is computed
         once per repository state and budget and keeps its tokens identical across requests and files.
         """
-        key = self._repo_state(index) + (room, budget, self.counter.name)
+        key = (st.repo_key, room, budget, self.counter.name)
         cached = self._repo_wide
         if cached is not None and cached.key == key:
             return cached
         snips: list[Snip] = []
         whole: set[str] = set()
-        files = [p for p, _ in index.ranked_files(None)]
-        total = 0
-        everything: list[Snip] = []
-        for p in files:
-            s = self._whole_file(index, p, 1)
-            if s is None:
-                continue
-            total += s.tokens + self._block_overhead(p) + 1
-            everything.append(s)
-            if total > room:
-                break
-        if total <= room:
-            snips, whole = everything, {s.path for s in everything}
-        elif budget >= REPO_WIDE_MIN_BUDGET:
-            share = int(room * REPO_WIDE_SHARE)
-            limit = max(64, share // 12)
-            cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, None)
-            snips, whole, total = self._fill([], cands, ranked_files, share, index, 1, set(), set())
+        if budget >= REPO_WIDE_MIN_BUDGET or sum(st.sizes.values()) / 8 <= room:
+            files = [p for p, _ in index.ranked_files(None)]
+            total = 0
+            everything: list[Snip] = []
+            for p in files:
+                s = self._whole_file(index, p, 1, st)
+                if s is None:
+                    continue
+                total += s.tokens + self._block_overhead(p) + 1
+                everything.append(s)
+                if total > room:
+                    break
+            if total <= room:
+                snips, whole = everything, {s.path for s in everything}
+            elif budget >= REPO_WIDE_MIN_BUDGET:
+                share = int(room * REPO_WIDE_SHARE)
+                limit = min(MAX_RANKED, max(64, share // 12))
+                cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, None, st)
+                snips, whole, total = self._fill([], cands, ranked_files, share, index, 1, set(), set(), st)
         tokens = sum(s.tokens for s in snips) + sum(self._block_overhead(p) for p in {s.path for s in snips})
         self._repo_wide = _RepoWide(key, snips, whole, tokens)
         return self._repo_wide
@@ -479,33 +739,48 @@ class RepoContextBuilder:
         return 1 + self.counter.count(f"{path}\n") + 2
 
     def _fill(self, chosen: list[Snip], cands: Iterable[_Candidate], ranked_files: Sequence[str], room: int,
-              index: Any, layer: int, taken_keys: set, whole: set[str]) -> tuple[list[Snip], set[str], int]:
+              index: Any, layer: int, taken_keys: set, whole: set[str], st: _State | None = None,
+              no_whole: set[str] | frozenset = frozenset()) -> tuple[list[Snip], set[str], int]:
         """Greedy: candidates in priority order (first form that fits), then whole files by rank."""
         used = 0
         paths = {s.path for s in chosen}
         for cand in cands:
+            if used >= room:
+                break
             if cand.path in whole or cand.key in taken_keys:
                 continue
             overhead = 0 if cand.path in paths else self._block_overhead(cand.path)
             for form in cand.forms:
                 cost = form.tokens + overhead + 2
                 if used + cost <= room:
+                    if form.layer != layer:
+                        form = Snip(form.path, form.start, form.end, form.text, form.kind, form.symbol,
+                                    form.tokens, layer)
                     chosen.append(form)
                     taken_keys.add(cand.key)
                     paths.add(cand.path)
                     used += cost
                     break
+        sizes = st.sizes if st is not None else {}
+        refunds: dict[str, int] = {}
+        for c in chosen:
+            refunds[c.path] = refunds.get(c.path, 0) + c.tokens + 2
         for p in ranked_files:
-            if p in whole or used >= room:
+            if used >= room - 8:
+                break
+            if p in whole or p in no_whole:
                 continue
-            s = self._whole_file(index, p, layer)
+            size = sizes.get(p)
+            refund = refunds[p] + self._block_overhead(p) if p in refunds else 0
+            if size is not None and size / 8 > room - used + refund:
+                continue  # too big at any plausible bytes per token: not read
+            s = self._whole_file(index, p, layer, st)
             if s is None:
                 continue
-            mine = [c for c in chosen if c.path == p]
-            refund = sum(c.tokens + 2 for c in mine) + (self._block_overhead(p) if mine else 0)
             cost = s.tokens + self._block_overhead(p)
             if used - refund + cost <= room:
-                chosen[:] = [c for c in chosen if c.path != p]
+                if p in refunds:
+                    chosen[:] = [c for c in chosen if c.path != p]
                 chosen.append(s)
                 whole.add(p)
                 used += cost - refund
@@ -534,34 +809,81 @@ class RepoContextBuilder:
             blocks.append(_Block(layer, path, merged, "".join(out)))
         return blocks
 
+    def _render(self, head: list[Piece], blocks: list[_Block]) -> _Rendered:
+        """Pieces, exact token count and sections of the repository header plus ``blocks``."""
+        counter = self.counter
+        pieces: list[Piece] = [p for p in head if p != ""]
+        sections: list[Section] = []
+        if head:
+            sections.append(Section("repo_header", "", self.repo_name, counter.count_pieces(head)))
+        layer_names = {1: "repo", 2: "neighbourhood", 3: "near_cursor"}
+        total = counter.count_pieces(pieces)
+        for b in blocks:
+            block_pieces = [p for p in self.fmt.file_block(b.path, b.text) if p != ""]
+            block_tokens = counter.count_pieces(block_pieces)
+            pieces.extend(block_pieces)
+            total += block_tokens
+            groups: list[Section] = []
+            for s in b.snips:
+                if s.kind == "outline" and groups and groups[-1].kind == "outline":
+                    groups[-1].tokens += s.tokens
+                    continue
+                groups.append(Section(s.kind, b.path, s.symbol, s.tokens))
+            groups[0].tokens += block_tokens - sum(g.tokens for g in groups)  # separators, path line, elisions
+            for g in groups:
+                g.layer = layer_names[b.layer]  # type: ignore[attr-defined]
+            sections.extend(groups)
+        return _Rendered(pieces, total, sections)
+
     # -- build ----------------------------------------------------------------------------------
     def build(self, path: str, text: str, line: int, character: int, budget: int) -> ContextResult:
         start_t = time.perf_counter()
-        prefix, suffix = split_at_cursor(text, line, character)
-        prefix, suffix = redact(prefix), redact(suffix)
         fmt, counter = self.fmt, self.counter
         head = fmt.repo_header(self.repo_name) if self.repo_name else []
         cur_header = fmt.current_file_header(path)
         fixed = counter.count_pieces(head) + counter.count_pieces(cur_header) + counter.count_pieces(fmt.infill("", ""))
         if fixed > budget:
             raise ValueError(f"budget {budget} is smaller than the prompt format's fixed {fixed} tokens")
-        suffix = self._head(suffix, min(self._suffix_cap(budget), (budget - fixed) // 4)) if fmt.fim else ""
-        prefix = self._cut_prefix(prefix, min(self._prefix_cap(budget), budget - fixed - counter.count(suffix)))
-        current_cost = counter.count(prefix) + counter.count(suffix)
+        prefix_raw, suffix_raw = split_at_cursor(text, line, character)
+        offset = len(prefix_raw)
+        suffix_cap = min(self._suffix_cap(budget), (budget - fixed) // 4)
+        if "PRIVATE KEY" in text:  # a key block may span the cut: redact the whole buffer first
+            prefix, suffix = redact(prefix_raw), redact(suffix_raw)
+            suffix = self._head(suffix, suffix_cap) if fmt.fim else ""
+            prefix_cap = min(self._prefix_cap(budget), budget - fixed - counter.count(suffix))
+            cells = [self._cut_prefix(prefix, prefix_cap)]
+        else:
+            suffix = redact(self._head(suffix_raw, suffix_cap)) if fmt.fim else ""
+            suffix = self._head(suffix, suffix_cap)
+            prefix_cap = min(self._prefix_cap(budget), budget - fixed - counter.count(suffix))
+            cells = self._prefix_cells(text, offset, line, prefix_cap)
+        cells = [c for c in cells if c]
+        prefix = "".join(cells)
+        current_cost = sum(counter.count(c) for c in cells) + counter.count(suffix)
+        max_room = budget - fixed - self._reserve(budget, self._prefix_cap(budget) + self._suffix_cap(budget))
         room = budget - fixed - self._reserve(budget, current_cost)
         self._body_cap = max(48, budget // 64)
 
         index = self.index() if room > 0 else None
-        snips: list[Snip] = []
+        layer: _FileLayer | None = None
+        near: list[Snip] = []
         if index is not None:
             try:
-                self._sync_overlay(index, path, text)
+                rel = index.rel(path) if hasattr(index, "rel") else path
+                self._leave_file(index, rel, text)
+                st = self._state(index)
+                layer = self._file_layer(index, st, rel, text.count("\n") + 1, budget, max(0, max_room), head)
                 visible = (line - prefix.count("\n"), line + suffix.count("\n"))
-                snips = self._select(index, path, text, line, prefix, room, budget, fixed, visible)
+                left = room - (layer.stable.tokens - counter.count_pieces(head))
+                if left > 0:
+                    cands = self._near_candidates(index, st, rel, text, offset, line, character, layer, visible)
+                    taken = set(layer.taken)
+                    near, _, _ = self._fill([], cands + layer.rest, layer.ranked_files, left, index, 3, taken,
+                                            set(layer.whole), st, layer.partial)
             except Exception as exc:  # never fail a completion because of the repository part
                 self.log(f"repository context failed: {type(exc).__name__}: {exc}")
-                snips = []
-        return self._assemble(path, snips, head, cur_header, prefix, suffix, budget, start_t)
+                layer, near = None, []
+        return self._assemble(path, layer, near, head, cur_header, cells, suffix, budget, start_t)
 
     @staticmethod
     def _reserve(budget: int, current_cost: int) -> int:
@@ -569,59 +891,24 @@ class RepoContextBuilder:
         quantum = max(32, budget // 64)
         return -(-current_cost // quantum) * quantum
 
-    def _select(self, index: Any, path: str, text: str, line: int, prefix: str, room: int, budget: int,
-                fixed: int, visible: tuple[int, int] = (0, -1)) -> list[Snip]:
-        rel = index.rel(path) if hasattr(index, "rel") else path
-        stable_room = budget - fixed - self._reserve(budget, self._prefix_cap(budget) + self._suffix_cap(budget))
-        repo = self._repo_wide_layer(index, stable_room, budget)
-        repo_snips = [s for s in repo.snips if s.path != rel]
-        taken = {(s.path, s.start) for s in repo_snips}
-        whole = set(repo.whole_paths) - {rel}
-        left = room - repo.tokens + sum(s.tokens for s in repo.snips if s.path == rel)
-        chosen: list[Snip] = []
-        if left > 0:
-            near = self._near_candidates(index, rel, text, line, prefix)
-            # the per-file neighbourhood depends on the file, not on the keystroke: computed on the first
-            # request in a file and kept while the rest of the repository is unchanged (stable and fast)
-            limit = max(32, left // 10)
-            nkey = (rel, limit, self._repo_state(index)[0])
-            cached = self._neighbourhood.get(nkey)
-            if cached is None:
-                file_cands, deferred, imported = self._file_candidates(index, rel, text.count("\n") + 1)
-                personalization = {rel: 1.0}
-                for p in imported:
-                    personalization.setdefault(p, 0.5)
-                ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel)
-                cached = (file_cands, deferred, ranked, ranked_files)
-                self._neighbourhood[nkey] = cached
-                while len(self._neighbourhood) > 16:
-                    self._neighbourhood.popitem(last=False)
-            file_cands, deferred, ranked, ranked_files = cached
-            # the current file's own definitions only where the prompt does not show them already
-            cands = [c for c in near + file_cands + ranked + deferred
-                     if c.path != rel or not any(visible[0] <= f.start <= visible[1] for f in c.forms)]
-            chosen, whole, _ = self._fill(chosen, cands, ranked_files, left, index, 2, taken, whole)
-        return repo_snips + chosen
-
-    def _assemble(self, path: str, snips: list[Snip], head: list[Piece], cur_header: list[Piece], prefix: str,
-                  suffix: str, budget: int, start_t: float) -> ContextResult:
+    def _assemble(self, path: str, layer: _FileLayer | None, near: list[Snip], head: list[Piece],
+                  cur_header: list[Piece], cells: list[str], suffix: str, budget: int,
+                  start_t: float) -> ContextResult:
         fmt, counter = self.fmt, self.counter
+        stable = layer.stable if layer is not None else self._render(head, [])
         # whole files in an earlier layer supersede later snippets of the same file
-        whole = {s.path for s in snips if s.kind == "file"}
-        snips = [s for s in snips if s.kind == "file" or s.path not in whole]
-        priority = list(snips)  # selection order: drop from the end when over budget
+        whole = {s.path for s in (layer.repo_snips + layer.snips if layer else []) if s.kind == "file"}
+        whole |= {s.path for s in near if s.kind == "file"}
+        near = [s for s in near if s.kind == "file" or s.path not in whole]
+        tail = fmt.infill(_PREFIX_SLOT, suffix)
+        at = tail.index(_PREFIX_SLOT)
+        tail = tail[:at] + list(cells) + tail[at + 1:]
+        tail = [p for p in cur_header + tail if p != ""]
+        tail_tokens = counter.count_pieces(tail)
+        priority = list(near)  # selection order: drop from the end when over budget
         while True:
-            blocks = self._blocks(snips)
-            pieces: list[Piece] = list(head)
-            spans: list[tuple[_Block, int, int]] = []
-            for b in blocks:
-                block_pieces = fmt.file_block(b.path, b.text)
-                spans.append((b, len(pieces), len(pieces) + len(block_pieces)))
-                pieces.extend(block_pieces)
-            tail = cur_header + fmt.infill(prefix, suffix)
-            pieces.extend(tail)
-            pieces = [p for p in pieces if p != ""]
-            total = counter.count_pieces(pieces)
+            rendered = self._render([], self._blocks(near))
+            total = stable.tokens + rendered.tokens + tail_tokens
             if total <= budget or not priority:
                 break
             excess = total - budget
@@ -629,39 +916,20 @@ class RepoContextBuilder:
                 s = priority.pop()
                 excess -= s.tokens
             keep = set(map(id, priority))
-            snips = [s for s in snips if id(s) in keep]
-        sections = self._sections(head, blocks, cur_header, prefix, suffix, path)
-        ids = counter.pieces_to_ids(pieces) if counter.exact else None
-        shared = self.tracker.update(pieces, ids)
+            near = [s for s in near if id(s) in keep]
+        if total > budget and layer is not None:  # the stable layers alone are over (never expected)
+            stable = self._render(head, [])
+            total = stable.tokens + rendered.tokens + tail_tokens
+        pieces = stable.pieces + rendered.pieces + tail
+        sections = list(stable.sections) + rendered.sections
+        sections.append(Section("file_header", path, "", counter.count_pieces(cur_header)))
+        sections.append(Section("current_prefix", path, "", sum(counter.count(c) for c in cells)))
+        infill_overhead = counter.count_pieces(fmt.infill("", ""))
+        sections.append(Section("current_suffix", path, "", counter.count(suffix) + infill_overhead))
+        shared = self.tracker.update(pieces)
         elapsed = round((time.perf_counter() - start_t) * 1000, 3)
         return ContextResult(pieces, fmt.render(pieces), total, budget, counter.name, shared, sections, elapsed,
-                             prefix, suffix)
-
-    def _sections(self, head: list[Piece], blocks: list[_Block], cur_header: list[Piece], prefix: str, suffix: str,
-                  path: str) -> list[Section]:
-        counter = self.counter
-        sections: list[Section] = []
-        if head:
-            sections.append(Section("repo_header", "", self.repo_name, counter.count_pieces(head)))
-        layer_names = {1: "repo", 2: "neighbourhood", 3: "near_cursor"}
-        for b in blocks:
-            block_tokens = counter.count_pieces([p for p in self.fmt.file_block(b.path, b.text) if p != ""])
-            groups: list[Section] = []
-            for s in b.snips:
-                kind = s.kind
-                if kind in ("outline",) and groups and groups[-1].kind == "outline":
-                    groups[-1].tokens += s.tokens
-                    continue
-                groups.append(Section(kind, b.path, s.symbol, s.tokens))
-            groups[0].tokens += block_tokens - sum(g.tokens for g in groups)  # separators, path line, elisions
-            for g in groups:
-                g.layer = layer_names[b.layer]  # type: ignore[attr-defined]
-            sections.extend(groups)
-        sections.append(Section("file_header", path, "", counter.count_pieces(cur_header)))
-        sections.append(Section("current_prefix", path, "", counter.count(prefix)))
-        infill_overhead = counter.count_pieces(self.fmt.infill("", ""))
-        sections.append(Section("current_suffix", path, "", counter.count(suffix) + infill_overhead))
-        return sections
+                             "".join(cells), suffix)
 
     # -- chat -----------------------------------------------------------------------------------
     def chat_context(self, budget: int, path: str | None = None, text: str | None = None, line: int = 0) -> str:
@@ -678,19 +946,24 @@ class RepoContextBuilder:
             rel = index.rel(path) if hasattr(index, "rel") else path
             if text is not None:
                 self._sync_overlay(index, rel, text)
-            got = self._file(index, rel)
+            st = self._state(index)
+            got = self._file(index, rel, st)
             buf = text if text is not None else (got[0] if got else "")
-            prefix = "".join(buf.splitlines(keepends=True)[:line])
-            near = self._near_candidates(index, rel, buf, line, prefix)
-            file_cands, deferred, imported = self._file_candidates(index, rel, buf.count("\n") + 1)
+            line = max(0, min(line, buf.count("\n")))
+            offset = len(split_at_cursor(buf, line, 0)[0])
+            file_cands, deferred, imported = self._file_candidates(index, st, rel, buf.count("\n") + 1)
+            info = _FileLayer([], [], set(), set(), [], [], _Rendered([], 0, []), imported, self._outline(st, rel))
+            near = self._near_candidates(index, st, rel, buf, offset, line, 0, info, (0, -1))
             pers = {rel: 1.0, **{p: 0.5 for p in imported}}
-            ranked, files = self._ranked_candidates(index, pers, max(32, budget // 10), 2, None)
-            whole_current = self._whole_file(index, rel, 3)
+            ranked, files = self._ranked_candidates(index, pers, max(32, budget // 10), 2, None, st)
+            whole_current = self._whole_file(index, rel, 3, st)
             first = [_Candidate(rel, (rel, "current"), [whole_current])] if whole_current else []
-            snips, _, _ = self._fill([], first + near + file_cands + ranked + deferred, files, int(budget * 0.9), index, 2, set(), set())
+            snips, _, _ = self._fill([], first + near + file_cands + ranked + deferred, files, int(budget * 0.9),
+                                     index, 2, set(), set(), st)
         else:
-            ranked, files = self._ranked_candidates(index, {}, max(32, budget // 10), 2, None)
-            snips, _, _ = self._fill([], ranked, files, int(budget * 0.9), index, 2, set(), set())
+            st = self._state(index)
+            ranked, files = self._ranked_candidates(index, {}, max(32, budget // 10), 2, None, st)
+            snips, _, _ = self._fill([], ranked, files, int(budget * 0.9), index, 2, set(), set(), st)
         whole = {s.path for s in snips if s.kind == "file"}
         snips = [s for s in snips if s.kind == "file" or s.path not in whole]
         while True:

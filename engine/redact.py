@@ -58,8 +58,8 @@ def _looks_like_value(value: str) -> bool:
     return not re.search(r"[(){}\[\]]|\s", value)
 
 
-def redact(text: str) -> str:
-    """``text`` with secret-looking values replaced by ``<redacted>``."""
+def redact_reference(text: str) -> str:
+    """Every pattern over the whole text: the definition :func:`redact` must agree with (tests compare)."""
     if not text:
         return text
     text = _PRIVATE_KEY.sub(lambda m: f"-----BEGIN {m.group(1)}-----\n{REDACTED}\n-----END {m.group(1)}-----", text)
@@ -85,6 +85,77 @@ def redact(text: str) -> str:
         return match.group("head") + REDACTED
 
     return _ASSIGNMENT_BARE.sub(bare, text)
+
+
+# Every pattern below (except private key blocks) needs one of these literals (lower-cased) on the line
+# where its match starts; lines without any are skipped, so redacting ordinary code is a few substring
+# searches instead of a dozen regular-expression passes over the whole text.
+_NEEDLES = (
+    "akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa",  # AWS
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "sk-", "aiza", "_live_", "hf_", "eyj",
+    "://",  # URL credentials
+    "accountkey=", "sharedaccesskey=", "sharedaccesssignature=", "password=", "pwd=",  # connection strings
+    "bearer", "basic", "token",  # authorization headers
+    # assignments: the secret-looking names
+    "passw", "pwd", "secret", "apikey", "api_key", "api-key", "accesskey", "access_key", "access-key",
+    "privatekey", "private_key", "private-key", "authkey", "auth_key", "auth-key", "credential",
+)
+_SEGMENT_EXTRA_LINES = 3  # a match may continue over whitespace onto following lines (``x =\n "v"``)
+
+
+def _candidate_lines(low: str) -> list[int]:
+    """Start offsets of lines holding a needle (sorted, unique)."""
+    starts: set[int] = set()
+    for needle in _NEEDLES:
+        pos = low.find(needle)
+        while pos >= 0:
+            line_start = low.rfind("\n", 0, pos) + 1
+            starts.add(line_start)
+            nl = low.find("\n", pos)
+            if nl < 0:
+                break
+            pos = low.find(needle, nl + 1)
+    return sorted(starts)
+
+
+def redact(text: str) -> str:
+    """``text`` with secret-looking values replaced by ``<redacted>``.
+
+    Same result as applying every pattern to the whole text (:func:`redact_reference`), computed only on
+    the lines that can match: a line holding a needle, the blank lines after it and a few more.
+    """
+    if not text:
+        return text
+    if "-----BEGIN" in text:
+        text = _PRIVATE_KEY.sub(lambda m: f"-----BEGIN {m.group(1)}-----\n{REDACTED}\n-----END {m.group(1)}-----", text)
+    low = text.lower()
+    starts = _candidate_lines(low)
+    if not starts:
+        return text
+    n = len(text)
+    segments: list[tuple[int, int]] = []
+    for start in starts:
+        end = text.find("\n", start)
+        end = n if end < 0 else end + 1
+        extra = _SEGMENT_EXTRA_LINES
+        while end < n and extra > 0:
+            nxt = text.find("\n", end)
+            nxt = n if nxt < 0 else nxt + 1
+            if text[end:nxt].strip():
+                extra -= 1
+            end = nxt
+        if segments and start <= segments[-1][1]:
+            segments[-1] = (segments[-1][0], max(end, segments[-1][1]))
+        else:
+            segments.append((start, end))
+    out: list[str] = []
+    prev = 0
+    for start, end in segments:
+        out.append(text[prev:start])
+        out.append(redact_reference(text[start:end]))
+        prev = end
+    out.append(text[prev:])
+    return "".join(out)
 
 
 _CACHE: OrderedDict[bytes, str] = OrderedDict()
