@@ -21,6 +21,9 @@ class Definition:
     so the context engine can paste it into a prompt verbatim.
     ``name_line`` is the line of the name token (differs from ``start_line`` when
     annotations / modifiers precede the name on earlier lines).
+    ``kind`` is one of: class, struct, interface, enum, object, module, function, method,
+    prototype (a declaration without body), type, constant, property, field, macro.
+    ``parent`` is the qualified name of the enclosing definition (or impl/receiver type).
     """
 
     path: str
@@ -39,7 +42,7 @@ class Definition:
 
 @dataclass(frozen=True)
 class Reference:
-    """One use of an identifier (0-based line, byte column within the line)."""
+    """One use of an identifier: 0-based line and *byte* column within the line (UTF-8), not UTF-16."""
 
     path: str
     name: str
