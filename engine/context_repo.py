@@ -244,6 +244,25 @@ class RepoContextBuilder:
         self._file_layers.clear()
         self._state_cache = None
 
+    def warm(self, max_bytes: int = 64_000_000) -> int:
+        """Read, redact and count every indexed file once (largest repositories: up to ``max_bytes``), so
+        that the first request in a file only ranks and selects. Returns the number of files read.
+        Called by the warm-up path (``coderflash`` warm-up builds a context first); safe to skip."""
+        index = self.index()
+        if index is None:
+            return 0
+        st = self._state(index)
+        n = 0
+        total = 0
+        for p, size in sorted(st.sizes.items()):
+            if total + size > max_bytes:
+                break
+            s = self._whole_file(index, p, 1, st)
+            if s is not None:
+                n += 1
+                total += size
+        return n
+
     def note_buffer(self, path: str, text: str, edit_line: int) -> None:
         """An open buffer was edited at ``edit_line``: its neighbourhood becomes recent-edit context."""
         self._open_buffers[path] = (text, edit_line)

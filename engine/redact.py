@@ -63,6 +63,11 @@ def redact_reference(text: str) -> str:
     if not text:
         return text
     text = _PRIVATE_KEY.sub(lambda m: f"-----BEGIN {m.group(1)}-----\n{REDACTED}\n-----END {m.group(1)}-----", text)
+    return _redact_values(text)
+
+
+def _redact_values(text: str) -> str:
+    """Every pattern but private key blocks."""
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(REDACTED, text)
     text = _URL_CREDENTIALS.sub(lambda m: m.group("head") + REDACTED + m.group("at"), text)
@@ -152,7 +157,7 @@ def redact(text: str) -> str:
     prev = 0
     for start, end in segments:
         out.append(text[prev:start])
-        out.append(redact_reference(text[start:end]))
+        out.append(_redact_values(text[start:end]))
         prev = end
     out.append(text[prev:])
     return "".join(out)

@@ -1,0 +1,117 @@
+"""Per-keystroke work stays local: no index writes, stable layers reused, redaction equal to the reference."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ctx_helpers import SECRETS
+
+from engine.context_repo import PREFIX_GRID_LINES, RepoContextBuilder
+from engine.prompt_format import text_format
+from engine.redact import redact, redact_reference
+from engine.tokens import TokenCounter
+
+
+def _big_file(repo, index):
+    lines = ["from app.models import Invoice, Ledger", "", ""]
+    for i in range(300):
+        lines += [f"def helper_{i}(ledger: Ledger) -> int:", f"    total = ledger.balance_cents() + {i}", "    return total", ""]
+    lines += ["def main():", "    ledger = Ledger()", "    ledger.add_invoice(Invoice('x', 1))", "    value = ledger.bal"]
+    text = "\n".join(lines) + "\n\nprint('done')\n"
+    (repo / "app/big.py").write_text(text)
+    index.build()
+    return lines, text
+
+
+@pytest.mark.parametrize("budget", [2048, 8192, 32768, 262_144])
+def test_keystrokes_write_nothing_to_the_index_and_share_the_prefix(repo, index, budget):
+    lines, text = _big_file(repo, index)
+    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
+                                 root=str(repo))
+    writes = []
+    real = index.set_overlay
+    index.set_overlay = lambda *a, **k: (writes.append(a), real(*a, **k))  # type: ignore[method-assign]
+    line = len(lines) - 1
+    builder.build("app/big.py", text, line, len(lines[-1]), budget)
+    gen = index._gen
+    typed = lines[-1]
+    for extra in "ance_cents":
+        typed += extra
+        buffer = text.replace(lines[-1] + "\n", typed + "\n")
+        res = builder.build("app/big.py", buffer, line, len(typed), budget)
+        assert res.prompt_tokens <= budget
+        assert sum(s.tokens for s in res.sections) == res.prompt_tokens
+        assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, (budget, typed)
+    assert writes == [] and index._gen == gen  # nothing re-parsed or re-ranked while typing
+
+
+def test_prefix_cells_are_grid_aligned_pieces(repo, index):
+    lines, text = _big_file(repo, index)
+    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
+                                 root=str(repo))
+    line = len(lines) - 1
+    res = builder.build("app/big.py", text, line, len(lines[-1]), 8192)
+    start = res.pieces.index(text_format("qwen").prefix_id) + 1
+    end = res.pieces.index(text_format("qwen").suffix_id)
+    cells = res.pieces[start:end]
+    assert len(cells) > 1 and "".join(cells) == res.prefix
+    assert all(c.count("\n") == PREFIX_GRID_LINES for c in cells[:-1])
+    first_line = text.splitlines(keepends=True).index(cells[0].splitlines(keepends=True)[0])
+    assert first_line % PREFIX_GRID_LINES == 0
+
+
+def test_switching_files_syncs_the_edited_open_buffer_once(repo, index):
+    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
+                                 root=str(repo))
+    report = (repo / "app/report.py").read_text()
+    index.set_overlay("app/report.py", report)  # opened in the editor
+    edited = report + "\n\ndef brand_new_helper() -> int:\n    return 1\n"
+    builder.build("app/report.py", edited, 10, 4, 4096)
+    assert index.overlays["app/report.py"] == report  # not per keystroke
+    res = builder.build("app/models.py", (repo / "app/models.py").read_text(), 5, 0, 4096)
+    assert index.overlays["app/report.py"] == edited  # synced when completion moved on
+    assert res.prompt_tokens <= 4096
+    assert [d.path for d in index.definitions("brand_new_helper")] == ["app/report.py"]
+
+
+def test_current_file_text_comes_only_from_the_buffer(repo, index):
+    (repo / "app/report.py").write_text((repo / "app/report.py").read_text() + "\nSAVED_ONLY = 1\n")
+    index.build()
+    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
+                                 root=str(repo))
+    buffer = "from app.models import Ledger\n\n\ndef unsaved():\n    ledger = Ledger()\n    ledger.\n"
+    for budget in (512, 4096, 262_144):
+        res = builder.build("app/report.py", buffer, 5, 11, budget)
+        assert "SAVED_ONLY" not in res.prompt
+        assert "def balance_cents(self) -> int:" in res.prompt or budget < 1000
+
+
+def _random_code(rng: random.Random) -> str:
+    parts = []
+    names = ["password", "api_key", "token", "x", "DB_PASSWORD", "secret", "value", "client_secret", "url"]
+    values = [f'"{v}"' for v in SECRETS.values()] + ['"short"', "os.environ['PW']", "None", '"${VAR}"',
+                                                   "'postgres://u:pw1234@h/db'", '"Bearer abcdef0123456789abcdefXYZ"']
+    for _ in range(rng.randint(5, 60)):
+        kind = rng.random()
+        if kind < 0.4:
+            parts.append(f"{rng.choice(names)} {rng.choice(['=', ':', '==', ':='])} {rng.choice(values)}")
+        elif kind < 0.5:
+            parts.append(f"{rng.choice(names).upper()}={rng.choice(list(SECRETS.values()))}")
+        elif kind < 0.6:
+            parts.append(f"{rng.choice(names)} =\n\n    {rng.choice(values)}")
+        elif kind < 0.65:
+            parts.append(f"-----BEGIN RSA PRIVATE KEY-----\n{SECRETS['pem_body']}\n-----END RSA PRIVATE KEY-----")
+        else:
+            parts.append(f"def f{rng.randint(0, 99)}(a, b):\n    return a + b  # token bucket, key order")
+    return rng.choice(["\n", "\n\n", "\r\n"]).join(parts) + rng.choice(["", "\n"])
+
+
+def test_fast_redaction_equals_the_reference():
+    rng = random.Random(7)
+    for _ in range(400):
+        text = _random_code(rng)
+        assert redact(text) == redact_reference(text), text
+    for value in SECRETS.values():
+        assert value not in redact(f'api_key = "{value}"\nTOKEN="{value}"\nx = 1\n') or value == SECRETS["pem_body"]
