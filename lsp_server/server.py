@@ -227,8 +227,35 @@ class CoderflashServer(LanguageServer):
 server = CoderflashServer()
 
 
+def _exit_with_parent(process_id: int | None) -> None:
+    """LSP: exit when the client process is gone (its pipe may outlive it, e.g. a killed editor whose
+    socket another process still holds). Also exit when we were re-parented to init."""
+    import os
+
+    original_parent = os.getppid()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def watch() -> None:
+        while True:
+            time.sleep(2.0)
+            if (process_id and not alive(process_id)) or (original_parent != 1 and os.getppid() == 1):
+                logger.warning("client process is gone; exiting")
+                os._exit(0)
+
+    threading.Thread(target=watch, name="coderflash-parent-watch", daemon=True).start()
+
+
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
+    _exit_with_parent(params.process_id)
     options = params.initialization_options
     if isinstance(options, dict):
         ls.lsp_settings = dict(options.get("coderflash", options))

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# tests/conftest.py puts tests/ on sys.path, where the directory tests/indexer (a namespace package now
-# that it has no __init__.py) shadows the real `indexer` (the editable install's finder comes after the
-# path finder): make sure the repository's own package is the one imported.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if not hasattr(sys.modules.get("indexer"), "Index"):
-    sys.modules.pop("indexer", None)
-    sys.path.insert(0, _ROOT)
-    import indexer  # noqa: F401,E402
-    sys.path.remove(_ROOT)
 from ctx_helpers import FAMILY_TOKENS, family_vocabulary, write_repo
 
 from engine.synth import synthesize
