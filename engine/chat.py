@@ -65,6 +65,7 @@ class ChatRequest:
     selection: tuple[int, int, int, int] | None = None  # start line, start char, end line, end char (0-based)
     grammars: list[str | None] | None = None  # GBNF per step (tests, structured output); llama.cpp only
     max_steps: int | None = None
+    max_tokens: int | None = None  # per step; default chat.max_tokens
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -240,6 +241,9 @@ class ChatSession:
         self.native_tools = self.local and _template_renders_tools(template or "")
         self.native_tool_role = self.local and _template_renders_tool_role(template or "")
         tools = tool_specs(self.config) if self.agent else []
+        for grammar in self.request.grammars or []:
+            if grammar is not None and self.local:
+                check_grammar(backend, grammar)
         user = self._user_message()
         if conv.instructions is None or conv.mode != self.request.mode:
             first = conv.instructions is None
@@ -409,7 +413,7 @@ class ChatSession:
             if state["text"]:
                 pieces = pieces + [state["text"]]
             room = n_ctx - prompt_tokens - self._count(backend, state["text"]) - 1
-            limit = min(cfg.max_tokens - done, room)
+            limit = min((self.request.max_tokens or cfg.max_tokens) - done, room)
             if limit <= 0:
                 return _combine(state["text"], state["results"] or
                                 [GenerationResult("", prompt_tokens, 0, 0, 0, 0.0, "length")])
@@ -444,7 +448,8 @@ class ChatSession:
                          collect: Callable[[str], None]) -> GenerationResult:
         """OpenAI-compatible servers run requests concurrently: no local scheduling, tools declared in text."""
         messages = self._render_messages(self.conversation.system, working)
-        request = GenerationRequest(pieces=[], max_tokens=self.config.chat.max_tokens, sampling=sampling,
+        request = GenerationRequest(pieces=[], max_tokens=self.request.max_tokens or self.config.chat.max_tokens,
+                                    sampling=sampling,
                                     on_text=collect)
         result = backend.chat(messages, request, None, self.cancel)
         self.engine.counters.add(result)
@@ -460,7 +465,7 @@ class ChatSession:
         """Render the conversation so that it leaves room for an answer. Out of room: elide older tool output,
         drop older turns, shrink the repository context, elide the latest tool output, in that order;
         ``_BudgetExceeded`` when even that does not fit."""
-        reserve = min(self.config.chat.max_tokens, max(256, n_ctx // 8))
+        reserve = min(self.request.max_tokens or self.config.chat.max_tokens, max(256, n_ctx // 8))
         work = [dict(m) for m in working]
         elided = "[output elided to fit the context window]"
         while True:
@@ -490,6 +495,21 @@ class ChatSession:
 
 class _BudgetExceeded(Exception):
     pass
+
+
+def check_grammar(backend: Any, grammar: str) -> None:
+    """ChatError unless llama.cpp accepts the GBNF. llama-cpp-python 0.3.36 crashes the process (NULL sampler)
+    on a grammar llama.cpp rejects, e.g. a repetition count above its limit, so parse it first."""
+    import llama_cpp
+
+    llm = getattr(backend, "llm", None)
+    vocab = getattr(getattr(llm, "_model", None), "vocab", None)
+    if vocab is None:
+        raise ChatError("grammars need the in-process llama.cpp backend")
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+    if not sampler:
+        raise ChatError("llama.cpp rejected the grammar (see the server log for the parse error)")
+    llama_cpp.llama_sampler_free(sampler)
 
 
 def _chat_priority():

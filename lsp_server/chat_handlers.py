@@ -86,6 +86,9 @@ def _parse(ls: CoderflashServer, raw: Any) -> tuple[Any, ChatRequest, str | None
     max_steps = p.get("maxSteps")
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise JsonRpcInvalidParams("maxSteps must be a positive integer")
+    max_tokens = p.get("maxTokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise JsonRpcInvalidParams("maxTokens must be a positive integer")
     doc = p.get("textDocument")
     uri = None
     if doc is not None:
@@ -118,7 +121,8 @@ def _parse(ls: CoderflashServer, raw: Any) -> tuple[Any, ChatRequest, str | None
         engine = ls.workspaces.engine_for(roots[0] / ".")
     try:
         request = ChatRequest(message=message, mode=mode, conversation_id=cid, path=path, text=text,
-                              selection=selection, grammars=grammars, max_steps=max_steps)
+                              selection=selection, grammars=grammars, max_steps=max_steps,
+                              max_tokens=max_tokens)
     except ChatError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
     return engine, request, uri
@@ -246,6 +250,9 @@ async def on_chat(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
         raise
     except ChatError as exc:
         raise JsonRpcInternalError(f"coderflash: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - one line for the editor, the details in the log
+        ls.log(f"chat failed: {type(exc).__name__}: {exc}", types.MessageType.Error)
+        raise JsonRpcInternalError(f"coderflash: chat failed: {exc}") from None
     finally:
         with _lock:
             if _active.get(cid) is cancel:
