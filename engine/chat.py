@@ -17,6 +17,7 @@ Front ends supply ``emit(kind, text, **extra)`` for the stream (``kind``: "text"
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import uuid
@@ -327,7 +328,26 @@ class ChatSession:
                 context = self.engine.chat_context(budget, req.path, req.text, line)
             except Exception as exc:  # noqa: BLE001 - chat still works without repository context
                 self.engine.log(f"chat: repository context unavailable: {exc}")
+        context = self._safe_context(context)
         return system, context if context.strip() else ""
+
+    def _safe_context(self, context: str) -> str:
+        """Drop file blocks the tools would refuse: the index lists a symlink to ``.env`` or to a file outside
+        the workspace under its own harmless name."""
+        from .tools import ToolError, resolve_path
+
+        blocks = re.split(r"(?m)^(?=File: )", context)
+        kept = []
+        for block in blocks:
+            if block.startswith("File: "):
+                path = block[6:].split("\n", 1)[0].strip()
+                try:
+                    resolve_path(self.env, path)
+                except ToolError:
+                    self.engine.log(f"chat: left {path} out of the repository context (secret or outside)")
+                    continue
+            kept.append(block)
+        return "".join(kept)
 
     def _user_message(self) -> str:
         req = self.request

@@ -177,3 +177,14 @@ def test_cli_json(tiny_model: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) >= {"conversationId", "text", "toolCalls", "edits"}
+
+
+def test_repository_context_leaves_out_symlinked_secrets_and_outside_files(engine: Engine, tmp_path: Path) -> None:
+    (engine.root / "notes.txt").symlink_to(engine.root / ".env")
+    (tmp_path / "outside.py").write_text("OUTSIDE = 'outside-data'\n")
+    (engine.root / "ext.py").symlink_to(tmp_path / "outside.py")
+    session, _, _ = run(engine, ChatRequest("hello", grammars=[gbnf_literal("ok")]))
+    system = session.conversation.system
+    assert "File: main.py" in system
+    assert "File: notes.txt" not in system and "TOKEN=" not in system
+    assert "File: ext.py" not in system and "outside-data" not in system
