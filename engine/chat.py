@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -553,12 +554,36 @@ def _wait(future: Any, cancel: CancelToken, scheduler: Any, key: str) -> Generat
                 dropped = True
 
 
+_EOG_CACHE: "weakref.WeakKeyDictionary[Any, frozenset[int]]" = weakref.WeakKeyDictionary()
+
+
+def _eog_ids(backend: Any) -> frozenset[int]:
+    """Every token llama.cpp treats as end of generation. A finished grammar allows only these, and the
+    backend stops only on the ids it is given: without them a constrained step runs to max_tokens."""
+    llm = getattr(backend, "llm", None)
+    vocab = getattr(getattr(llm, "_model", None), "vocab", None)
+    if vocab is None:
+        return frozenset()
+    cached = _EOG_CACHE.get(backend)
+    if cached is None:
+        import llama_cpp
+
+        n = llama_cpp.llama_vocab_n_tokens(vocab)
+        cached = frozenset(t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t))
+        _EOG_CACHE[backend] = cached
+    return cached
+
+
 def _chat_stops(backend: Any) -> frozenset[int]:
     stops = set(getattr(backend.prompt_format, "stop_ids", ()) or ())
     for text in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
         tid = backend.token_id(text) if hasattr(backend, "token_id") else None
         if tid is not None:
             stops.add(tid)
+    try:
+        stops |= _eog_ids(backend)
+    except Exception:  # noqa: BLE001 - an older llama-cpp-python without the vocab API
+        pass
     return frozenset(stops)
 
 
