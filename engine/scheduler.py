@@ -19,7 +19,7 @@ import heapq
 import itertools
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable, Generic, TypeVar
@@ -27,6 +27,25 @@ from typing import Any, Callable, Generic, TypeVar
 from .backend import Cancelled, CancelToken
 
 T = TypeVar("T")
+
+
+def _fail(future: Future, exc: BaseException) -> None:
+    """Deliver an exception unless the caller already cancelled the future (e.g. $/cancelRequest, which
+    cancels it through ``asyncio.wrap_future``): setting a cancelled future raises InvalidStateError,
+    which must never kill the worker."""
+    if not future.done():
+        try:
+            future.set_exception(exc)
+        except InvalidStateError:
+            pass
+
+
+def _succeed(future: Future, result: Any) -> None:
+    if not future.done():
+        try:
+            future.set_result(result)
+        except InvalidStateError:
+            pass
 
 
 class Priority(IntEnum):
@@ -78,6 +97,8 @@ class Scheduler:
                cancel: CancelToken | None = None) -> "Future[T]":
         """Queue ``fn(cancel_token)``; the future carries its result, or Cancelled when dropped/cancelled."""
         job: Job[T] = Job(int(priority), next(self._seq), fn, key, deadline, resumable, cancel or CancelToken())
+        # A caller that cancels the future (e.g. LSP $/cancelRequest via asyncio.wrap_future) stops the job too.
+        job.future.add_done_callback(lambda f: f.cancelled() and job.cancel.cancel("cancelled by caller"))
         with self._cond:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
@@ -89,7 +110,7 @@ class Scheduler:
                 running.cancel.cancel("preempted")
             if len(self._heap) >= self.max_queue and not self._shed(job):
                 self.stats["shed"] += 1
-                job.future.set_exception(QueueFull("inference queue is full"))
+                _fail(job.future, QueueFull("inference queue is full"))
                 return job.future
             heapq.heappush(self._heap, job)
             self._cond.notify()
@@ -101,7 +122,7 @@ class Scheduler:
             if queued.key == key:
                 self.stats["superseded"] += 1
                 queued.cancel.cancel("superseded")
-                queued.future.set_exception(Cancelled("superseded"))
+                _fail(queued.future, Cancelled("superseded"))
             else:
                 kept.append(queued)
         if len(kept) != len(self._heap):
@@ -120,7 +141,7 @@ class Scheduler:
         heapq.heapify(self._heap)
         self.stats["shed"] += 1
         victim.cancel.cancel("shed")
-        victim.future.set_exception(Cancelled("shed"))
+        _fail(victim.future, Cancelled("shed"))
         return True
 
     def cancel(self, key: str) -> None:
@@ -155,11 +176,11 @@ class Scheduler:
         if job.future.done():
             return
         if job.cancel.cancelled:
-            job.future.set_exception(Cancelled(job.cancel.reason))
+            _fail(job.future, Cancelled(job.cancel.reason))
             return
         if job.deadline is not None and time.monotonic() > job.deadline:
             self.stats["stale"] += 1
-            job.future.set_exception(Cancelled("stale"))
+            _fail(job.future, Cancelled("stale"))
             return
         if job.runs:
             self.stats["resumed"] += 1
@@ -168,16 +189,16 @@ class Scheduler:
             result = job.fn(job.cancel)
         except Cancelled as exc:
             if not self._requeue_if_preempted(job):
-                job.future.set_exception(exc)
+                _fail(job.future, exc)
             return
         except BaseException as exc:  # noqa: BLE001 - delivered to the caller through the future
             self.stats["failed"] += 1
-            job.future.set_exception(exc)
+            _fail(job.future, exc)
             return
         if self._requeue_if_preempted(job):
             return
         self.stats["completed"] += 1
-        job.future.set_result(result)
+        _succeed(job.future, result)
 
     def _requeue_if_preempted(self, job: Job[Any]) -> bool:
         if not (job.resumable and job.cancel.reason == "preempted"):
@@ -224,7 +245,7 @@ class Scheduler:
             if self._running is not None:
                 self._running.cancel.cancel("shutdown")
             for job in self._heap:
-                job.future.set_exception(Cancelled("shutdown"))
+                _fail(job.future, Cancelled("shutdown"))
             self._heap.clear()
             self._cond.notify_all()
         self._thread.join(timeout=5)

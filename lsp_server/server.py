@@ -313,7 +313,11 @@ def on_did_change_folders(ls: CoderflashServer, params: types.DidChangeWorkspace
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def on_did_open(ls: CoderflashServer, params: types.DidOpenTextDocumentParams) -> None:
-    ls.workspaces.note_open(ls.document_path(params.text_document.uri), params.text_document.text)
+    path = ls.document_path(params.text_document.uri)
+    ls.workspaces.note_open(path, params.text_document.text)
+    engine = ls.engine_for(params.text_document.uri)
+    if engine.loaded:  # background, lowest priority: make this file's repository prefix resident
+        engine.warm_up(path, params.text_document.text)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
