@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .backend import Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling
+from .backend import BackendError, Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling
 from .config import Config
 from .tool_calls import Segment, ToolCall, ToolCallSplitter, tool_response_text, tools_block
 from .tools import EditProposal, ToolEnv, run_tool, tool_specs
@@ -230,6 +230,10 @@ class ChatSession:
                 self._run_locked()
             except Cancelled:
                 self.result.finish_reason = "cancelled"
+            except BackendError as exc:  # e.g. the prompt does not fit; the stream so far stays valid
+                self.result.finish_reason = "error"
+                self.result.error = str(exc)
+                self._note(f"error: {exc}")
             self.result.edits = list(self.env.edits)
             self.result.counters = dict(self._counters)
             return self.result

@@ -141,7 +141,11 @@ def _client_position(ls: CoderflashServer, text: str, offset: int) -> types.Posi
 
 
 def _open_document(ls: CoderflashServer, path: Path):
-    for uri, document in list(ls.workspace.text_documents.items()):
+    try:
+        documents = list(ls.workspace.text_documents.items())
+    except RuntimeError:  # the event loop changed the dict while we copied it: try once more
+        documents = list(ls.workspace.text_documents.items())
+    for uri, document in documents:
         try:
             if Path(to_fs_path(uri) or uri).resolve() == path:
                 return document

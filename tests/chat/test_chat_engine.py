@@ -188,3 +188,11 @@ def test_repository_context_leaves_out_symlinked_secrets_and_outside_files(engin
     assert "File: main.py" in system
     assert "File: notes.txt" not in system and "TOKEN=" not in system
     assert "File: ext.py" not in system and "outside-data" not in system
+
+
+def test_tool_output_too_big_for_the_window_is_elided(engine: Engine) -> None:
+    (engine.root / "big.py").write_text("".join(f"x_{i} = {i}\n" for i in range(3000)))
+    grammars = [gbnf_literal(call_text("read_file", path="big.py")), gbnf_literal("ok")]
+    _, result, _ = run(engine, ChatRequest("read big", mode="agent", grammars=grammars))
+    assert result.tool_calls[0]["ok"] and "truncated" in result.tool_calls[0]["result"]
+    assert result.finish_reason == "stop" and result.text == "ok" and result.counters["prompt_tokens"] < 8192
