@@ -83,6 +83,14 @@ def _language_of(path: str) -> str:
             ".hs": "haskell", ".toml": "toml", ".yml": "yaml", ".yaml": "yaml"}.get(ext, "")
 
 
+def _module_name(path: str) -> str:
+    """The name code uses for the module in ``path``: its file stem, or its directory for a package file."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem in ("__init__", "mod", "index", "lib"):
+        return os.path.basename(os.path.dirname(path)) or stem
+    return stem
+
+
 def elision_line(path: str) -> str:
     return f"{_COMMENT_PREFIX.get(_language_of(path), '//')} ...\n"
 
@@ -163,6 +171,7 @@ class _State:
     outlines: dict[str, list] = field(default_factory=dict)
     imports: dict[str, list[str]] = field(default_factory=dict)
     checked: set[str] = field(default_factory=set)  # files whose on-disk stamp was checked this generation
+    modules: dict[str, list[str]] | None = None  # module name (file stem, or package dir) -> files
 
 
 class _FileCache:
@@ -224,6 +233,7 @@ class RepoContextBuilder:
         self._repo_wide: _RepoWide | None = None
         self._file_layers: OrderedDict[tuple, _FileLayer] = OrderedDict()
         self._body_cap = 256
+        self._header_cache: dict[tuple, tuple[list[str], Snip]] = {}  # definition → header snip (per file text)
         self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
         self._last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
         from .context import SharedPrefixTracker
@@ -262,6 +272,29 @@ class RepoContextBuilder:
                 n += 1
                 total += size
         return n
+
+    def prepare_file(self, path: str, text: str, budget: int) -> float:
+        """Compute the per-file part for ``path`` (what the first request in a file would otherwise pay:
+        the ranking personalised to the file, its names' definitions, candidate snippets), so that the
+        first completion in a freshly opened document only does the near-cursor part. Call it when a
+        document opens, off the keystroke path, on the thread that builds contexts. Returns milliseconds."""
+        t0 = time.perf_counter()
+        index = self.index()
+        if index is None:
+            return 0.0
+        head = self.fmt.repo_header(self.repo_name) if self.repo_name else []
+        fixed = self.counter.count_pieces(head) + self.counter.count_pieces(self.fmt.current_file_header(path)) \
+            + self.counter.count_pieces(self.fmt.infill("", ""))
+        max_room = budget - fixed - self._reserve(budget, self._prefix_cap(budget) + self._suffix_cap(budget))
+        if max_room <= 0:
+            return 0.0
+        try:
+            rel = index.rel(path) if hasattr(index, "rel") else path
+            st = self._state(index)
+            self._file_layer(index, st, rel, text.count("\n") + 1, budget, max_room, head)
+        except Exception as exc:
+            self.log(f"prepare_file failed: {type(exc).__name__}: {exc}")
+        return (time.perf_counter() - t0) * 1000
 
     def note_buffer(self, path: str, text: str, edit_line: int) -> None:
         """An open buffer was edited at ``edit_line``: its neighbourhood becomes recent-edit context."""
@@ -352,11 +385,19 @@ class RepoContextBuilder:
 
     def _header_snip(self, index: Any, d: Any, layer: int, kind: str = "signature", st: _State | None = None,
                      lines: list[str] | None = None) -> Snip | None:
+        cache_key = None
         if lines is None:
             got = self._file(index, d.path, st)
             if got is None:
                 return None
             _, lines = got
+            cache_key = (d.path, d.start_line, getattr(d, "name_line", -1), d.signature, d.name)
+            hit = self._header_cache.get(cache_key)
+            if hit is not None and hit[0] is lines:  # same file text: the same header
+                s = hit[1]
+                if s.layer == layer and s.kind == kind:
+                    return s
+                return Snip(s.path, s.start, s.end, s.text, kind, s.symbol, s.tokens, layer)
         start = d.start_line
         sig = (d.signature or "").rstrip()
         n = max(1, sig.count("\n") + 1) if sig else 1
@@ -374,7 +415,12 @@ class RepoContextBuilder:
         if start >= len(lines) or start < 0:
             return None
         text = "".join(lines[start:end + 1])
-        return self._snip(d.path, start, end, text, kind, d.name, layer)
+        snip = self._snip(d.path, start, end, text, kind, d.name, layer)
+        if cache_key is not None:
+            if len(self._header_cache) > 200_000:
+                self._header_cache.clear()
+            self._header_cache[cache_key] = (lines, snip)
+        return snip
 
     def _body_snip(self, index: Any, d: Any, layer: int, st: _State | None = None) -> Snip | None:
         got = self._file(index, d.path, st)
@@ -411,7 +457,7 @@ class RepoContextBuilder:
         return min(self.suffix_tokens, max(budget // 32, min(128, budget // 8)))
 
     def _prefix_cap(self, budget: int) -> int:
-        return max(min(512, budget // 2), budget * 3 // 10)
+        return min(max(min(512, budget // 2), budget * 3 // 10), 512 + budget // 8)
 
     def _cut_prefix(self, prefix: str, cap: int) -> str:
         """The prefix from the earliest grid line whose tail fits ``cap`` tokens (whole text; slow path)."""
@@ -621,11 +667,24 @@ class RepoContextBuilder:
                             cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
             return cands
         # a module imported under this name, or a type/namespace with members
+        found = False
         for imported in imports:
-            stem = os.path.splitext(os.path.basename(imported))[0]
-            if stem == name or (stem in ("__init__", "mod", "index") and os.path.basename(os.path.dirname(imported)) == name):
+            if _module_name(imported) == name:
+                found = True
                 for s in self._outline_snips(index, imported, 3, st=st):
                     cands.append(_Candidate(imported, (imported, s.start), [s]))
+        if not found:  # a repository module by that name that the index did not resolve as an import
+            # (``from . import reduction``, ``hir::translate::``, a module injected at run time): the
+            # nearest one in the tree
+            if st.modules is None:
+                st.modules = {}
+                for p in st.sizes:
+                    st.modules.setdefault(_module_name(p), []).append(p)
+            near_first = sorted((p for p in st.modules.get(name, ()) if p != rel),
+                                key=lambda p: (-len(os.path.commonpath([p, rel])) if os.path.dirname(p) and os.path.dirname(rel) else 0, p))
+            for p in near_first[:1]:
+                for s in self._outline_snips(index, p, 3, st=st):
+                    cands.append(_Candidate(p, (p, s.start), [s]))
         type_name = "".join(part[:1].upper() + part[1:] for part in name.split("_"))  # parser_state → ParserState
         defs = self._defs_named(st, name)[:3] + (self._defs_named(st, type_name)[:2] if type_name != name else [])
         for d in defs:
