@@ -12,7 +12,6 @@ import hashlib
 import multiprocessing as mp
 import os
 import posixpath
-import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -267,7 +266,13 @@ class Index:
         chunks: list[list[tuple[str, int, int, str | None]]] = [[] for _ in range(min(n_chunks, len(todo)))]
         for i, item in enumerate(sorted(todo, key=lambda t: -t[1])):
             chunks[i % len(chunks)].append(item)
-        method = "fork" if threading.active_count() == 1 and "fork" in mp.get_all_start_methods() else "spawn"
+        # fork: instant start, no re-import of __main__. It is safe with other threads alive here
+        # because the child only parses: the grammars it needs are imported *before* forking,
+        # so no child ever waits on an import lock held by a thread that did not survive the fork.
+        for lang in {language_for_path(t[0]) for t in todo}:
+            if is_parseable(lang):
+                load(lang)  # type: ignore[arg-type]
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(method)
         with ctx.Pool(processes=workers) as pool:
             for results in pool.imap_unordered(process_chunk, [(self.root, mll, c) for c in chunks]):

@@ -220,3 +220,13 @@ def test_overlay_typing_sequence_stays_consistent(idx: Index, repo: Path) -> Non
         idx.set_overlay("pkg/a.py", text)
     assert [d.name for d in idx.outline("pkg/a.py")] == ["alpha", "typed_fn"]
     assert {r.name for r in idx.references_in_range("pkg/a.py", 5, 6)} >= {"helper"}
+
+
+def test_cold_build_with_process_pool_while_threads_run(repo: Path, cache_dir: Path) -> None:
+    """The LSP server has threads (watcher, event loop): the pool path must still work."""
+    write_tree(repo, {f"m{i}.py": f"def func_{i}():\n    return {i}\n" for i in range(80)})
+    with Index.open(repo, cache_dir, IndexSettings(workers=2)) as idx:
+        idx.start_watching()
+        stats = idx.build()
+        assert stats.parsed_files == 80 and len(idx.definitions("func_79")) == 1
+        idx.stop_watching()
