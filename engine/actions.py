@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .backend import GenerationRequest, Sampling
+from .backend import GenerationRequest, Sampling, chat_stop_ids
 from .redact import redact
 from .scheduler import Priority
 
@@ -162,10 +162,8 @@ class ActionRunner:
         if self.engine.config.backend == "openai":  # the server renders its own template
             result = self.engine.chat(messages, max_tokens=self.max_tokens, sampling=greedy).result()
             return result.text, result.generated_tokens
-        from .runtime import _chat_stops
-
         request = GenerationRequest(pieces=backend.render_chat(messages), max_tokens=self.max_tokens,
-                                    sampling=greedy, stop_ids=_chat_stops(backend))
+                                    sampling=greedy, stop_ids=chat_stop_ids(backend))
         result = self.engine.generate(request, priority=Priority.ACTION).result()
         return result.text, result.generated_tokens
 

@@ -116,3 +116,18 @@ class Backend(Protocol):
 
 def elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def chat_stop_ids(backend: object) -> frozenset[int]:
+    """Token ids that end an assistant turn: the FIM/control stops, the chat end markers, and every token
+    llama.cpp itself treats as end of generation (e.g. Qwen3's ``</s>``); a grammar that has finished allows
+    only those, so without them a constrained turn would run to max_tokens."""
+    stops = set(getattr(getattr(backend, "prompt_format", None), "stop_ids", ()) or ())
+    token_id = getattr(backend, "token_id", None)
+    if token_id is not None:
+        for text in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = token_id(text)
+            if tid is not None:
+                stops.add(tid)
+    stops |= getattr(backend, "eog_ids", frozenset())
+    return frozenset(stops)

@@ -21,13 +21,12 @@ import re
 import sys
 import threading
 import uuid
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .backend import BackendError, Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling
+from .backend import BackendError, Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
 from .config import Config
 from .tool_calls import Segment, ToolCall, ToolCallSplitter, tool_response_text, tools_block
 from .tools import EditProposal, ToolEnv, run_tool, tool_specs
@@ -523,18 +522,14 @@ class _BudgetExceeded(Exception):
 
 
 def check_grammar(backend: Any, grammar: str) -> None:
-    """ChatError unless llama.cpp accepts the GBNF. llama-cpp-python 0.3.36 crashes the process (NULL sampler)
-    on a grammar llama.cpp rejects, e.g. a repetition count above its limit, so parse it first."""
-    import llama_cpp
-
-    llm = getattr(backend, "llm", None)
-    vocab = getattr(getattr(llm, "_model", None), "vocab", None)
-    if vocab is None:
+    """ChatError unless the in-process backend's llama.cpp accepts the GBNF (see LlamaBackend.check_grammar)."""
+    check = getattr(backend, "check_grammar", None)
+    if check is None:
         raise ChatError("grammars need the in-process llama.cpp backend")
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
-    if not sampler:
-        raise ChatError("llama.cpp rejected the grammar (see the server log for the parse error)")
-    llama_cpp.llama_sampler_free(sampler)
+    try:
+        check(grammar)
+    except BackendError as exc:
+        raise ChatError(str(exc)) from None
 
 
 def _chat_priority():
@@ -558,37 +553,8 @@ def _wait(future: Any, cancel: CancelToken, scheduler: Any, key: str) -> Generat
                 dropped = True
 
 
-_EOG_CACHE: "weakref.WeakKeyDictionary[Any, frozenset[int]]" = weakref.WeakKeyDictionary()
-
-
-def _eog_ids(backend: Any) -> frozenset[int]:
-    """Every token llama.cpp treats as end of generation. A finished grammar allows only these, and the
-    backend stops only on the ids it is given: without them a constrained step runs to max_tokens."""
-    llm = getattr(backend, "llm", None)
-    vocab = getattr(getattr(llm, "_model", None), "vocab", None)
-    if vocab is None:
-        return frozenset()
-    cached = _EOG_CACHE.get(backend)
-    if cached is None:
-        import llama_cpp
-
-        n = llama_cpp.llama_vocab_n_tokens(vocab)
-        cached = frozenset(t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t))
-        _EOG_CACHE[backend] = cached
-    return cached
-
-
 def _chat_stops(backend: Any) -> frozenset[int]:
-    stops = set(getattr(backend.prompt_format, "stop_ids", ()) or ())
-    for text in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
-        tid = backend.token_id(text) if hasattr(backend, "token_id") else None
-        if tid is not None:
-            stops.add(tid)
-    try:
-        stops |= _eog_ids(backend)
-    except Exception:  # noqa: BLE001 - an older llama-cpp-python without the vocab API
-        pass
-    return frozenset(stops)
+    return chat_stop_ids(backend)
 
 
 def _combine(text: str, results: list[GenerationResult]) -> GenerationResult:

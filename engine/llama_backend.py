@@ -405,9 +405,12 @@ class LlamaBackend:
             return "length"
         llm = self.llm
         sampling = request.sampling
-        grammar = llama_cpp.LlamaGrammar.from_string(request.grammar, verbose=False) if request.grammar else None
+        grammar = None
+        if request.grammar:
+            self.check_grammar(request.grammar)
+            grammar = llama_cpp.LlamaGrammar.from_string(request.grammar, verbose=False)
         greedy = sampling.temperature <= 0
-        stop_ids = set(request.stop_ids) | {llm.token_eos()}
+        stop_ids = set(request.stop_ids) | {llm.token_eos()} | self.eog_ids
         if sampling.seed:
             llm.set_seed(sampling.seed)
         llm._sampler = llm._init_sampler(
@@ -436,6 +439,30 @@ class LlamaBackend:
                 llm.eval([token])
         finally:
             llm._sampler = None
+
+    # -- end of generation and grammars ---------------------------------------------------------------
+    @property
+    def eog_ids(self) -> frozenset[int]:
+        """Every token llama.cpp treats as end of generation (computed once per model)."""
+        cached = getattr(self, "_eog_ids", None)
+        if cached is None:
+            import llama_cpp
+
+            vocab = self.llm._model.vocab
+            n = llama_cpp.llama_vocab_n_tokens(vocab)
+            cached = frozenset(t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t))
+            self._eog_ids = cached
+        return cached
+
+    def check_grammar(self, grammar: str) -> None:
+        """BackendError unless llama.cpp accepts the GBNF: llama-cpp-python 0.3.36 crashes the process
+        (NULL sampler) on a grammar llama.cpp rejects, e.g. a repetition count above its limit."""
+        import llama_cpp
+
+        sampler = llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise BackendError("llama.cpp rejected the grammar (see the log for the parse error)")
+        llama_cpp.llama_sampler_free(sampler)
 
     # -- chat -------------------------------------------------------------------------------------
     def render_chat(self, messages: Sequence[dict], tools: Sequence[dict] | None = None) -> list[Piece]:

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .backend import Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling
+from .backend import Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
 from .completion_cache import CompletionCache
 from .context import ContextResult, split_at_cursor
 from .kv_store import prefix_hash
@@ -273,12 +273,7 @@ def _collect(state: dict[str, Any], on_text: Callable[[str], None] | None) -> Ca
 
 
 def _chat_stops(backend: Any) -> frozenset[int]:
-    stops = set(backend.prompt_format.stop_ids)
-    for text in ("<|im_end|>", "<|endoftext|>"):
-        tid = backend.token_id(text) if hasattr(backend, "token_id") else None
-        if tid is not None:
-            stops.add(tid)
-    return frozenset(stops)
+    return chat_stop_ids(backend)
 
 
 def _combine(text: str, results: list[GenerationResult]) -> GenerationResult:

@@ -3,6 +3,8 @@ counters), cancellation, streaming, lean KV snapshots across processes, rejectio
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -141,3 +143,21 @@ def test_snapshot_save_new_process_restore_and_truncated_file(tiny_model: Path, 
     assert broken["text"] == cold["text"]
     assert len(list(kv.glob("*.kv"))) == 1  # replaced by a good snapshot
     assert _child(tiny_model, kv)["warm"]["source"] == "snapshot"
+
+
+def test_rejected_grammar_is_an_error_not_a_crash(backend) -> None:
+    """llama-cpp-python 0.3.36 crashes the process on a grammar llama.cpp rejects; the backend checks first."""
+    from engine.backend import BackendError, GenerationRequest
+
+    with pytest.raises(BackendError, match="rejected the grammar"):
+        backend.generate(GenerationRequest(pieces=["x"], max_tokens=4, grammar='root ::= [a-z]{5000}'))
+    ok = backend.generate(GenerationRequest(pieces=["x"], max_tokens=4, grammar='root ::= "ab" [a-z]*'))
+    assert ok.text.startswith("ab")
+
+
+def test_every_end_of_generation_token_stops(backend) -> None:
+    from engine.backend import chat_stop_ids
+
+    eog = backend.eog_ids
+    assert backend.token_id("<|im_end|>") in eog or backend.llm.token_eos() in eog
+    assert eog <= chat_stop_ids(backend)
