@@ -47,6 +47,10 @@ from .tokens import TokenCounter
 PREFIX_GRID_LINES = 32
 NEAR_BEFORE = 40  # lines above the cursor whose names count as "near the cursor"
 NEAR_AFTER = 8
+NEAR_MODULES = 3  # modules defining the names nearest the cursor: their definitions nearest to the one used
+NEAR_MODULE_ENTRIES = 12  # are near-cursor candidates (this many per module)
+NEAR_BODY_LINES = 8  # names used this close to the cursor get their definitions' bodies (when small); the
+# others near the cursor get signatures
 REPO_WIDE_MIN_BUDGET = 32_768  # below this every token goes to the per-file neighbourhood
 REPO_WIDE_SHARE = 0.5  # of the room, when the whole repository does not fit
 NEIGHBOURHOOD_SHARE = 0.6  # of what the repository-wide part leaves; the rest is near the cursor
@@ -107,6 +111,20 @@ class Snip:
     symbol: str
     tokens: int
     layer: int  # 1 repository-wide, 2 per-file neighbourhood, 3 near the cursor
+    body_end: int = -1  # a header's definition ends here (its body is elided); -1: not a header
+
+    def moved(self, layer: int, kind: str | None = None) -> "Snip":
+        return Snip(self.path, self.start, self.end, self.text, kind or self.kind, self.symbol, self.tokens, layer,
+                    self.body_end)
+
+    @property
+    def stub(self) -> str:
+        """What closes this header when its body is elided and nothing nested follows: `` ...`` after a
+        ``:`` header (a Python stub), `` ... }`` after a ``{`` header; "" when the line does not open a body."""
+        if self.body_end <= self.end:
+            return ""
+        last = self.text.rstrip()
+        return " ..." if last.endswith(":") else " ... }" if last.endswith("{") else ""
 
 
 @dataclass
@@ -233,6 +251,7 @@ class RepoContextBuilder:
         self._repo_wide: _RepoWide | None = None
         self._file_layers: OrderedDict[tuple, _FileLayer] = OrderedDict()
         self._body_cap = 256
+        self._budget: int | None = None
         self._header_cache: dict[tuple, tuple[list[str], Snip]] = {}  # definition → header snip (per file text)
         self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
         self._last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
@@ -397,7 +416,7 @@ class RepoContextBuilder:
                 s = hit[1]
                 if s.layer == layer and s.kind == kind:
                     return s
-                return Snip(s.path, s.start, s.end, s.text, kind, s.symbol, s.tokens, layer)
+                return s.moved(layer, kind)
         start = d.start_line
         sig = (d.signature or "").rstrip()
         n = max(1, sig.count("\n") + 1) if sig else 1
@@ -416,6 +435,7 @@ class RepoContextBuilder:
             return None
         text = "".join(lines[start:end + 1])
         snip = self._snip(d.path, start, end, text, kind, d.name, layer)
+        snip.body_end = max(end, d.end_line)
         if cache_key is not None:
             if len(self._header_cache) > 200_000:
                 self._header_cache.clear()
@@ -587,10 +607,13 @@ class RepoContextBuilder:
                                                    layer_info.imported, text, visible))
         imported = set(layer_info.imported)
         later: list[_Candidate] = []
-        for name, _d in self._near_names(lines, at, column):
+        siblings: list[Any] = []  # definitions of the nearest names, each defined once outside this file
+        for name, dist in self._near_names(lines, at, column):
             defs = [d for d in self._defs_named(st, name) if d.path != rel]
             if not defs:
                 continue
+            if len(defs) == 1 and len(siblings) < NEAR_MODULES and all(x.path != defs[0].path for x in siblings):
+                siblings.append(defs[0])
             mine = [d for d in defs if d.path in imported]
             target = cands
             if mine:
@@ -598,8 +621,8 @@ class RepoContextBuilder:
             elif len(defs) > 3:
                 defs, target = defs[:2], later  # an ambiguous name: after the specific ones
             for d in defs:
-                forms = [s for s in (self._body_snip(index, d, 3, st), self._header_snip(index, d, 3, st=st))
-                         if s is not None]
+                body = self._body_snip(index, d, 3, st) if dist <= NEAR_BODY_LINES else None
+                forms = [s for s in (body, self._header_snip(index, d, 3, st=st)) if s is not None]
                 if forms and forms[0].kind == "definition" and (forms[0].end - forms[0].start > 60
                                                                  or forms[0].tokens > self._body_cap):
                     forms = forms[1:]  # long bodies only as signatures near the cursor
@@ -615,6 +638,15 @@ class RepoContextBuilder:
                         continue
                     for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name, st=st):
                         cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
+        # what the cursor uses next often comes from the module the names around it come from: that
+        # module's definitions, nearest in the file to the one used
+        for d in siblings:
+            outline = [o for o in self._outline(st, d.path) if o.parent == d.parent]
+            outline.sort(key=lambda o: abs(o.start_line - d.start_line))
+            for o in outline[:NEAR_MODULE_ENTRIES]:
+                s = self._header_snip(index, o, 3, "outline", st)
+                if s is not None:
+                    later.append(_Candidate(o.path, (o.path, s.start), [self._breadth(s, self._budget)]))
         return cands + later
 
     def _current_members(self, rel: str, text: str, outline: list, parent: str,
@@ -694,8 +726,17 @@ class RepoContextBuilder:
         return cands
 
     # -- per file ---------------------------------------------------------------------------------
-    def _file_candidates(self, index: Any, st: _State, path: str,
-                         n_lines: int) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
+    def _breadth(self, s: Snip, budget: int | None) -> Snip:
+        """An entry of the per-file lists (names the file uses, imported modules, ranked definitions): at
+        small budgets a long multi-line signature shows only its first line (it holds the name), so the
+        list reaches further down the ranking; what is near the cursor keeps whole signatures."""
+        if budget is None or s.start == s.end or s.tokens <= max(32, budget // 256):
+            return s
+        first = s.text.split("\n", 1)[0] + "\n"
+        return Snip(s.path, s.start, s.start, first, s.kind, s.symbol, self.counter.count(first), s.layer, s.body_end)
+
+    def _file_candidates(self, index: Any, st: _State, path: str, n_lines: int,
+                         budget: int | None = None) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
         """Layer 2: names used anywhere in the file, imported modules' outlines, recent edits.
 
         Returns (first, deferred, imported files): a name whose definitions are neither imported nor
@@ -714,11 +755,11 @@ class RepoContextBuilder:
             s = self._header_snip(index, d, 2, st=st)
             if s is not None:
                 target = cands if (d.path in imported_set or per_name[d.name] == 1) else deferred
-                target.append(_Candidate(d.path, (d.path, s.start), [s]))
+                target.append(_Candidate(d.path, (d.path, s.start), [self._breadth(s, budget)]))
         for p in imported:
             for s in self._outline_snips(index, p, 2, st=st):
                 public = not s.symbol.startswith("_") or (s.symbol.startswith("__") and s.symbol.endswith("__"))
-                (cands if public else deferred).append(_Candidate(p, (p, s.start), [s]))
+                (cands if public else deferred).append(_Candidate(p, (p, s.start), [self._breadth(s, budget)]))
         for other, (buf, edit_line) in reversed(self._open_buffers.items()):
             if other == path:
                 continue
@@ -730,14 +771,15 @@ class RepoContextBuilder:
         return cands, deferred, imported
 
     def _ranked_candidates(self, index: Any, personalization: dict[str, float], limit: int, layer: int,
-                           skip: str | None, st: _State | None = None) -> tuple[list[_Candidate], list[str]]:
+                           skip: str | None, st: _State | None = None,
+                           budget: int | None = None) -> tuple[list[_Candidate], list[str]]:
         cands = []
         for d, _score in index.ranked_definitions(personalization, limit):
             if d.path == skip:
                 continue
             s = self._header_snip(index, d, layer, "outline", st)
             if s is not None:
-                cands.append(_Candidate(d.path, (d.path, s.start), [s]))
+                cands.append(_Candidate(d.path, (d.path, s.start), [self._breadth(s, budget)]))
         files = [p for p, _ in index.ranked_files(personalization) if p != skip]
         return cands, files
 
@@ -760,12 +802,12 @@ class RepoContextBuilder:
         repo_tokens = repo.tokens - sum(s.tokens for s in repo.snips if s.path == rel)
         left = max(0, max_room - repo_tokens)
         own = int(left * NEIGHBOURHOOD_SHARE)
-        limit = min(MAX_RANKED, max(32, left // 8))
-        file_cands, deferred, imported = self._file_candidates(index, st, rel, n_lines)
+        limit = min(MAX_RANKED, max(32, left // 6))  # about what fits at ~10 tokens per header
+        file_cands, deferred, imported = self._file_candidates(index, st, rel, n_lines, budget)
         personalization = {rel: 1.0}
         for p in imported:
             personalization.setdefault(p, 0.5)
-        ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel, st)
+        ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel, st, budget)
         cands = file_cands + ranked + deferred
         snips, whole, _ = self._fill([], cands, ranked_files, own, index, 2, taken, whole, st)
         rest = [c for c in cands if c.key not in taken and c.path not in whole]
@@ -807,7 +849,7 @@ class RepoContextBuilder:
             elif budget >= REPO_WIDE_MIN_BUDGET:
                 share = int(room * REPO_WIDE_SHARE)
                 limit = min(MAX_RANKED, max(64, share // 12))
-                cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, None, st)
+                cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, None, st, budget)
                 snips, whole, total = self._fill([], cands, ranked_files, share, index, 1, set(), set(), st)
         tokens = sum(s.tokens for s in snips) + sum(self._block_overhead(p) for p in {s.path for s in snips})
         self._repo_wide = _RepoWide(key, snips, whole, tokens)
@@ -829,11 +871,10 @@ class RepoContextBuilder:
                 continue
             overhead = 0 if cand.path in paths else self._block_overhead(cand.path)
             for form in cand.forms:
-                cost = form.tokens + overhead + 2
+                cost = form.tokens + overhead + (1 if form.stub else 2)  # + the stub or the elision line
                 if used + cost <= room:
                     if form.layer != layer:
-                        form = Snip(form.path, form.start, form.end, form.text, form.kind, form.symbol,
-                                    form.tokens, layer)
+                        form = form.moved(layer)
                     chosen.append(form)
                     taken_keys.add(cand.key)
                     paths.add(cand.path)
@@ -879,10 +920,17 @@ class RepoContextBuilder:
                 merged.append(s)
             out: list[str] = []
             prev_end = -1
-            for s in merged:
-                if out and s.start > prev_end + 1:
+            closed = False  # the previous piece needs no elision line after it (a stub, or members follow)
+            for i, s in enumerate(merged):
+                if out and s.start > prev_end + 1 and not closed:
                     out.append(elision_line(path))
-                out.append(s.text)
+                stub = s.stub
+                nested_next = i + 1 < len(merged) and merged[i + 1].start <= s.body_end
+                if stub and not nested_next:  # its body is elided: close it inline, stub style
+                    out.append(s.text.rstrip("\r\n") + stub + "\n")
+                else:
+                    out.append(s.text)
+                closed = bool(stub)
                 prev_end = max(prev_end, s.end)
             blocks.append(_Block(layer, path, merged, "".join(out)))
         return blocks
@@ -941,6 +989,7 @@ class RepoContextBuilder:
         max_room = budget - fixed - self._reserve(budget, self._prefix_cap(budget) + self._suffix_cap(budget))
         room = budget - fixed - self._reserve(budget, current_cost)
         self._body_cap = max(48, budget // 64)
+        self._budget = budget
 
         index = self.index() if room > 0 else None
         layer: _FileLayer | None = None
