@@ -723,6 +723,34 @@ class RepoContextBuilder:
             if d.kind in _TYPE_KINDS and d.path != rel:
                 for s in self._outline_snips(index, d.path, 3, parent=d.qualified_name, st=st):
                     cands.append(_Candidate(d.path, (d.path, s.start), [s]))
+        if not cands:
+            cands.extend(self._duck_typed(index, st, rel, name, text))
+        return cands
+
+    def _duck_typed(self, index: Any, st: _State, rel: str, name: str, text: str) -> list[_Candidate]:
+        """A receiver of unknown type: the repository types that define the most of the members this
+        buffer uses on that name elsewhere (``msg.get_payload()``, ``msg.walk()`` → ``class Message``),
+        their member outlines."""
+        used = set(re.findall(rf"(?<![\w$]){re.escape(name)}\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)", text))
+        votes: Counter = Counter()
+        where: dict[str, Any] = {}
+        for member in used:
+            defs = self._defs_named(st, member)
+            if not defs or len(defs) > 8:  # unknown or everywhere (``get``): no evidence
+                continue
+            for d in defs:
+                if d.parent and d.path != rel:
+                    votes[(d.path, d.parent)] += 1
+                    where[(d.path, d.parent)] = d
+        cands: list[_Candidate] = []
+        if not votes:
+            return cands
+        best = max(votes.values())
+        for (path, parent), n in votes.most_common(2):
+            if n < best or (n < 2 and len(used) > 1):
+                break
+            for s in self._outline_snips(index, path, 3, parent=parent, st=st):
+                cands.append(_Candidate(path, (path, s.start), [self._breadth(s, self._budget)]))
         return cands
 
     # -- per file ---------------------------------------------------------------------------------
