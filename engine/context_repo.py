@@ -252,6 +252,7 @@ class RepoContextBuilder:
         self._file_layers: OrderedDict[tuple, _FileLayer] = OrderedDict()
         self._body_cap = 256
         self._budget: int | None = None
+        self._sticky: tuple[tuple, list[Snip]] | None = None  # (rel, line, budget, layer) → near selection
         self._header_cache: dict[tuple, tuple[list[str], Snip]] = {}  # definition → header snip (per file text)
         self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
         self._last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
@@ -888,7 +889,8 @@ class RepoContextBuilder:
 
     def _fill(self, chosen: list[Snip], cands: Iterable[_Candidate], ranked_files: Sequence[str], room: int,
               index: Any, layer: int, taken_keys: set, whole: set[str], st: _State | None = None,
-              no_whole: set[str] | frozenset = frozenset()) -> tuple[list[Snip], set[str], int]:
+              no_whole: set[str] | frozenset = frozenset(), keep_layer: bool = False,
+              ) -> tuple[list[Snip], set[str], int]:
         """Greedy: candidates in priority order (first form that fits), then whole files by rank."""
         used = 0
         paths = {s.path for s in chosen}
@@ -899,9 +901,10 @@ class RepoContextBuilder:
                 continue
             overhead = 0 if cand.path in paths else self._block_overhead(cand.path)
             for form in cand.forms:
-                cost = form.tokens + overhead + (1 if form.stub else 2)  # + the stub or the elision line
+                # + the stub or the elision line (a whole file has neither)
+                cost = form.tokens + overhead + (0 if form.kind == "file" else 1 if form.stub else 2)
                 if used + cost <= room:
-                    if form.layer != layer:
+                    if form.layer != layer and not keep_layer:
                         form = form.moved(layer)
                     chosen.append(form)
                     taken_keys.add(cand.key)
@@ -985,7 +988,7 @@ class RepoContextBuilder:
                 groups.append(Section(s.kind, b.path, s.symbol, s.tokens))
             groups[0].tokens += block_tokens - sum(g.tokens for g in groups)  # separators, path line, elisions
             for g in groups:
-                g.layer = layer_names[b.layer]  # type: ignore[attr-defined]
+                g.layer = layer_names.get(b.layer, "near_cursor")  # type: ignore[attr-defined]
             sections.extend(groups)
         return _Rendered(pieces, total, sections)
 
@@ -1032,13 +1035,34 @@ class RepoContextBuilder:
                 left = room - (layer.stable.tokens - counter.count_pieces(head))
                 if left > 0:
                     cands = self._near_candidates(index, st, rel, text, offset, line, character, layer, visible)
-                    taken = set(layer.taken)
-                    near, _, _ = self._fill([], cands + layer.rest, layer.ranked_files, left, index, 3, taken,
-                                            set(layer.whole), st, layer.partial)
+                    near = self._near_fill(index, st, rel, line, budget, layer, cands, left)
             except Exception as exc:  # never fail a completion because of the repository part
                 self.log(f"repository context failed: {type(exc).__name__}: {exc}")
                 layer, near = None, []
         return self._assemble(path, layer, near, head, cur_header, cells, suffix, budget, start_t)
+
+    def _near_fill(self, index: Any, st: _State, rel: str, line: int, budget: int, layer: _FileLayer,
+                   cands: list[_Candidate], left: int) -> list[Snip]:
+        """The near-cursor selection. While the cursor stays on one line, what the previous request chose
+        comes first, unchanged and in its place (what typing adds goes after it, as a later block), so
+        typing an identifier (``obj.`` → ``obj.meth(``) does not reshuffle the prompt before the current
+        file and the model's KV cache keeps it."""
+        key = (rel, line, budget, id(layer))
+        prev = self._sticky[1] if self._sticky is not None and self._sticky[0] == key else []
+        taken = set(layer.taken)
+        whole = set(layer.whole)
+        near: list[Snip] = []
+        used = 0
+        if prev:
+            first = [_Candidate(s.path, (s.path, s.start), [s]) for s in prev]
+            near, _, used = self._fill([], first, [], left, index, 3, taken, whole, st, layer.partial, keep_layer=True)
+        later = max((s.layer for s in near), default=2) + 1 if prev else 3
+        no_whole = set(layer.partial) | {s.path for s in near}
+        more, _, _ = self._fill([], cands + layer.rest, layer.ranked_files, left - used, index, later, taken, whole,
+                                st, no_whole)
+        near = near + more
+        self._sticky = (key, near)
+        return near
 
     @staticmethod
     def _reserve(budget: int, current_cost: int) -> int:
