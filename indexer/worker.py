@@ -7,6 +7,7 @@ in-process path for incremental updates.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any, Callable
 
@@ -56,9 +57,15 @@ def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]])
     """Worker entry point: parsed files travel back as marshal bytes (see parser.to_wire)."""
     root, max_line_length, items = args
     out: list[Result] = []
-    for rel, size, mtime, h in items:
-        r = process_file(root, rel, size, mtime, h, max_line_length)
-        if r[0] == "parsed":
-            r = r[:6] + (to_wire(r[6]),)
-        out.append(r)
+    # Parsing allocates millions of short-lived objects and no reference cycles: the cyclic
+    # collector only burns ~10% of the worker's CPU here, so it is paused for the chunk.
+    gc.disable()
+    try:
+        for rel, size, mtime, h in items:
+            r = process_file(root, rel, size, mtime, h, max_line_length)
+            if r[0] == "parsed":
+                r = r[:6] + (to_wire(r[6]),)
+            out.append(r)
+    finally:
+        gc.enable()
     return out
