@@ -112,10 +112,11 @@ class Snip:
     tokens: int
     layer: int  # 1 repository-wide, 2 per-file neighbourhood, 3 near the cursor
     body_end: int = -1  # a header's definition ends here (its body is elided); -1: not a header
+    parent: "Snip | None" = None  # a member's enclosing class/impl header, shown with it when not shown otherwise
 
     def moved(self, layer: int, kind: str | None = None) -> "Snip":
         return Snip(self.path, self.start, self.end, self.text, kind or self.kind, self.symbol, self.tokens, layer,
-                    self.body_end)
+                    self.body_end, self.parent)
 
     @property
     def stub(self) -> str:
@@ -190,6 +191,7 @@ class _State:
     imports: dict[str, list[str]] = field(default_factory=dict)
     checked: set[str] = field(default_factory=set)  # files whose on-disk stamp was checked this generation
     modules: dict[str, list[str]] | None = None  # module name (file stem, or package dir) -> files
+    parents: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> qualified name -> definition
 
 
 class _FileCache:
@@ -437,11 +439,21 @@ class RepoContextBuilder:
         text = "".join(lines[start:end + 1])
         snip = self._snip(d.path, start, end, text, kind, d.name, layer)
         snip.body_end = max(end, d.end_line)
+        if d.parent and st is not None and index is not None:
+            pd = self._parent_def(st, d)
+            if pd is not None and pd.start_line < start:
+                snip.parent = self._header_snip(index, pd, layer, "outline", st)
         if cache_key is not None:
             if len(self._header_cache) > 200_000:
                 self._header_cache.clear()
             self._header_cache[cache_key] = (lines, snip)
         return snip
+
+    def _parent_def(self, st: _State, d: Any) -> Any:
+        by_name = st.parents.get(d.path)
+        if by_name is None:
+            by_name = st.parents[d.path] = {o.qualified_name: o for o in self._outline(st, d.path)}
+        return by_name.get(d.parent)
 
     def _body_snip(self, index: Any, d: Any, layer: int, st: _State | None = None) -> Snip | None:
         got = self._file(index, d.path, st)
@@ -894,6 +906,7 @@ class RepoContextBuilder:
         """Greedy: candidates in priority order (first form that fits), then whole files by rank."""
         used = 0
         paths = {s.path for s in chosen}
+        heads = {(s.path, s.start) for s in chosen}  # headers shown (a member's enclosing one is added once)
         for cand in cands:
             if used >= room:
                 break
@@ -901,14 +914,24 @@ class RepoContextBuilder:
                 continue
             overhead = 0 if cand.path in paths else self._block_overhead(cand.path)
             for form in cand.forms:
-                # + the stub or the elision line (a whole file has neither)
+                # + the stub or the elision line (a whole file has neither), + enclosing headers not shown
                 cost = form.tokens + overhead + (0 if form.kind == "file" else 1 if form.stub else 2)
+                parents = []
+                p = form.parent
+                while p is not None and (p.path, p.start) not in heads:
+                    parents.append(p)
+                    cost += p.tokens
+                    p = p.parent
                 if used + cost <= room:
                     if form.layer != layer and not keep_layer:
                         form = form.moved(layer)
                     chosen.append(form)
                     taken_keys.add(cand.key)
                     paths.add(cand.path)
+                    heads.add((form.path, form.start))
+                    for p in parents:
+                        heads.add((p.path, p.start))
+                        taken_keys.add((p.path, p.start))
                     used += cost
                     break
         sizes = st.sizes if st is not None else {}
@@ -943,7 +966,15 @@ class RepoContextBuilder:
             by_key.setdefault((s.layer, s.path), []).append(s)
         blocks = []
         for (layer, path) in sorted(by_key):
-            parts = sorted(by_key[(layer, path)], key=lambda s: (s.start, -s.end))
+            shown = by_key[(layer, path)]
+            starts = {s.start for s in shown}
+            for s in list(shown):  # members come with their enclosing headers (class, impl), once
+                p = s.parent
+                while p is not None and p.start not in starts:
+                    starts.add(p.start)
+                    shown.append(p.moved(layer, "outline"))
+                    p = p.parent
+            parts = sorted(shown, key=lambda s: (s.start, -s.end))
             merged: list[Snip] = []
             for s in parts:  # drop snippets inside an earlier one (a signature inside a chosen body)
                 if merged and s.start >= merged[-1].start and s.end <= merged[-1].end and s.kind != "recent":

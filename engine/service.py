@@ -259,6 +259,22 @@ class Engine:
         """Background: make this document's repository prefix resident (snapshot restore or prefill+save)."""
         return self.runtime.warm_up(path, text, line, character)
 
+    def prepare_document(self, path: Path | str, text: str, budget: int | None = None) -> Future[float] | None:
+        """Call on didOpen (after ``document_opened``): computes this document's per-file repository context
+        (ranking personalised to it, the definitions of its names, candidate snippets) on the inference
+        worker at warm-up priority, so the first completion in it only does the near-cursor part. Never
+        loads the model or builds the index (None when the index is not open yet, or the file is outside
+        the workspace). The future carries the milliseconds spent."""
+        if self._repo_index is None or not self._inside_root(path):
+            return None
+        rel = self.relative_path(path)
+        budget = budget or self.config.context.budget
+
+        def job(token: CancelToken) -> float:
+            return self.context_builder().prepare_file(rel, text, budget)
+
+        return self.runtime.scheduler.submit(job, Priority.WARMUP, key=f"prepare:{rel}")
+
     def cancel_document(self, path: Path | str) -> None:
         """Drop queued and stop running completions for a document (closed, or the user pressed Escape)."""
         if self._runtime is not None:

@@ -1,0 +1,134 @@
+"""Selection: prepared files, stub-style outlines, receivers (unresolved modules, duck typing), sticky near part."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from engine.context_repo import RepoContextBuilder
+from engine.prompt_format import text_format
+from engine.tokens import TokenCounter
+
+SHAPES = '''
+"""Shapes."""
+
+
+class Shape:
+    """Base."""
+
+    def area(self) -> float:
+        return 0.0
+
+    def perimeter(self) -> float:
+        return 0.0
+
+    def describe(self) -> str:
+        return f"{self.area()}"
+
+
+class Square(Shape):
+    def __init__(self, side: float) -> None:
+        self.side = side
+
+    def area(self) -> float:
+        return self.side ** 2
+
+    def scale_by(self, factor: float) -> "Square":
+        return Square(self.side * factor)
+
+
+def unit_square() -> Square:
+    return Square(1.0)
+'''
+
+CODEC = '''
+def encode_frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def decode_frame(data: bytes) -> bytes:
+    return data[4:]
+'''
+
+
+def _big_module(n: int = 60) -> str:
+    """Too big to be shown whole at small budgets: its definitions appear as outline entries."""
+    parts = ['"""Many shapes."""\n']
+    for i in range(n):
+        body = "\n".join(f"        total_{k} = self.side * {k} + {i}" for k in range(12))
+        parts.append(f"\n\nclass Poly{i}:\n    def area_{i}(self) -> float:\n{body}\n        return total_0\n\n"
+                     f"    def grow_{i}(self, by: float) -> None:\n{body}\n        self.side += by\n")
+    return "".join(parts)
+
+
+def _builder(index, repo):
+    return RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
+                              root=str(repo))
+
+
+def _write(repo, index, files):
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(textwrap.dedent(text).lstrip("\n"))
+    index.build()
+
+
+def _blocks(prompt: str, path: str) -> list[str]:
+    """The file's blocks (one per layer that shows it)."""
+    out = []
+    for part in prompt.split("<|file_sep|>")[1:]:
+        if part.startswith(path + "\n"):
+            out.append(part[len(path) + 1:].split("<|", 1)[0])
+    return out
+
+
+def test_prepare_file_does_the_per_file_work_and_changes_nothing(repo, index):
+    _write(repo, index, {"app/shapes.py": SHAPES})
+    text = "from app.shapes import Square\n\n\ndef main():\n    sq = Square(2.0)\n    print(sq.\n"
+    cold = _builder(index, repo).build("app/main.py", text, 5, 13, 2048)
+    builder = _builder(index, repo)
+    assert builder.prepare_file("app/main.py", text, 2048) >= 0
+    calls = []
+    real = index.ranked_definitions
+    index.ranked_definitions = lambda *a, **k: (calls.append(a), real(*a, **k))[1]  # type: ignore[method-assign]
+    warm = builder.build("app/main.py", text, 5, 13, 2048)
+    assert calls == []  # ranked when the file was prepared, not on the first request
+    assert warm.prompt == cold.prompt
+
+
+def test_outline_entries_are_python_stubs(repo, index):
+    _write(repo, index, {"app/polys.py": _big_module()})
+    text = "from app.polys import Poly1, Poly2\n\nx = Poly1()\ny = \n"
+    res = _builder(index, repo).build("app/main.py", text, 3, 4, 2048)
+    blocks = _blocks(res.prompt, "app/polys.py")
+    assert blocks and any("class Poly2:\n    def area_2(self) -> float: ...\n" in b for b in blocks)
+    for block in blocks:
+        assert "# ...\n" not in block  # every elided body is closed inline, members under their class
+        ast.parse(block)  # and what is shown is valid Python (a stub file)
+
+
+def test_receiver_naming_an_unimported_module_gets_its_outline(repo, index):
+    _write(repo, index, {"app/net/codec.py": CODEC, "app/net/conn.py": "import os\n"})
+    text = "def send(sock, payload):\n    sock.sendall(codec.)\n"
+    res = _builder(index, repo).build("app/net/conn.py", text, 1, 23, 2048)
+    assert "def decode_frame(data: bytes) -> bytes:" in res.prompt
+
+
+def test_receiver_of_unknown_type_gets_the_type_that_has_its_members(repo, index):
+    _write(repo, index, {"app/shapes.py": SHAPES})
+    text = ("def report(thing):\n    print(thing.area(), thing.side)\n    big = thing.scale_by(2)\n"
+            "    return thing.\n")
+    res = _builder(index, repo).build("app/report.py", text, 3, 17, 2048)
+    assert "class Square(Shape):" in res.prompt and "def scale_by(self, factor: float)" in res.prompt
+
+
+def test_typing_past_a_receiver_keeps_the_prompt_before_the_current_file(repo, index):
+    _write(repo, index, {"app/shapes.py": SHAPES})
+    head = "from app.shapes import unit_square\n\n\ndef main():\n    sq = unit_square()\n"
+    builder = _builder(index, repo)
+    line = "    value = sq."
+    builder.build("app/main.py", head + line + "\n", 5, len(line), 2048)
+    for typed in "scale_by(2":
+        line += typed
+        res = builder.build("app/main.py", head + line + "\n", 5, len(line), 2048)
+        assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, line
