@@ -108,6 +108,11 @@ def _inside(root: str, real: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _secret_target(root: str, real: str, settings: IndexSettings) -> bool:
+    """A symlink is as secret as the file it points to: the name alone would let ``notes.txt -> .env`` in."""
+    return is_secret_path(os.path.relpath(real, root).replace(os.sep, "/"), settings.secret_globs)
+
+
 def path_skip_reason(rel: str, size: int, settings: IndexSettings) -> str | None:
     """Path-level reasons to skip a file that is not ignored."""
     name = rel.rsplit("/", 1)[-1]
@@ -166,6 +171,9 @@ def discover(root: str | Path, settings: IndexSettings, subdir: str = "") -> Dis
                     if not _inside(root_s, real):
                         res.skipped[rel] = "symlink_outside_root"
                         continue
+                    if _secret_target(root_s, real, settings):  # notes.txt -> .env is still a secret
+                        res.skipped[rel] = "secret"
+                        continue
                     try:
                         st = os.stat(entry.path)
                     except OSError as e:
@@ -219,8 +227,12 @@ def stat_one(root: str, rel: str, settings: IndexSettings, rules: IgnoreRules | 
     if rules.is_ignored(rel):
         return None, None
     try:
-        if os.path.islink(abs_p) and not _inside(root_s, os.path.realpath(abs_p)):
-            return None, "symlink_outside_root"
+        if os.path.islink(abs_p):
+            real = os.path.realpath(abs_p)
+            if not _inside(root_s, real):
+                return None, "symlink_outside_root"
+            if _secret_target(root_s, real, settings):
+                return None, "secret"
         st = os.stat(abs_p)
     except FileNotFoundError:
         return None, None

@@ -74,11 +74,18 @@ def test_sigkill_during_cold_index_then_restart_equals_from_scratch(tmp_path: Pa
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     try:
         def far_enough() -> bool:
+            # Progress alone races the batched commits: wait until some files are committed too.
             try:
                 done, total = map(int, progress.read_text().split())
-            except (OSError, ValueError):
+                db_file = next((cache_killed / "index").glob("*.sqlite"))
+                con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=0.05)
+                try:
+                    committed = con.execute("SELECT count(*) FROM files").fetchone()[0]
+                finally:
+                    con.close()
+            except (OSError, ValueError, StopIteration, sqlite3.Error):
                 return False
-            return done >= total * 0.4
+            return done >= total * 0.3 and committed > 0
         assert wait_for(far_enough, timeout=60, interval=0.005), "cold index never progressed"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the build and its worker processes

@@ -196,3 +196,22 @@ def test_is_secret_path_defaults_and_configurable() -> None:
     for p in ("src/main.py", "src/env.py", "docs/secrets.md", "app/credentials.py", "keyboard.c"):
         assert not is_secret_path(p), p
     assert is_secret_path("conf/vault.hcl", ["*.hcl"]) and not is_secret_path(".env", ["*.hcl"])
+
+
+def test_symlink_to_a_secret_file_is_secret(tmp_path: Path) -> None:
+    """A harmless name must not let a secret in: notes.txt -> .env is skipped as secret and never read."""
+    from indexer import Index
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".env").write_text("API_TOKEN=supersecretvalue123\n")
+    (repo / "notes.txt").symlink_to(".env")
+    (repo / "app.py").write_text("def main():\n    return 1\n")
+    with Index.open(repo, tmp_path / "cache") as idx:
+        stats = idx.build()
+        assert idx.read_text("notes.txt") is None
+        assert "notes.txt" not in {f.path for f in idx.files()}
+        assert stats.to_json()["skipped"].get("secret", 0) >= 2
+        (repo / "link2.txt").symlink_to(".env")
+        idx.update_paths(["link2.txt"])
+        assert idx.read_text("link2.txt") is None
