@@ -31,15 +31,14 @@ class VocabTokenizer:
         self.name = str(self.llm.metadata.get("general.name", Path(path).stem))
 
     def token_id(self, text: str) -> int | None:
-        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) != 1 or self.llm._model.token_get_text(ids[0]) != text:
-            return None
-        return ids[0]
+        from .llama_backend import special_token_id
+
+        return special_token_id(self.llm, text)
 
     def tokenize(self, text: str) -> list[int]:
-        if not text:
-            return []
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        from .llama_backend import tokenize_user_text
+
+        return tokenize_user_text(self.llm, text)
 
     def prompt_format(self) -> PromptFormat:
         return detect_format(self.token_id, self.llm.token_eos())

@@ -113,6 +113,21 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def special_token_id(llm: object, text: str) -> int | None:
+    """The id of a control/special token, looked up by its text in the model's vocabulary (never hard-coded)."""
+    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)  # type: ignore[attr-defined]
+    if len(ids) != 1 or llm._model.token_get_text(ids[0]) != text:  # type: ignore[attr-defined]
+        return None
+    return ids[0]
+
+
+def tokenize_user_text(llm: object, text: str) -> list[int]:
+    """User text: control-token spellings inside it stay plain text (``special=False``)."""
+    if not text:
+        return []
+    return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)  # type: ignore[attr-defined]
+
+
 class LlamaBackend:
     """One loaded GGUF model and its single evaluated sequence (the KV cache we keep warm)."""
 
@@ -170,19 +185,10 @@ class LlamaBackend:
 
     # -- vocabulary ---------------------------------------------------------------------------
     def token_id(self, text: str) -> int | None:
-        """The id of a control/special token, looked up by its text in the model's vocabulary."""
-        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) != 1:
-            return None
-        if self.llm._model.token_get_text(ids[0]) != text:
-            return None
-        return ids[0]
+        return special_token_id(self.llm, text)
 
     def tokenize(self, text: str) -> list[int]:
-        """User text: control-token spellings inside it stay plain text."""
-        if not text:
-            return []
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return tokenize_user_text(self.llm, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
