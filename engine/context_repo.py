@@ -2,29 +2,43 @@
 
 Selection, in priority order (each item degrades full body → signature → omitted):
 
-1. the current buffer around the cursor (prefix favoured, a bounded suffix);
+1. the current buffer around the cursor (prefix favoured, a bounded suffix). The prefix share is
+   sublinear in the budget (``512 + budget/8``, at most 30%): beyond ~100 lines the far prefix is worth
+   less than the repository's ranked definitions, which is where a repository map wins at small budgets;
 2. near the cursor: members of the receiver being typed (``obj.``/``Type::``, also while its member
-   name is being typed), definitions of the names used around the cursor (bodies when small), the
-   enclosing class's other members and its bases;
+   name is being typed: an imported module, a repository module of that name the index did not resolve,
+   a type of that name, or, for a receiver of unknown type, the types that define the most members the
+   buffer uses on it), definitions of the names used around the cursor (bodies for names within a few
+   lines, else signatures), the definitions neighbouring them in the modules that define the nearest
+   names, the enclosing class's other members and its bases;
 3. the per-file neighbourhood: definitions of every name the current file uses (resolved through its
    imports by the index), outlines of the modules it imports, recently edited regions of open buffers,
    then definitions by graph rank (PageRank personalised to the current file and its imports);
 4. the rest of the repository by global rank (at large budgets): definition signatures first, then
    whole files, until its share is full.
 
+Rendering: a header whose body is elided is closed inline, stub style (``def f(x): ...``,
+``fn f() { ... }``), so an outline costs one line per entry (no elision line) and a Python outline
+is valid Python; members appear under their enclosing class/impl header; in the per-file lists a long
+multi-line signature shows its first line at small budgets (breadth first).
+
 Layout, most stable first so that consecutive prompts share a long token prefix with the model's KV cache:
 repository-wide part (global rank; depends only on the repository), then the per-file neighbourhood
-(depends on the file, computed on the first request in it and kept while the repository is unchanged),
-then the near-cursor part, then the current file. Each layer has its own budget, fixed by the total
-budget alone (not by what the other layers happen to hold), so what is near the cursor never changes
-what fits of the earlier layers. The current file's prefix starts on a line grid and is laid out as one
-piece per grid cell, so typing changes (and re-counts) only the cursor's cell.
+(depends on the file, computed when the file is prepared or on the first request in it, and kept while
+the repository is unchanged), then the near-cursor part, then the current file. Each layer has its own
+budget, fixed by the total budget alone (not by what the other layers happen to hold), so what is near
+the cursor never changes what fits of the earlier layers. While the cursor stays on one line, the
+near-cursor part keeps what the previous request chose, in place, and adds after it. The current file's
+prefix starts on a line grid and is laid out as one piece per grid cell, so typing changes (and
+re-counts) only the cursor's cell.
 
-Speed: nothing is re-parsed or re-ranked per keystroke. The index is read as the repository state (the
-editor integration keeps open buffers as index overlays; a buffer this builder saw edited is synced
+Speed: nothing is re-parsed or re-ranked per keystroke. ``prepare_file`` (the server calls it through
+``Engine.prepare_document`` when a document opens) computes the per-file part off the keystroke path, so
+the first request in a file only does the near-cursor part. The index is read as the repository state
+(the editor integration keeps open buffers as index overlays; a buffer this builder saw edited is synced
 into its overlay when completion moves to another file); the current buffer itself is only scanned
 around the cursor. Index answers (definitions by name, outlines, imports, ranks) are memoised per index
-generation; file texts are redacted and counted once (by content hash).
+generation; file texts are redacted and counted once (by content hash), header snippets once per text.
 """
 
 from __future__ import annotations
@@ -843,7 +857,7 @@ class RepoContextBuilder:
         repo_tokens = repo.tokens - sum(s.tokens for s in repo.snips if s.path == rel)
         left = max(0, max_room - repo_tokens)
         own = int(left * NEIGHBOURHOOD_SHARE)
-        limit = min(MAX_RANKED, max(32, left // 6))  # about what fits at ~10 tokens per header
+        limit = min(MAX_RANKED, max(32, left // 8))
         file_cands, deferred, imported = self._file_candidates(index, st, rel, n_lines, budget)
         personalization = {rel: 1.0}
         for p in imported:
