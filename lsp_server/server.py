@@ -177,6 +177,8 @@ class CoderflashServer(LanguageServer):
                 self.log(f"indexed {engine.root}: {stats.get('files')} files, {stats.get('definitions')} definitions "
                          f"in {stats.get('elapsed_s', 0):.2f}s")
                 results.append(stats)
+                for rel, text in list(engine.open_documents.items()):  # opened before the index was ready
+                    engine.prepare_document(engine.root / rel, text)
         return results
 
     def setup_log_file(self, config: Config) -> None:
@@ -316,7 +318,9 @@ def on_did_open(ls: CoderflashServer, params: types.DidOpenTextDocumentParams) -
     path = ls.document_path(params.text_document.uri)
     ls.workspaces.note_open(path, params.text_document.text)
     engine = ls.engine_for(params.text_document.uri)
-    if engine.loaded:  # background, lowest priority: make this file's repository prefix resident
+    # Background, lowest priority: this file's per-file context, then its repository prefix in the KV cache.
+    engine.prepare_document(path, params.text_document.text)
+    if engine.loaded:
         engine.warm_up(path, params.text_document.text)
 
 
