@@ -658,13 +658,7 @@ class RepoContextBuilder:
         # the enclosing class (its other members, from the buffer) and its bases
         enclosing = [d for d in outline if d.kind in _CLASS_KINDS and d.start_line <= line <= d.end_line]
         for d in enclosing[-1:]:
-            cands.extend(self._current_members(rel, text, outline, d.qualified_name, visible))
-            for base in self._bases(d.signature):
-                for bd in self._defs_named(st, base)[:2]:
-                    if bd.path == rel:
-                        continue
-                    for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name, st=st):
-                        cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
+            cands.extend(self._class_candidates(index, st, rel, text, outline, d, visible))
         # what the cursor uses next often comes from the module the names around it come from: that
         # module's definitions, nearest in the file to the one used
         for d in siblings:
@@ -711,19 +705,25 @@ class RepoContextBuilder:
                 names.append(ident)
         return names
 
+    def _class_candidates(self, index: Any, st: _State, rel: str, text: str, outline: list, cls: Any,
+                          visible: tuple[int, int]) -> list[_Candidate]:
+        """A class around the cursor: its other members (from the buffer) and the outlines of its bases."""
+        cands = list(self._current_members(rel, text, outline, cls.qualified_name, visible))
+        for base in self._bases(cls.signature):
+            for bd in self._defs_named(st, base)[:2]:
+                if bd.path == rel:
+                    continue
+                for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name, st=st):
+                    cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
+        return cands
+
     def _receiver_candidates(self, index: Any, st: _State, rel: str, name: str, line: int, outline: list,
                              imports: list[str], text: str, visible: tuple[int, int]) -> list[_Candidate]:
         cands: list[_Candidate] = []
         if name in _SELF_NAMES:
             classes = [d for d in outline if d.kind in _CLASS_KINDS and d.start_line <= line <= d.end_line]
             for d in classes[-1:]:
-                cands.extend(self._current_members(rel, text, outline, d.qualified_name, visible))
-                for base in self._bases(d.signature):
-                    for bd in self._defs_named(st, base)[:2]:
-                        if bd.path == rel:
-                            continue
-                        for s in self._outline_snips(index, bd.path, 3, parent=bd.qualified_name, st=st):
-                            cands.append(_Candidate(bd.path, (bd.path, s.start), [s]))
+                cands.extend(self._class_candidates(index, st, rel, text, outline, d, visible))
             return cands
         # a module imported under this name, or a type/namespace with members
         found = False

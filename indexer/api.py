@@ -662,23 +662,21 @@ class Index:
             self._qcache.popitem(last=False)
 
     def imports_of(self, path: str) -> list[str]:
-        rel = self.rel(path)
-        with self.store.lock:
-            paths, ids = self._id_maps()
-            fid = ids.get(rel)
-            if fid is None:
-                return []
-            rows = self.store.conn.execute("SELECT dst_id FROM import_edges WHERE src_id=?", (fid,)).fetchall()
-        return sorted(paths[r[0]] for r in rows if r[0] in paths)
+        """Repository files that ``path`` imports."""
+        return self._import_neighbours(path, "SELECT dst_id FROM import_edges WHERE src_id=?")
 
     def importers_of(self, path: str) -> list[str]:
+        """Repository files that import ``path``."""
+        return self._import_neighbours(path, "SELECT src_id FROM import_edges WHERE dst_id=?")
+
+    def _import_neighbours(self, path: str, query: str) -> list[str]:
         rel = self.rel(path)
         with self.store.lock:
             paths, ids = self._id_maps()
             fid = ids.get(rel)
             if fid is None:
                 return []
-            rows = self.store.conn.execute("SELECT src_id FROM import_edges WHERE dst_id=?", (fid,)).fetchall()
+            rows = self.store.conn.execute(query, (fid,)).fetchall()
         return sorted(paths[r[0]] for r in rows if r[0] in paths)
 
     def imports(self, path: str) -> list[tuple[str, str, int]]:
