@@ -145,11 +145,20 @@ async function main() {
       await page.screenshot({ path: path.join(shots, "vscode-ghost-text.png"), clip: { x: 0, y: 0, width: 1280, height: 420 } });
     }
     await page.keyboard.press("Tab");
+    // After Tab the accepted text is real text; a new suggestion may already show after it (the server
+    // completes again at the new position), so read the line without any ghost-text decorations.
     const line = await poll(async () => {
-      if ((await ghost.count()) > 0) return "";
-      const texts = await page.locator(".view-line", { hasText: "total = cart" }).allTextContents();
-      const t = (texts[0] || "").replace(/\u00a0/g, " ");
-      return t.length > "    total = cart".length ? t : "";
+      const t = await page.evaluate(() => {
+        for (const el of document.querySelectorAll(".monaco-editor .view-line")) {
+          if (!el.textContent.replace(/\u00a0/g, " ").includes("total = cart")) continue;  // monaco renders spaces as NBSP
+          const copy = el.cloneNode(true);
+          copy.querySelectorAll('[class*="ghost-text"]').forEach((n) => n.remove());
+          return copy.textContent.replace(/\u00a0/g, " ");
+        }
+        return "";
+      });
+      if (t.length > "    total = cart".length) return t;
+      throw new Error(`line is ${JSON.stringify(t)}`);
     }, 20000, "Tab accepted the ghost text");
     log("after Tab:", JSON.stringify(line.slice(0, 80)));
     const firstGhostLine = ghostText.replace(/\u00a0/g, " ").split("\n")[0].slice(0, 10);
