@@ -8,7 +8,7 @@ Selection, in priority order (each item degrades full body → signature → omi
 2. near the cursor: members of the receiver being typed (``obj.``/``Type::``, also while its member
    name is being typed: an imported module, a repository module of that name the index did not resolve,
    a type of that name, or, for a receiver of unknown type, the types that define the most members the
-   buffer uses on it), definitions of the names used around the cursor (bodies for names within a few
+   buffer uses on it; for a call's result, ``f(x).``, the type ``f``'s signature says it returns), definitions of the names used around the cursor (bodies for names within a few
    lines, else signatures), the definitions neighbouring them in the modules that define the nearest
    names, the enclosing class's other members and its bases;
 3. the per-file neighbourhood: definitions of every name the current file uses (resolved through its
@@ -79,6 +79,12 @@ _COMMENT_PREFIX = {
 }
 _RECEIVER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*[A-Za-z_$]?[\w$]*$")
 _SELF_NAMES = {"self", "this", "cls", "Self", "super"}
+# a member of a call's result being typed: ``getAdm(target).`` → the members of getAdm's return type
+_CALL_RECEIVER = re.compile(r"([A-Za-z_$][\w$]*)\s*\([^()]*\)\s*(?:\.|::|->)\s*[A-Za-z_$]?[\w$]*$")
+_RETURNS = re.compile(r"(?:\)\s*:|->)\s*([^{=;]+?)\s*(?:\{|:|=>|;|where\b|$)")
+_WRAPPERS = frozenset({"Option", "Result", "Box", "Rc", "Arc", "RefCell", "Cell", "Vec", "Promise", "Optional",
+                       "Awaitable", "Iterator", "Iterable", "impl", "dyn", "mut", "const", "readonly", "Ref",
+                       "RefMut", "Cow", "Mutex", "MutexGuard", "Self", "self"})
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _PARTIAL_BEFORE = re.compile(r"[A-Za-z_]\w*$")
 _PARTIAL_AFTER = re.compile(r"^\w+")
@@ -632,6 +638,10 @@ class RepoContextBuilder:
         if receiver:
             cands.extend(self._receiver_candidates(index, st, rel, receiver.group(1), line, outline,
                                                    layer_info.imported, text, visible))
+        else:
+            call = _CALL_RECEIVER.search(before_cursor)
+            if call:
+                cands.extend(self._returned_type_candidates(index, st, rel, call.group(1)))
         imported = set(layer_info.imported)
         later: list[_Candidate] = []
         siblings: list[Any] = []  # definitions of the nearest names, each defined once outside this file
@@ -752,6 +762,28 @@ class RepoContextBuilder:
                     cands.append(_Candidate(d.path, (d.path, s.start), [s]))
         if not cands:
             cands.extend(self._duck_typed(index, st, rel, name, text))
+        return cands
+
+    def _returned_type_candidates(self, index: Any, st: _State, rel: str, func: str) -> list[_Candidate]:
+        """A member of a call's result (``getAdm(target).``): the member outline of the repository type
+        that ``func``'s signature declares it returns (``): T``, ``-> T``; wrappers such as ``Option<T>``
+        are looked through; ``Self`` is the function's own class)."""
+        cands: list[_Candidate] = []
+        seen: set[tuple] = set()
+        for fd in self._defs_named(st, func)[:3]:
+            m = _RETURNS.search((fd.signature or "").replace("\n", " "))
+            if not m:
+                continue
+            names = [n for n in re.findall(r"[A-Za-z_$][\w$]*", m.group(1)) if n not in _WRAPPERS]
+            if re.match(r"\s*&?\s*(?:'\w+\s+)?(?:mut\s+)?Self\b", m.group(1)) and fd.parent:
+                names.insert(0, fd.parent.replace("::", ".").split(".")[-1])
+            for type_name in names[:1]:
+                for d in self._defs_named(st, type_name)[:2]:
+                    if d.kind not in _TYPE_KINDS or d.path == rel or (d.path, d.qualified_name) in seen:
+                        continue
+                    seen.add((d.path, d.qualified_name))
+                    for s in self._outline_snips(index, d.path, 3, parent=d.qualified_name, st=st):
+                        cands.append(_Candidate(d.path, (d.path, s.start), [s]))
         return cands
 
     def _duck_typed(self, index: Any, st: _State, rel: str, name: str, text: str) -> list[_Candidate]:

@@ -132,3 +132,11 @@ def test_typing_past_a_receiver_keeps_the_prompt_before_the_current_file(repo, i
         line += typed
         res = builder.build("app/main.py", head + line + "\n", 5, len(line), 2048)
         assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, line
+
+
+def test_member_of_a_call_result_gets_the_returned_type(repo, index):
+    _write(repo, index, {"app/polys.py": _big_module(),
+                         "app/factory.py": "from app.polys import *\n\n\ndef make_poly(side: float) -> Poly37:\n    return Poly37()\n"})
+    text = "from app.factory import make_poly\n\n\ndef main():\n    make_poly(2.0).\n"
+    res = _builder(index, repo).build("app/main.py", text, 4, 19, 1024)
+    assert "def grow_37(self, by: float) -> None: ..." in res.prompt
