@@ -60,6 +60,7 @@ class RemoteConfig:
     api_key_env: str = "CODERFLASH_API_KEY"
     timeout_s: float = 30.0
     retries: int = 2
+    prompt_format: str = "qwen"  # FIM family of the served model: qwen, starcoder, deepseek, codellama, codestral, plain
 
 
 @dataclass
@@ -145,6 +146,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("llama", "openai"),
     "llama.kv_cache_type": ("f16", "q8_0", "q4_0"),
     "llama.rope_scaling": ("none", "yarn"),
+    "remote.prompt_format": ("qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "llama.n_ctx": (256, 1_048_576),

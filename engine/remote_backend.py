@@ -21,23 +21,10 @@ from typing import Any, Iterator, Sequence
 
 from .backend import BackendError, CancelToken, GenerationRequest, GenerationResult, Sampling, elapsed_ms
 from .config import RemoteConfig
-from .prompt_format import FAMILIES, Piece, PromptFormat
+from .prompt_format import Piece, text_format
 from .tokens import estimate_tokens
 
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
-def remote_prompt_format(family: str = "qwen") -> PromptFormat:
-    """The FIM layout of a model we cannot inspect: pseudo ids (negative) that render as token text."""
-    fam = next(f for f in FAMILIES if f.name == family)
-    texts = [fam.prefix, fam.suffix, fam.middle, fam.repo_name, fam.file_sep, *fam.extra_stops]
-    ids: dict[str, int] = {}
-    for text in texts:
-        if text is not None and text not in ids:
-            ids[text] = -1 - len(ids)
-    return PromptFormat(fam.name, True, ids[fam.prefix], ids[fam.suffix], ids[fam.middle],
-                        ids.get(fam.repo_name or ""), ids.get(fam.file_sep or ""), fam.order,
-                        frozenset(ids[t] for t in fam.extra_stops), {v: k for k, v in ids.items()})
 
 
 class RemoteBackend:
@@ -45,13 +32,15 @@ class RemoteBackend:
 
     name = "openai"
 
-    def __init__(self, config: RemoteConfig, family: str = "qwen") -> None:
+    def __init__(self, config: RemoteConfig) -> None:
         if not config.url:
             raise BackendError("backend = \"openai\" needs remote.url (e.g. http://127.0.0.1:8080)")
         self.config = config
         base = config.url.rstrip("/")
         self.base = base[:-3] if base.endswith("/v1") else base
-        self.prompt_format = remote_prompt_format(family)
+        # The server's model cannot be inspected: its FIM family comes from remote.prompt_format, with
+        # control tokens rendered by their text.
+        self.prompt_format = text_format(config.prompt_format)
 
     # -- tokens: the server's tokenizer is not ours to call on every chunk --------------------------
     def tokenize(self, text: str) -> list[int]:

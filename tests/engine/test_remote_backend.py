@@ -100,3 +100,14 @@ def test_server_down_is_a_clear_error():
     with pytest.raises(BackendError, match=r"cannot reach the completion server at .* after 3 attempt"):
         backend.generate(GenerationRequest(["x"], max_tokens=2))
     assert time.monotonic() - t0 < 5  # retries back off briefly, they do not hang
+
+
+def test_prompt_format_of_the_served_model_is_configurable() -> None:
+    from engine.config import ConfigError, load_config
+
+    backend = RemoteBackend(RemoteConfig(url="http://127.0.0.1:9", prompt_format="starcoder"))
+    pieces = backend.prompt_format.infill("def f(", "):\n")
+    assert backend.prompt_format.render(pieces) == "<fim_prefix>def f(<fim_suffix>):\n<fim_middle>"
+    assert RemoteBackend(RemoteConfig(url="http://127.0.0.1:9")).prompt_format.name == "qwen"
+    with pytest.raises(ConfigError, match="remote.prompt_format"):
+        load_config(None, environ={"CODERFLASH_REMOTE__PROMPT_FORMAT": "gpt"})
