@@ -44,6 +44,10 @@ def run_doctor(root: Path) -> tuple[dict[str, Any], list[str]]:
                 check_gguf(resolved.path)
                 report["model"] = {"configured": config.model, "path": str(resolved.path), "source": resolved.source,
                                    "small_default": resolved.is_small_default}
+                if resolved.is_small_default:
+                    from engine.models import PULL_HINT
+
+                    report["note"] = f"running on the small embedded default model. {PULL_HINT}"
             except ModelError as exc:
                 report["model"] = {"configured": config.model, "error": str(exc)}
                 problems.append(str(exc))
