@@ -44,6 +44,31 @@ def _row_to_def(path: str, r: tuple) -> Definition:
     return Definition(path, *r)
 
 
+class _BuildLock:
+    """An exclusive advisory lock on a file (POSIX flock; a no-op where fcntl is missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> "_BuildLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
 class Index:
     """A persistent, incrementally updated index of one workspace root."""
 
@@ -145,7 +170,14 @@ class Index:
 
     # ------------------------------------------------------------------ build
     def build(self, progress: ProgressFn | None = None) -> IndexStats:
-        """Bring the index in line with the disk: cold (everything) or warm (only changed files)."""
+        """Bring the index in line with the disk: cold (everything) or warm (only changed files).
+
+        Two processes on one repository (two editors, an editor and `coderflash index`) share the SQLite
+        file: a lock file serialises their builds, so the second one finds the first's rows and runs warm."""
+        with _BuildLock(self.db_path.with_suffix(".lock")):
+            return self._build(progress)
+
+    def _build(self, progress: ProgressFn | None) -> IndexStats:
         t0 = time.perf_counter()
         settings = self.settings
         self._rules = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import json
 import subprocess
 import sys
 import time
@@ -106,3 +107,26 @@ def test_sigkill_during_cold_index_then_restart_equals_from_scratch(tmp_path: Pa
         fresh.build()
         fresh_db = fresh.db_path
     assert _snapshot(db) == _snapshot(fresh_db)
+
+
+def test_two_processes_building_one_index_do_not_collide(tmp_path: Path) -> None:
+    """Two editors on one repository share the SQLite index: their cold builds are serialised, the
+    second runs warm, and neither fails (it used to raise UNIQUE constraint failed: files.path)."""
+    repo = tmp_path / "repo"
+    n_files = _corpus(repo, max_lines=30_000)
+    cache = tmp_path / "cache"
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from indexer import Index\n"
+        f"idx = Index.open({str(repo)!r}, {str(cache)!r})\n"
+        "print(json.dumps(idx.build().to_json()))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+    stats = [json.loads(out) for out, _ in outputs]
+    assert all(s["files"] == n_files for s in stats)
+    assert sorted(s["parsed_files"] for s in stats) == [0, n_files]  # one cold, one warm
