@@ -15,7 +15,7 @@ import posixpath
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -770,6 +770,16 @@ class Index:
         out = {ids[self.rel(p)]: float(w) for p, w in personalization.items() if self.rel(p) in ids}
         return out or None
 
+    def _rank_inputs(self, personalization: dict[str, float] | None) -> tuple[Any, dict[int, str], int, dict[int, float]]:
+        """The rank model, file ids, node count and personalisation (uniform when none is given); caller holds the lock."""
+        model = self._ensure_rank()
+        paths, _ = self._id_maps()
+        n = (max(paths) + 1) if paths else 0
+        pers = self._pers_ids(personalization)
+        if pers is None:
+            pers = {i: 1.0 for i in paths}
+        return model, paths, n, pers
+
     def ranked_files(self, personalization: dict[str, float] | None = None) -> list[tuple[str, float]]:
         """All indexed files, most relevant first (PageRank over the reference graph)."""
         with self.store.lock:
@@ -777,12 +787,7 @@ class Index:
             hit = self._qcache.get(key)
             if hit is not None:
                 return list(hit)  # type: ignore[arg-type]
-            model = self._ensure_rank()
-            paths, _ = self._id_maps()
-            n = (max(paths) + 1) if paths else 0
-            pers = self._pers_ids(personalization)
-            if pers is None:
-                pers = {i: 1.0 for i in paths}
+            model, paths, n, pers = self._rank_inputs(personalization)
             x = model.pagerank(n, pers)
             ids = np.fromiter(paths.keys(), dtype=np.int64, count=len(paths))
             scores = x[ids] if len(x) else np.zeros(len(ids))
@@ -799,12 +804,7 @@ class Index:
             hit = self._qcache.get(key)
             if hit is not None:
                 return list(hit)  # type: ignore[arg-type]
-            model = self._ensure_rank()
-            paths, _ = self._id_maps()
-            n = (max(paths) + 1) if paths else 0
-            pers = self._pers_ids(personalization)
-            if pers is None:
-                pers = {i: 1.0 for i in paths}
+            model, paths, n, pers = self._rank_inputs(personalization)
             pairs = model.ranked_pairs(n, pers, None if limit is None else 2 * limit + 16)
             out: list[tuple[Definition, float]] = []
             c = self.store.conn
