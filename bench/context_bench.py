@@ -416,7 +416,7 @@ def run_speed(args: argparse.Namespace) -> dict:
         other = next((p for p in sorted(data["texts"]) if p not in sampled), cases[0]["file"])
         t_warm = time.perf_counter()
         builder.warm()  # every file read, redacted and counted once
-        warm = builder.build(other, data["texts"][other], 0, 0, b)
+        builder.build(other, data["texts"][other], 0, 0, b)
         warm_ms = (time.perf_counter() - t_warm) * 1000
         first, repeat, shared, prepare = [], [], [], []
         for case in cases:

@@ -68,14 +68,12 @@ class CoderflashServer(LanguageServer):
         # Model inference runs on the engine's single scheduled worker (priorities, pre-emption); this
         # pool only waits on it and does slow set-up (model load, indexing) off the event loop.
         self.loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-loader")
-        self.inference = self.loader
         self.log_file: Path | None = None
         # Engine time of recent completions (submit → result, measured on the worker's side) for the
         # server-overhead benchmark: round trip minus this is what the server itself costs.
         self.engine_ms: deque[float] = deque(maxlen=2000)
         self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
         self.notified: set[str] = set()
-        self.lock = threading.Lock()
         self._reporting = threading.local()
 
     # -- configuration ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config, LlamaConfig
+from engine.config import LlamaConfig
 
 from engine_helpers import STDLIB_FILE, tiny_config  # noqa: F401  (re-exported for fixtures)
 

@@ -8,7 +8,6 @@ import sqlite3
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

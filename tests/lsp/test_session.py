@@ -4,8 +4,6 @@ TCP transport, progress and the one-time messages."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
