@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -179,6 +180,8 @@ class LlamaBackend:
         self.chat_template: str = self.llm.metadata.get("tokenizer.chat_template", "")
         self.metadata = dict(self.llm.metadata)
         self.kv_store = KVStore(kv_dir) if kv_dir else None
+        self._snapshot_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coderflash-kv-writer")
+        self._snapshots_in_flight: dict[Path, Future] = {}
         self._piece_ids: OrderedDict[str, list[int]] = OrderedDict()
         self._piece_tokens = 0
         self.last_llama_evaluated = 0
@@ -295,8 +298,12 @@ class LlamaBackend:
                                            "rope": cfg.rope_scaling, "yarn": cfg.yarn_factor,
                                            "flash_attn": cfg.flash_attn})
 
-    def save_prefix(self, prefix: Sequence[int]) -> Path | None:
-        """Write the KV cache to the store when it starts with ``prefix`` (lean: KV bytes + token ids)."""
+    def save_prefix(self, prefix: Sequence[int], wait: bool = False) -> Path | None:
+        """Snapshot the KV cache when it starts with ``prefix`` (lean: KV bytes + token ids).
+
+        Only the copy out of llama.cpp happens here, on the inference worker; the file is written by a
+        background thread, so a keystroke never waits behind gigabytes of disk I/O (the real model's KV is
+        ~96 KiB per token). ``wait`` blocks until the file is on disk."""
         import llama_cpp
 
         if self.kv_store is None:
@@ -309,7 +316,25 @@ class LlamaBackend:
             size = llama_cpp.llama_state_seq_get_size(ctx, 0)
             buf = (ctypes.c_uint8 * size)()
             written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
-            return self.kv_store.save(self._model_key(), prefix, self.cached_tokens, bytes(buf)[:written])
+            state, tokens, key = bytes(buf)[:written], self.cached_tokens, self._model_key()
+            del buf
+        target = self.kv_store.path_for(key, prefix)
+        future = self._snapshot_writer.submit(self.kv_store.save, key, prefix, tokens, state)
+        self._snapshots_in_flight[target] = future
+        future.add_done_callback(lambda _f: self._snapshots_in_flight.pop(target, None))
+        if wait:
+            future.result()
+        return target
+
+    def snapshot_pending(self, prefix: Sequence[int]) -> bool:
+        """True while a snapshot of ``prefix`` is being written (don't start a second one)."""
+        return self.kv_store is not None and self.kv_store.path_for(self._model_key(), list(prefix)) in self._snapshots_in_flight
+
+    def flush_snapshots(self) -> None:
+        """Wait for snapshot files being written (shutdown, tests)."""
+        for future in list(self._snapshots_in_flight.values()):
+            with contextlib.suppress(Exception):
+                future.result()
 
     def restore_prefix(self, prefix: Sequence[int]) -> int:
         """Load a saved snapshot for ``prefix`` into the KV cache; returns the tokens restored (0: none).
@@ -365,7 +390,8 @@ class LlamaBackend:
                 else:
                     reused = self._prefill(ids, cancel)
                     info.update(source="prefill", evaluated_tokens=len(ids) - reused)
-            if self.kv_store is not None and not self.kv_store.has(self._model_key(), ids):
+            if self.kv_store is not None and not self.kv_store.has(self._model_key(), ids) \
+                    and not self.snapshot_pending(ids):
                 path = self.save_prefix(ids)
                 info["saved"] = str(path) if path else None
             info["elapsed_ms"] = elapsed_ms(start)
@@ -510,5 +536,7 @@ class LlamaBackend:
         }
 
     def close(self) -> None:
+        self.flush_snapshots()
+        self._snapshot_writer.shutdown(wait=True)
         with contextlib.suppress(Exception):
             self.llm.close()

@@ -256,7 +256,7 @@ class Runtime:
         backend = self.engine._backend
         if self._last_prefix and backend is not None and hasattr(backend, "save_prefix"):
             try:
-                backend.save_prefix(self._last_prefix)  # type: ignore[attr-defined]
+                backend.save_prefix(self._last_prefix, wait=True)  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001 - a failed snapshot only costs the next start's speed
                 self.engine.log(f"KV snapshot at shutdown failed: {exc}")
         if self._remote_pool is not None:

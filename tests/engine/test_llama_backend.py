@@ -161,3 +161,27 @@ def test_every_end_of_generation_token_stops(backend) -> None:
     eog = backend.eog_ids
     assert backend.token_id("<|im_end|>") in eog or backend.llm.token_eos() in eog
     assert eog <= chat_stop_ids(backend)
+
+
+def test_snapshot_file_is_written_off_the_inference_thread(backend) -> None:
+    """save_prefix returns once the KV bytes are copied; the file appears from the writer thread."""
+    import threading
+
+    from engine.backend import GenerationRequest
+
+    prefix = backend.tokenize("def a():\n    return 1\n" * 20)
+    backend.generate(GenerationRequest(pieces=[prefix and backend.detokenize(prefix)], max_tokens=1))
+    writer_threads: list[str] = []
+    original = backend.kv_store.save
+
+    def recording_save(*args, **kwargs):
+        writer_threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    backend.kv_store.save = recording_save
+    target = backend.save_prefix(prefix[:64])
+    assert target is not None
+    backend.flush_snapshots()
+    assert target.is_file()
+    assert writer_threads and writer_threads[0].startswith("coderflash-kv-writer")
+    assert threading.current_thread().name not in writer_threads
