@@ -790,7 +790,7 @@ class RepoContextBuilder:
         """A receiver of unknown type: the repository types that define the most of the members this
         buffer uses on that name elsewhere (``msg.get_payload()``, ``msg.walk()`` → ``class Message``),
         their member outlines."""
-        used = set(re.findall(rf"(?<![\w$]){re.escape(name)}\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)", text))
+        used = dict.fromkeys(re.findall(rf"(?<![\w$]){re.escape(name)}\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)", text))  # text order
         votes: Counter = Counter()
         where: dict[str, Any] = {}
         for member in used:

@@ -136,7 +136,7 @@ class RankModel:
                 else:
                     self.ident_edges[n] = e
             self.dirty_idents = set()
-            names = list(self.ident_edges)
+            names = sorted(self.ident_edges)  # sorted, not set order: ties rank the same in every process
             if names:
                 parts = [self.ident_edges[n] for n in names]
                 src = np.concatenate([p[0] for p in parts])
