@@ -66,8 +66,10 @@ def test_sigkill_during_cold_index_then_restart_equals_from_scratch(tmp_path: Pa
         f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
         "from indexer import Index\n"
         f"idx = Index.open({str(repo)!r}, {str(cache_killed)!r})\n"
-        "def prog(done, total):\n"
-        f"    open({str(progress)!r}, 'w').write(f'{{done}} {{total}}')\n"
+        "import os\n"
+        "def prog(done, total):\n"  # atomic: a kill mid-write must not leave an empty progress file
+        f"    open({str(progress) + '.tmp'!r}, 'w').write(f'{{done}} {{total}}')\n"
+        f"    os.replace({str(progress) + '.tmp'!r}, {str(progress)!r})\n"
         "idx.build(prog)\n"
         "import time; time.sleep(60)\n"
     )
