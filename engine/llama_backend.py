@@ -114,24 +114,6 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-thread siblings count once): llama.cpp's own default of
-    every logical CPU stalls prefill when siblings compete, while halving ``cpu_count`` wastes half of a
-    machine without hyper-threads."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
-        except OSError:
-            cores.add(("cpu", str(cpu)))
-    return max(1, len(cores))
-
-
 def special_token_id(llm: object, text: str) -> int | None:
     """The id of a control/special token, looked up by its text in the model's vocabulary (never hard-coded)."""
     ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)  # type: ignore[attr-defined]
@@ -178,10 +160,8 @@ class LlamaBackend:
         )
         # llama-cpp-python's default runs prefill on every logical CPU; with hyper-threads or other busy
         # processes, ggml's spinning thread barriers then stall (measured here: 3.8 s instead of 0.45 s for a
-        # 3.7K-token prefill on 2 shared vCPUs). Default to one thread per physical core for both phases
-        # (2 on this 2-core machine: 0.90 s vs 1.80 s with one thread for a 462-token prefill, and still
-        # 1.58 s vs 1.84 s with the other core busy).
-        threads = config.threads if config.threads > 0 else physical_cores()
+        # 3.7K-token prefill on 2 shared vCPUs). Default to one thread per physical core for both phases.
+        threads = config.threads if config.threads > 0 else max(1, (os.cpu_count() or 2) // 2)
         kwargs["n_threads"] = threads
         kwargs["n_threads_batch"] = threads
         if config.rope_scaling == "yarn":

@@ -185,12 +185,3 @@ def test_snapshot_file_is_written_off_the_inference_thread(backend) -> None:
     assert target.is_file()
     assert writer_threads and writer_threads[0].startswith("coderflash-kv-writer")
     assert threading.current_thread().name not in writer_threads
-
-
-def test_default_threads_are_the_physical_cores_we_may_use() -> None:
-    import os
-
-    from engine.llama_backend import physical_cores
-
-    cores = physical_cores()
-    assert 1 <= cores <= len(os.sched_getaffinity(0))
