@@ -143,28 +143,11 @@ class Resolver:
                     base = posixpath.dirname(base)
                 rest = mod[dots:]
                 target = posixpath.join(base, *rest.split(".")) if rest else base
-                found = False
-                for n in [x for x in names.split(",") if x and x != "*"]:
-                    f = self._py_file(posixpath.join(target, n))
-                    if f:
-                        out.append(f)
-                        found = True
-                if not found:
-                    f = self._py_file(target)
-                    if f:
-                        out.append(f)
+                out += _names_or_module(lambda n: self._py_file(posixpath.join(target, n)),
+                                        lambda: self._py_file(target), names)
                 continue
             mods = self.py_modules
-            found = False
-            for n in [x for x in names.split(",") if x and x != "*"]:
-                f = mods.get(f"{mod}.{n}")
-                if f:
-                    out.append(f)
-                    found = True
-            if not found:
-                f = mods.get(mod)
-                if f:
-                    out.append(f)
+            out += _names_or_module(lambda n: mods.get(f"{mod}.{n}"), lambda: mods.get(mod), names)
         return out
 
     def _py_file(self, base: str) -> str | None:
@@ -336,3 +319,12 @@ class Resolver:
             if hits:
                 return sorted(hits)[:1]
         return []
+
+
+def _names_or_module(member_file, module_file, names: str) -> list[str]:
+    """``from M import a, b``: the files of submodules ``M.a``/``M.b`` when they exist, else the file of ``M``."""
+    found = [f for n in names.split(",") if n and n != "*" for f in [member_file(n)] if f]
+    if found:
+        return found
+    f = module_file()
+    return [f] if f else []
