@@ -13,7 +13,9 @@ Selection, in priority order (each item degrades full body → signature → omi
    names, the enclosing class's other members and its bases;
 3. the per-file neighbourhood: definitions of every name the current file uses (resolved through its
    imports by the index), outlines of the modules it imports, recently edited regions of open buffers,
-   then definitions by graph rank (PageRank personalised to the current file and its imports);
+   then definitions by graph rank (PageRank personalised to the current file and its imports); a name's
+   third and later definitions (``new``, ``close`` in every type) and other files' test-only code go
+   after everything else of the layer;
 4. the rest of the repository by global rank (at large budgets): definition signatures first, then
    whole files, until its share is full.
 
@@ -71,6 +73,7 @@ NEIGHBOURHOOD_SHARE = 0.6  # of what the repository-wide part leaves; the rest i
 PATH_ALLOWANCE = 64  # tokens kept for the current file's path line, so the repository-wide part's room
 # (and so its content) does not depend on which file is current
 MAX_RANKED = 2000  # ranked definitions asked of the index per layer (beyond that, whole files by rank)
+RANKED_REPEATS_KEPT = 2  # definitions of one name listed in rank order; the rest of them go last
 SUFFIX_CHARS_PER_TOKEN = 16  # a suffix is pre-cut to this many characters per allowed token
 
 _COMMENT_PREFIX = {
@@ -115,6 +118,15 @@ def _module_name(path: str) -> str:
     return stem
 
 
+def _test_only(d: Any) -> bool:
+    """A definition only tests can use: inside a ``tests``/``test`` module (Rust's ``#[cfg(test)] mod
+    tests``, private to that module and not even compiled outside tests), or a ``test_*`` function."""
+    if d.name.startswith("test_"):
+        return True
+    parent = d.parent or ""
+    return bool(parent) and any(part in ("tests", "test") for part in parent.replace("::", ".").split("."))
+
+
 def elision_line(path: str) -> str:
     return f"{_COMMENT_PREFIX.get(_language_of(path), '//')} ...\n"
 
@@ -133,10 +145,11 @@ class Snip:
     layer: int  # 1 repository-wide, 2 per-file neighbourhood, 3 near the cursor
     body_end: int = -1  # a header's definition ends here (its body is elided); -1: not a header
     parent: "Snip | None" = None  # a member's enclosing class/impl header, shown with it when not shown otherwise
+    name_line: int = -1  # the line holding the definition's name (a header may start lines before it)
 
     def moved(self, layer: int, kind: str | None = None) -> "Snip":
         return Snip(self.path, self.start, self.end, self.text, kind or self.kind, self.symbol, self.tokens, layer,
-                    self.body_end, self.parent)
+                    self.body_end, self.parent, self.name_line)
 
     @property
     def stub(self) -> str:
@@ -459,6 +472,7 @@ class RepoContextBuilder:
         text = "".join(lines[start:end + 1])
         snip = self._snip(d.path, start, end, text, kind, d.name, layer)
         snip.body_end = max(end, d.end_line)
+        snip.name_line = name_line if start <= name_line <= end else start
         if d.parent and st is not None and index is not None:
             pd = self._parent_def(st, d)
             if pd is not None and pd.start_line < start:
@@ -815,12 +829,17 @@ class RepoContextBuilder:
     # -- per file ---------------------------------------------------------------------------------
     def _breadth(self, s: Snip, budget: int | None) -> Snip:
         """An entry of the per-file lists (names the file uses, imported modules, ranked definitions): at
-        small budgets a long multi-line signature shows only its first line (it holds the name), so the
-        list reaches further down the ranking; what is near the cursor keeps whole signatures."""
+        small budgets a long multi-line signature shows only its lines up to the one holding the name
+        (usually the first), so the list reaches further down the ranking; what is near the cursor keeps
+        whole signatures."""
         if budget is None or s.start == s.end or s.tokens <= max(32, budget // 256):
             return s
-        first = s.text.split("\n", 1)[0] + "\n"
-        return Snip(s.path, s.start, s.start, first, s.kind, s.symbol, self.counter.count(first), s.layer, s.body_end)
+        last = max(s.start, min(s.name_line, s.end))
+        head = "".join(s.text.splitlines(keepends=True)[:last - s.start + 1])
+        if head == s.text:
+            return s
+        return Snip(s.path, s.start, last, head, s.kind, s.symbol, self.counter.count(head), s.layer, s.body_end,
+                    s.parent, s.name_line)
 
     def _file_candidates(self, index: Any, st: _State, path: str, n_lines: int,
                          budget: int | None = None) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
@@ -859,16 +878,27 @@ class RepoContextBuilder:
 
     def _ranked_candidates(self, index: Any, personalization: dict[str, float], limit: int, layer: int,
                            skip: str | None, st: _State | None = None,
-                           budget: int | None = None) -> tuple[list[_Candidate], list[str]]:
-        cands = []
+                           budget: int | None = None) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
+        """Definitions by graph rank, as (first, later, ranked files); callers place ``later`` after
+        everything else, so the same budget reaches further down the ranking. ``later`` holds:
+
+        - the definitions of a name beyond its first ``RANKED_REPEATS_KEPT`` (``new``, ``fmt``, ``close``
+          defined in every type): each costs as much as a new name but tells the model little more; in the
+          stdlib and Rust corpora they were a third of the ranked entries a small budget reached;
+        - test-only code of other files (see ``_test_only``): no other file can name it."""
+        first: list[_Candidate] = []
+        later: list[_Candidate] = []
+        shown: Counter = Counter()
         for d, _score in index.ranked_definitions(personalization, limit):
             if d.path == skip:
                 continue
             s = self._header_snip(index, d, layer, "outline", st)
             if s is not None:
-                cands.append(_Candidate(d.path, (d.path, s.start), [self._breadth(s, budget)]))
+                shown[d.name] += 1
+                target = later if shown[d.name] > RANKED_REPEATS_KEPT or _test_only(d) else first
+                target.append(_Candidate(d.path, (d.path, s.start), [self._breadth(s, budget)]))
         files = [p for p, _ in index.ranked_files(personalization) if p != skip]
-        return cands, files
+        return first, later, files
 
     def _file_layer(self, index: Any, st: _State, rel: str, n_lines: int, budget: int, max_room: int,
                     head: list[Piece]) -> _FileLayer:
@@ -894,8 +924,8 @@ class RepoContextBuilder:
         personalization = {rel: 1.0}
         for p in imported:
             personalization.setdefault(p, 0.5)
-        ranked, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel, st, budget)
-        cands = file_cands + ranked + deferred
+        ranked, later, ranked_files = self._ranked_candidates(index, personalization, limit, 2, rel, st, budget)
+        cands = file_cands + ranked + deferred + later
         snips, whole, _ = self._fill([], cands, ranked_files, own, index, 2, taken, whole, st)
         rest = [c for c in cands if c.key not in taken and c.path not in whole]
         stable = self._render(head, self._blocks(repo_snips + snips))
@@ -936,8 +966,8 @@ class RepoContextBuilder:
             elif budget >= REPO_WIDE_MIN_BUDGET:
                 share = int(room * REPO_WIDE_SHARE)
                 limit = min(MAX_RANKED, max(64, share // 12))
-                cands, ranked_files = self._ranked_candidates(index, {}, limit, 1, None, st, budget)
-                snips, whole, total = self._fill([], cands, ranked_files, share, index, 1, set(), set(), st)
+                cands, later, ranked_files = self._ranked_candidates(index, {}, limit, 1, None, st, budget)
+                snips, whole, total = self._fill([], cands + later, ranked_files, share, index, 1, set(), set(), st)
         tokens = sum(s.tokens for s in snips) + sum(self._block_overhead(p) for p in {s.path for s in snips})
         self._repo_wide = _RepoWide(key, snips, whole, tokens)
         return self._repo_wide
@@ -1211,15 +1241,15 @@ class RepoContextBuilder:
             info = _FileLayer([], [], set(), set(), [], [], _Rendered([], 0, []), imported, self._outline(st, rel))
             near = self._near_candidates(index, st, rel, buf, offset, line, 0, info, (0, -1))
             pers = {rel: 1.0, **{p: 0.5 for p in imported}}
-            ranked, files = self._ranked_candidates(index, pers, max(32, budget // 10), 2, None, st)
+            ranked, later, files = self._ranked_candidates(index, pers, max(32, budget // 10), 2, None, st)
             whole_current = self._whole_file(index, rel, 3, st)
             first = [_Candidate(rel, (rel, "current"), [whole_current])] if whole_current else []
-            snips, _, _ = self._fill([], first + near + file_cands + ranked + deferred, files, int(budget * 0.9),
-                                     index, 2, set(), set(), st)
+            snips, _, _ = self._fill([], first + near + file_cands + ranked + deferred + later, files,
+                                     int(budget * 0.9), index, 2, set(), set(), st)
         else:
             st = self._state(index)
-            ranked, files = self._ranked_candidates(index, {}, max(32, budget // 10), 2, None, st)
-            snips, _, _ = self._fill([], ranked, files, int(budget * 0.9), index, 2, set(), set(), st)
+            ranked, later, files = self._ranked_candidates(index, {}, max(32, budget // 10), 2, None, st)
+            snips, _, _ = self._fill([], ranked + later, files, int(budget * 0.9), index, 2, set(), set(), st)
         whole = {s.path for s in snips if s.kind == "file"}
         snips = [s for s in snips if s.kind == "file" or s.path not in whole]
         while True:

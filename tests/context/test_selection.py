@@ -140,3 +140,54 @@ def test_member_of_a_call_result_gets_the_returned_type(repo, index):
     text = "from app.factory import make_poly\n\n\ndef main():\n    make_poly(2.0).\n"
     res = _builder(index, repo).build("app/main.py", text, 4, 19, 1024)
     assert "def grow_37(self, by: float) -> None: ..." in res.prompt
+
+
+def test_ranked_list_puts_repeated_names_and_test_code_last(repo, index):
+    """`close` defined in every handle class, and Rust test-module helpers, go after the other ranked
+    definitions (they cost as much as a new name but tell the model little; no other file can name test
+    code), so a small budget reaches further down the ranking."""
+    files = {f"app/handle{i}.py": f"class Handle{i}:\n    def close(self):\n        pass\n\n"
+                                   f"    def flush_pending_{i}(self):\n        self.close()\n"
+             for i in range(5)}
+    files["src/lib.rs"] = ("pub fn parse_header(s: &str) -> usize {\n    s.len()\n}\n\n"
+                           "#[cfg(test)]\nmod tests {\n    fn sample_input() -> String {\n        String::new()\n"
+                           "    }\n\n    #[test]\n    fn parses() {\n        super::parse_header(&sample_input());\n"
+                           "    }\n}\n")
+    _write(repo, index, files)
+    text = "".join(f"from app.handle{i} import Handle{i}\n" for i in range(5)) + (
+        "\n\ndef shutdown(handles):\n    for h in handles:\n        h.close()\n"
+        + "".join(f"    Handle{i}().flush_pending_{i}()\n" for i in range(5)))
+    (repo / "app/main.py").write_text(text)
+    index.build()
+    builder = _builder(index, repo)
+    st = builder._state(index)
+    first, later, _ = builder._ranked_candidates(index, {"app/main.py": 1.0}, 500, 2, "app/main.py", st)
+    names = [c.forms[0].symbol for c in first]
+    later_names = [c.forms[0].symbol for c in later]
+    assert names.count("close") == 2 and later_names.count("close") == 3
+    assert all(f"flush_pending_{i}" in names for i in range(5))
+    assert "sample_input" in later_names and "sample_input" not in names
+    assert "parse_header" in names
+    ranked = [d for d, _ in index.ranked_definitions({"app/main.py": 1.0}, 500) if d.path != "app/main.py"]
+    order: dict[tuple[str, str], int] = {}
+    for i, d in enumerate(ranked):
+        order.setdefault((d.path, d.name), i)
+    positions = [order[(c.path, c.forms[0].symbol)] for c in first]
+    assert len(positions) == len(first) >= 8 and positions == sorted(positions)  # rank order kept
+
+
+def test_breadth_cut_keeps_the_line_holding_the_name_and_the_enclosing_header(repo, index):
+    """At small budgets a long multi-line header is cut to its lines up to the name's line (not always
+    the first line: a header can open lines before its name), and a member keeps its enclosing header."""
+    from engine.context_repo import Snip
+
+    builder = _builder(index, repo)
+    parent = builder._snip("a.ts", 0, 0, "export class Registry {\n", "outline", "Registry", 2)
+    lines = ["    static readonly\n", "    registerEverything(first: number, second: number, third: number,\n",
+             "        fourth: number, fifth: number, sixth: number, seventh: number): void {\n"]
+    snip = builder._snip("a.ts", 5, 7, "".join(lines), "outline", "registerEverything", 2)
+    snip.body_end, snip.name_line, snip.parent = 20, 6, parent
+    cut = builder._breadth(snip, 8192)
+    assert cut.text == lines[0] + lines[1] and (cut.start, cut.end) == (5, 6)
+    assert cut.parent is parent and cut.name_line == 6 and cut.tokens < snip.tokens
+    assert builder._breadth(snip, 65536) is snip  # large budgets keep whole signatures
