@@ -7,6 +7,7 @@ import pytest
 from engine.context_repo import RepoContextBuilder
 from engine.context_tokenizer import VocabTokenizer, context_tokenizer
 from engine.prompt_format import FAMILIES, detect_format, dict_lookup, text_format
+from engine.redact import redact
 from engine.tokens import TokenCounter
 
 from ctx_helpers import FAMILY_TOKENS
@@ -45,8 +46,10 @@ def test_budget_is_exact_on_every_format(family, family_models, repo, index):
             if fmt.fim:
                 assert fmt.middle_id in ids or fmt.order == "spm"
     big = builder.build("app/report.py", text, 10, 4, 262_144)
-    for rel in ("app/models.py", "app/settings.py"):  # the whole (small) repository is in
-        assert f"{rel}\n" in big.prompt
+    for f in index.files():  # the whole (small) repository is in: every other file, whole (redacted)
+        whole = redact(index.read_text(f.path) or "")
+        if f.path != "app/report.py" and whole.strip():
+            assert f.path in big.prompt and whole in big.prompt, f.path
     assert "class Ledger:" in big.prompt and "def total_with_tax(self, rate: float) -> int:" in big.prompt
 
 
