@@ -5,7 +5,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from engine.context_repo import RepoContextBuilder
+from engine.prompt_format import text_format
 from engine.synth import BYTE_TO_UNICODE, CHATML_TEMPLATE, TOKEN_CONTROL, TOKEN_NORMAL, Vocabulary
+from engine.tokens import TokenCounter
 
 FAMILY_TOKENS = {
     "qwen": None,  # the default byte vocabulary carries Qwen3's real special tokens
@@ -111,3 +114,22 @@ def write_repo(root: Path, extra_files: dict[str, str] | None = None) -> Path:
     return root
 
 
+
+
+def estimate_builder(repo: Path, index) -> RepoContextBuilder:
+    """A Qwen-format context builder counting with the documented estimate (no model needed)."""
+    return RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
+                              root=str(repo))
+
+
+def write_big_file(repo: Path, index) -> tuple[list[str], str]:
+    """app/big.py: 300 helpers, then a cursor line typing ``ledger.bal`` (a receiver the index knows).
+    Returns its lines up to that cursor line, and the whole text; the index is rebuilt."""
+    lines = ["from app.models import Invoice, Ledger", "", ""]
+    for i in range(300):
+        lines += [f"def helper_{i}(ledger: Ledger) -> int:", f"    total = ledger.balance_cents() + {i}", "    return total", ""]
+    lines += ["def main():", "    ledger = Ledger()", "    ledger.add_invoice(Invoice('x', 1))", "    value = ledger.bal"]
+    text = "\n".join(lines) + "\n\nprint('done')\n"
+    (repo / "app/big.py").write_text(text)
+    index.build()
+    return lines, text

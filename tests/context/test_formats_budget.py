@@ -8,9 +8,8 @@ from engine.context_repo import RepoContextBuilder
 from engine.context_tokenizer import VocabTokenizer, context_tokenizer
 from engine.prompt_format import FAMILIES, detect_format, dict_lookup, text_format
 from engine.redact import redact
-from engine.tokens import TokenCounter
 
-from ctx_helpers import FAMILY_TOKENS
+from ctx_helpers import FAMILY_TOKENS, estimate_builder
 
 
 def test_detect_every_family_from_a_lookup_dict():
@@ -54,7 +53,7 @@ def test_budget_is_exact_on_every_format(family, family_models, repo, index):
 
 
 def test_estimate_budget_and_tiny_budgets(repo, index):
-    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo", root=str(repo))
+    builder = estimate_builder(repo, index)
     text = (repo / "app/report.py").read_text()
     for budget in range(40, 2000, 37):
         res = builder.build("app/report.py", text, 11, 10, budget)

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from ctx_helpers import SECRETS
+from ctx_helpers import SECRETS, estimate_builder, write_big_file
 
 from engine.context_repo import RepoContextBuilder
-from engine.prompt_format import text_format
 from engine.redact import redact
-from engine.tokens import TokenCounter
-
-
-def _builder(repo, index, counter=None):
-    return RepoContextBuilder(text_format("qwen"), counter or TokenCounter(None), lambda: index,
-                              repo_name="repo", root=str(repo))
 
 
 def test_planted_secrets_never_reach_the_prompt_at_256k(repo, index, tiny_model):
@@ -39,14 +32,8 @@ def test_redaction_keeps_code_shape():
 
 
 def test_consecutive_keystrokes_share_the_prompt_prefix(repo, index):
-    lines = ["from app.models import Invoice, Ledger", "", ""]
-    for i in range(300):
-        lines += [f"def helper_{i}(ledger: Ledger) -> int:", f"    total = ledger.balance_cents() + {i}", "    return total", ""]
-    lines += ["def main():", "    ledger = Ledger()", "    ledger.add_invoice(Invoice('x', 1))", "    value = ledger.bal"]
-    text = "\n".join(lines) + "\n\nprint('done')\n"
-    (repo / "app/big.py").write_text(text)
-    index.build()
-    builder = _builder(repo, index)
+    lines, text = write_big_file(repo, index)
+    builder = estimate_builder(repo, index)
     line = len(lines) - 1
     base = builder.build("app/big.py", text, line, len(lines[-1]), 8192)
     assert base.shared_prefix_tokens == 0
@@ -60,7 +47,7 @@ def test_consecutive_keystrokes_share_the_prompt_prefix(repo, index):
 
 
 def test_chat_context_within_budget(repo, index):
-    builder = _builder(repo, index)
+    builder = estimate_builder(repo, index)
     counter = builder.counter
     for budget in (50, 300, 5000):
         text = builder.chat_context(budget, "app/report.py")

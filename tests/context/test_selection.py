@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from engine.context_repo import RepoContextBuilder
-from engine.prompt_format import text_format
-from engine.tokens import TokenCounter
+from ctx_helpers import estimate_builder
+
 
 SHAPES = '''
 """Shapes."""
@@ -61,11 +60,6 @@ def _big_module(n: int = 60) -> str:
     return "".join(parts)
 
 
-def _builder(index, repo):
-    return RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
-                              root=str(repo))
-
-
 def _write(repo, index, files):
     for path, text in files.items():
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
@@ -85,8 +79,8 @@ def _blocks(prompt: str, path: str) -> list[str]:
 def test_prepare_file_does_the_per_file_work_and_changes_nothing(repo, index):
     _write(repo, index, {"app/shapes.py": SHAPES})
     text = "from app.shapes import Square\n\n\ndef main():\n    sq = Square(2.0)\n    print(sq.\n"
-    cold = _builder(index, repo).build("app/main.py", text, 5, 13, 2048)
-    builder = _builder(index, repo)
+    cold = estimate_builder(repo, index).build("app/main.py", text, 5, 13, 2048)
+    builder = estimate_builder(repo, index)
     assert builder.prepare_file("app/main.py", text, 2048) >= 0
     calls = []
     real = index.ranked_definitions
@@ -99,7 +93,7 @@ def test_prepare_file_does_the_per_file_work_and_changes_nothing(repo, index):
 def test_outline_entries_are_python_stubs(repo, index):
     _write(repo, index, {"app/polys.py": _big_module()})
     text = "from app.polys import Poly1, Poly2\n\nx = Poly1()\ny = \n"
-    res = _builder(index, repo).build("app/main.py", text, 3, 4, 2048)
+    res = estimate_builder(repo, index).build("app/main.py", text, 3, 4, 2048)
     blocks = _blocks(res.prompt, "app/polys.py")
     assert blocks and any("class Poly2:\n    def area_2(self) -> float: ...\n" in b for b in blocks)
     for block in blocks:
@@ -110,7 +104,7 @@ def test_outline_entries_are_python_stubs(repo, index):
 def test_receiver_naming_an_unimported_module_gets_its_outline(repo, index):
     _write(repo, index, {"app/net/codec.py": CODEC, "app/net/conn.py": "import os\n"})
     text = "def send(sock, payload):\n    sock.sendall(codec.)\n"
-    res = _builder(index, repo).build("app/net/conn.py", text, 1, 23, 2048)
+    res = estimate_builder(repo, index).build("app/net/conn.py", text, 1, 23, 2048)
     assert "def decode_frame(data: bytes) -> bytes:" in res.prompt
 
 
@@ -118,14 +112,14 @@ def test_receiver_of_unknown_type_gets_the_type_that_has_its_members(repo, index
     _write(repo, index, {"app/shapes.py": SHAPES})
     text = ("def report(thing):\n    print(thing.area(), thing.side)\n    big = thing.scale_by(2)\n"
             "    return thing.\n")
-    res = _builder(index, repo).build("app/report.py", text, 3, 17, 2048)
+    res = estimate_builder(repo, index).build("app/report.py", text, 3, 17, 2048)
     assert "class Square(Shape):" in res.prompt and "def scale_by(self, factor: float)" in res.prompt
 
 
 def test_typing_past_a_receiver_keeps_the_prompt_before_the_current_file(repo, index):
     _write(repo, index, {"app/shapes.py": SHAPES})
     head = "from app.shapes import unit_square\n\n\ndef main():\n    sq = unit_square()\n"
-    builder = _builder(index, repo)
+    builder = estimate_builder(repo, index)
     line = "    value = sq."
     builder.build("app/main.py", head + line + "\n", 5, len(line), 2048)
     for typed in "scale_by(2":
@@ -138,7 +132,7 @@ def test_member_of_a_call_result_gets_the_returned_type(repo, index):
     _write(repo, index, {"app/polys.py": _big_module(),
                          "app/factory.py": "from app.polys import *\n\n\ndef make_poly(side: float) -> Poly37:\n    return Poly37()\n"})
     text = "from app.factory import make_poly\n\n\ndef main():\n    make_poly(2.0).\n"
-    res = _builder(index, repo).build("app/main.py", text, 4, 19, 1024)
+    res = estimate_builder(repo, index).build("app/main.py", text, 4, 19, 1024)
     assert "def grow_37(self, by: float) -> None: ..." in res.prompt
 
 
@@ -159,7 +153,7 @@ def test_ranked_list_puts_repeated_names_and_test_code_last(repo, index):
         + "".join(f"    Handle{i}().flush_pending_{i}()\n" for i in range(5)))
     (repo / "app/main.py").write_text(text)
     index.build()
-    builder = _builder(index, repo)
+    builder = estimate_builder(repo, index)
     st = builder._state(index)
     first, later, _ = builder._ranked_candidates(index, {"app/main.py": 1.0}, 500, 2, "app/main.py", st)
     names = [c.forms[0].symbol for c in first]
@@ -179,9 +173,8 @@ def test_ranked_list_puts_repeated_names_and_test_code_last(repo, index):
 def test_breadth_cut_keeps_the_line_holding_the_name_and_the_enclosing_header(repo, index):
     """At small budgets a long multi-line header is cut to its lines up to the name's line (not always
     the first line: a header can open lines before its name), and a member keeps its enclosing header."""
-    from engine.context_repo import Snip
 
-    builder = _builder(index, repo)
+    builder = estimate_builder(repo, index)
     parent = builder._snip("a.ts", 0, 0, "export class Registry {\n", "outline", "Registry", 2)
     lines = ["    static readonly\n", "    registerEverything(first: number, second: number, third: number,\n",
              "        fourth: number, fifth: number, sixth: number, seventh: number): void {\n"]

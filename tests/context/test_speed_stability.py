@@ -6,30 +6,17 @@ import random
 
 import pytest
 
-from ctx_helpers import SECRETS
+from ctx_helpers import SECRETS, estimate_builder, write_big_file
 
-from engine.context_repo import PREFIX_GRID_LINES, RepoContextBuilder
+from engine.context_repo import PREFIX_GRID_LINES
 from engine.prompt_format import text_format
 from engine.redact import redact, redact_reference
-from engine.tokens import TokenCounter
-
-
-def _big_file(repo, index):
-    lines = ["from app.models import Invoice, Ledger", "", ""]
-    for i in range(300):
-        lines += [f"def helper_{i}(ledger: Ledger) -> int:", f"    total = ledger.balance_cents() + {i}", "    return total", ""]
-    lines += ["def main():", "    ledger = Ledger()", "    ledger.add_invoice(Invoice('x', 1))", "    value = ledger.bal"]
-    text = "\n".join(lines) + "\n\nprint('done')\n"
-    (repo / "app/big.py").write_text(text)
-    index.build()
-    return lines, text
 
 
 @pytest.mark.parametrize("budget", [2048, 8192, 32768, 262_144])
 def test_keystrokes_write_nothing_to_the_index_and_share_the_prefix(repo, index, budget):
-    lines, text = _big_file(repo, index)
-    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
-                                 root=str(repo))
+    lines, text = write_big_file(repo, index)
+    builder = estimate_builder(repo, index)
     writes = []
     real = index.set_overlay
     index.set_overlay = lambda *a, **k: (writes.append(a), real(*a, **k))  # type: ignore[method-assign]
@@ -48,9 +35,8 @@ def test_keystrokes_write_nothing_to_the_index_and_share_the_prefix(repo, index,
 
 
 def test_prefix_cells_are_grid_aligned_pieces(repo, index):
-    lines, text = _big_file(repo, index)
-    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
-                                 root=str(repo))
+    lines, text = write_big_file(repo, index)
+    builder = estimate_builder(repo, index)
     line = len(lines) - 1
     res = builder.build("app/big.py", text, line, len(lines[-1]), 8192)
     start = res.pieces.index(text_format("qwen").prefix_id) + 1
@@ -63,8 +49,7 @@ def test_prefix_cells_are_grid_aligned_pieces(repo, index):
 
 
 def test_switching_files_syncs_the_edited_open_buffer_once(repo, index):
-    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
-                                 root=str(repo))
+    builder = estimate_builder(repo, index)
     report = (repo / "app/report.py").read_text()
     index.set_overlay("app/report.py", report)  # opened in the editor
     edited = report + "\n\ndef brand_new_helper() -> int:\n    return 1\n"
@@ -79,8 +64,7 @@ def test_switching_files_syncs_the_edited_open_buffer_once(repo, index):
 def test_current_file_text_comes_only_from_the_buffer(repo, index):
     (repo / "app/report.py").write_text((repo / "app/report.py").read_text() + "\nSAVED_ONLY = 1\n")
     index.build()
-    builder = RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
-                                 root=str(repo))
+    builder = estimate_builder(repo, index)
     buffer = "from app.models import Ledger\n\n\ndef unsaved():\n    ledger = Ledger()\n    ledger.\n"
     for budget in (512, 4096, 262_144):
         res = builder.build("app/report.py", buffer, 5, 11, budget)
