@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-from lspstdio import StdioClient
+from rawlsp import RawLspProcess
 
 SAMPLE_REPO = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
 
@@ -18,7 +17,7 @@ SAMPLE_REPO = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
 def test_completions_still_answered_after_cancelled_ones(tiny_model: Path, tmp_path: Path):
     repo = tmp_path / "sample_repo"
     shutil.copytree(SAMPLE_REPO, repo)
-    client = StdioClient([sys.executable, "-m", "lsp_server", "serve"], env=dict(os.environ), cwd=str(repo))
+    client = RawLspProcess(cwd=str(repo), answer_requests=True)
     try:
         client.call("initialize", {"processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
                                    "initializationOptions": {"model": str(tiny_model)}})

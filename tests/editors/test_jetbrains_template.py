@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lspstdio import StdioClient
+from rawlsp import RawLspProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "editors" / "jetbrains" / "coderflash"
@@ -101,7 +101,7 @@ def test_command_line_starts_the_server(tiny_model: Path):
     exe = shutil.which(argv[0], path=env["PATH"])
     assert exe, f"{argv[0]} is not on PATH (install coderflash)"
     options = dict(load("initializationOptions.json"), model=str(tiny_model))
-    client = StdioClient([exe, *argv[1:]], env=env, cwd=str(SAMPLE_REPO))
+    client = RawLspProcess(env=env, cwd=str(SAMPLE_REPO), argv=[exe, *argv[1:]], answer_requests=True)
     try:
         reply = client.call("initialize", {
             "processId": os.getpid(), "rootUri": SAMPLE_REPO.as_uri(),
@@ -119,7 +119,7 @@ def test_command_line_starts_the_server(tiny_model: Path):
         client.notify("workspace/didChangeConfiguration", {"settings": load("settings.json")})
         status = client.call("coderflash/status", {})
         assert "error" not in status, status
-        assert not [m for m in client.seen if m.get("method") == "window/showMessage"
+        assert not [m for m in client.incoming if m.get("method") == "window/showMessage"
                     and m["params"].get("type") == 1], "the server reported an error"
     finally:
         client.close()

@@ -1,4 +1,6 @@
-"""A raw JSON-RPC-over-stdio peer for the messages a typed client cannot send (malformed ones)."""
+"""A raw JSON-RPC-over-stdio LSP peer: for the messages a typed client cannot send (malformed ones), and
+for driving a server started by an editor's own command line (the JetBrains template, the cancel
+contract every editor relies on). Tests in other directories import it through pytest's ``pythonpath``."""
 
 from __future__ import annotations
 
@@ -10,18 +12,33 @@ import sys
 import threading
 from typing import Any
 
+SERVER_ARGV = [sys.executable, "-m", "lsp_server", "serve"]
+
 
 class RawLspProcess:
-    def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "serve"], stdin=subprocess.PIPE,
+    """``argv`` defaults to this checkout's server; ``env`` is added to this process's environment.
+    ``answer_requests``: reply to server requests with a null result, as a minimal editor does
+    (otherwise they are only recorded in ``incoming``)."""
+
+    def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None,
+                 argv: list[str] | None = None, answer_requests: bool = False) -> None:
+        self.proc = subprocess.Popen(argv or SERVER_ARGV, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, **(env or {})}, cwd=cwd)
         self.messages: "queue.Queue[dict[str, Any]]" = queue.Queue()
+        self.stderr: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        threading.Thread(target=self._drain_stderr, daemon=True).start()  # a full pipe would block the server
         self._next_id = 0
         self._responses: dict[Any, dict[str, Any]] = {}
+        self._answer_requests = answer_requests
         self.incoming: list[dict[str, Any]] = []
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
 
     def _read(self) -> None:
         stream = self.proc.stdout
@@ -63,10 +80,15 @@ class RawLspProcess:
             message = self.messages.get(timeout=timeout)
             if "method" in message:
                 self.incoming.append(message)
+                if self._answer_requests and "id" in message:
+                    self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
             elif message.get("id") == msg_id:
                 return message
             else:
                 self._responses[message.get("id")] = message
+
+    def call(self, method: str, params: Any, timeout: float = 30.0) -> dict[str, Any]:
+        return self.response(self.request(method, params), timeout)
 
     def initialize(self, root_uri: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         rid = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": {},
