@@ -91,15 +91,13 @@ class RawLspProcess:
         return self.response(self.request(method, params), timeout)
 
     def initialize(self, root_uri: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-        rid = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": {},
-                                          "initializationOptions": options or {}})
-        result = self.response(rid)
+        result = self.call("initialize", {"processId": None, "rootUri": root_uri, "capabilities": {},
+                                           "initializationOptions": options or {}})
         self.notify("initialized", {})
         return result
 
     def close(self, timeout: float = 20.0) -> int:
-        rid = self.request("shutdown", None)
-        self.response(rid, timeout)
+        self.call("shutdown", None, timeout)
         self.notify("exit", None)
         try:
             return self.proc.wait(timeout=timeout)
