@@ -1227,10 +1227,13 @@ class RepoContextBuilder:
         index = self.index()
         if index is None or budget <= 0:
             return ""
+        # the same caps a completion at this budget uses (never whatever the last completion left)
+        self._body_cap = max(48, budget // 64)
+        self._budget = budget
         snips: list[Snip] = []
         if path is not None:
             rel = index.rel(path) if hasattr(index, "rel") else path
-            if text is not None:
+            if text is not None and not rel.startswith("../"):  # a file outside the root never enters the index
                 self._sync_overlay(index, rel, text)
             st = self._state(index)
             got = self._file(index, rel, st)

@@ -8,9 +8,8 @@ snapshotting, resumable chat) live here and are driven by thin ``Engine`` method
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -53,13 +52,14 @@ class Runtime:
 
     def __init__(self, engine: "Engine") -> None:
         self.engine = engine
-        self.scheduler = Scheduler(max_queue=16)
+        self.host = engine.host
         self.cache = CompletionCache(engine.config.completion.cache_size)
-        self._remote_pool: ThreadPoolExecutor | None = None
-        self._saved_prefixes: set[str] = set()
-        self._lock = threading.Lock()
         self.last_warm_up: dict[str, object] = {}
-        self._last_prefix: list[int] = []
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The process's one inference worker (shared by every workspace's engine)."""
+        return self.host.scheduler
 
     # -- inline completion ------------------------------------------------------------------------------
     def submit_complete(self, path: Path | str, text: str, line: int, character: int, *,
@@ -92,7 +92,8 @@ class Runtime:
             self._after_completion(out)
             return out
 
-        return self.scheduler.submit(job, priority, key=f"complete:{rel}", deadline=deadline, cancel=cancel)
+        return self.scheduler.submit(job, priority, key=f"complete:{engine.document_key(path)}", deadline=deadline,
+                                     cancel=cancel)
 
     def complete(self, path: Path | str, text: str, line: int, character: int, *,
                  budget: int | None = None, cancel: CancelToken | None = None,
@@ -110,8 +111,7 @@ class Runtime:
                                     self._model_name(), False)
 
     def _model_name(self) -> str:
-        backend = self.engine._backend
-        return str(backend.info().get("model_name", "")) if backend is not None else ""
+        return self.host.model_name()
 
     def _run_completion(self, path: Path | str, rel: str, text: str, line: int, character: int,
                         budget: int | None, cancel: CancelToken, deadline: float) -> "CompletionOutput":
@@ -148,19 +148,19 @@ class Runtime:
     # -- warm-up and snapshots ---------------------------------------------------------------------------
     def _after_completion(self, out: "CompletionOutput") -> None:
         """Queue a snapshot of a repository prefix not yet on disk (runs when nothing else is queued)."""
-        backend = self.engine._backend
+        backend = self.host.current_backend
         if backend is None or not hasattr(backend, "save_prefix") or not out.context.pieces:
             return
         prefix = repository_prefix(out.context.pieces, backend.prompt_format)
         if len(prefix) < 2:
             return
         ids = backend.pieces_to_ids(prefix)  # type: ignore[attr-defined]
-        self._last_prefix = ids
         key = prefix_hash(ids)
-        with self._lock:
-            if key in self._saved_prefixes:
+        with self.host.prefix_lock:
+            self.host.last_prefix = ids
+            if key in self.host.saved_prefixes:
                 return
-            self._saved_prefixes.add(key)
+            self.host.saved_prefixes.add(key)
         self.scheduler.submit(lambda token: backend.warm_prefix(prefix, token), Priority.WARMUP,
                               key="warm-up", resumable=True)
 
@@ -233,16 +233,14 @@ class Runtime:
 
         if self.engine.config.backend == "openai":
             # A server runs requests concurrently: chat need not wait behind (or pre-empt) completions.
-            if self._remote_pool is None:
-                self._remote_pool = ThreadPoolExecutor(2, thread_name_prefix="coderflash-chat")
             token = cancel or CancelToken()
-            return self._remote_pool.submit(job, token)
+            return self.host.remote_pool().submit(job, token)
         return self.scheduler.submit(job, Priority.CHAT, key=key, resumable=True, cancel=cancel)
 
     # -- status -----------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         data: dict[str, Any] = {"scheduler": self.scheduler.status(), "cache": self.cache.stats()}
-        backend = self.engine._backend
+        backend = self.host.current_backend
         if backend is not None:
             data["kv_cached_tokens"] = backend.info().get("cached_tokens")
         if self.last_warm_up:
@@ -250,17 +248,8 @@ class Runtime:
         return data
 
     def close(self) -> None:
-        """Stop the worker; then snapshot the KV as it is now (repository prefix + the current file as last
-        evaluated) over the prefix's older snapshot, so a restart at the same place evaluates almost nothing."""
-        self.scheduler.close()
-        backend = self.engine._backend
-        if self._last_prefix and backend is not None and hasattr(backend, "save_prefix"):
-            try:
-                backend.save_prefix(self._last_prefix, wait=True)  # type: ignore[attr-defined]
-            except Exception as exc:  # noqa: BLE001 - a failed snapshot only costs the next start's speed
-                self.engine.log(f"KV snapshot at shutdown failed: {exc}")
-        if self._remote_pool is not None:
-            self._remote_pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing of its own to stop: the worker and the model belong to the host (``ModelHost.close``
+        stops the worker and snapshots the KV); this workspace's documents are cancelled as they close."""
 
 
 def _collect(state: dict[str, Any], on_text: Callable[[str], None] | None) -> Callable[[str], None]:

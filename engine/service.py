@@ -6,9 +6,9 @@ and the counters that ``coderflash/status`` and ``--json`` outputs report.
 
 from __future__ import annotations
 
+import os
 import threading
-import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +17,8 @@ from .backend import Backend, CancelToken, GenerationRequest, GenerationResult, 
 from .config import Config
 from .context import ContextResult
 from .context_repo import RepoContextBuilder
-from .models import ModelError, ResolvedModel, resolve_model
+from .model_host import Counters, ModelHost
+from .models import ModelError, ResolvedModel
 from .runtime import Runtime
 from .scheduler import Priority
 from .tokens import TokenCounter
@@ -42,112 +43,59 @@ class CompletionOutput:
         return data
 
 
-@dataclass
-class Counters:
-    requests: int = 0
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    evaluated_tokens: int = 0
-    generated_tokens: int = 0
-    cancelled: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def cache_hit(self) -> None:
-        with self.lock:
-            self.cache_hits += 1
-
-    def cancelled_before_start(self) -> None:
-        with self.lock:
-            self.cancelled += 1
-
-    def add(self, result: GenerationResult) -> None:
-        with self.lock:
-            self.requests += 1
-            self.prompt_tokens += result.prompt_tokens
-            self.reused_tokens += result.reused_tokens
-            self.evaluated_tokens += result.evaluated_tokens
-            self.generated_tokens += result.generated_tokens
-            if result.finish_reason == "cancelled":
-                self.cancelled += 1
-
-    def to_json(self) -> dict[str, int]:
-        with self.lock:
-            return {k: getattr(self, k) for k in ("requests", "prompt_tokens", "reused_tokens",
-                                                  "evaluated_tokens", "generated_tokens", "cancelled", "errors",
-                                                  "cache_hits")}
-
-
-def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:
-    """The configured backend: in-process llama.cpp on a resolved GGUF, or an OpenAI-compatible server."""
-    if config.backend == "openai":
-        from .remote_backend import RemoteBackend
-
-        return RemoteBackend(config.remote)
-    assert resolved is not None
-    from .llama_backend import LlamaBackend
-
-    return LlamaBackend(resolved.path, config.llama, kv_dir=config.cache_path / "kv")
-
-
 class Engine:
-    """One workspace's engine: model, context and counters."""
+    """One workspace's engine: its index, context and editor buffers, on the process's one model.
+
+    ``host`` is the shared model (``ModelHost``); without one the engine makes and owns its own (the
+    command line). ``background_index``: the language server builds the index itself, in the background,
+    and completions meanwhile use the current file only; the command line builds it on first use."""
 
     def __init__(self, config: Config, root: Path | str | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, host: ModelHost | None = None,
+                 background_index: bool = False) -> None:
         self.config = config
         self.root = Path(root).resolve() if root else None
         self.log = log or (lambda message: None)
-        self.counters = Counters()
-        self._backend: Backend | None = None
-        self._resolved: ResolvedModel | None = None
+        self.host = host if host is not None else ModelHost(config, self.log)
+        self._owns_host = host is None
+        self.background_index = background_index
         self._context: RepoContextBuilder | None = None
         self._context_source: str | None = None
+        # One lock for the context builder, its caches and the redaction cache: the inference worker
+        # (completions, prepare, warm-up) and the chat threads both build contexts.
+        self._context_lock = threading.RLock()
         self._repo_index = None
-        self._load_lock = threading.Lock()
-        self.load_error: str | None = None
+        self._index_ready = False
+        self.index_progress: dict[str, Any] = {"state": "none" if self.root is not None else "no_root"}
         self.open_documents: dict[str, str] = {}
         self._index_lock = threading.RLock()
         self._runtime: Runtime | None = None
+        self._lock = threading.Lock()
+        self._index_executor: ThreadPoolExecutor | None = None
 
-    # -- model --------------------------------------------------------------------------------
+    # -- model (the shared host) -------------------------------------------------------------------
+    @property
+    def counters(self) -> Counters:
+        return self.host.counters
+
+    @property
+    def load_error(self) -> str | None:
+        return self.host.load_error
+
     def resolve(self) -> ResolvedModel | None:
-        if self.config.backend == "openai":
-            return None
-        if self._resolved is None:
-            self._resolved = resolve_model(self.config.model)
-        return self._resolved
+        return self.host.resolve()
 
     @property
     def backend(self) -> Backend:
         """Load the model on first use (raises ModelError with an actionable message)."""
-        with self._load_lock:
-            if self._backend is None:
-                start = time.perf_counter()
-                try:
-                    self._backend = create_backend(self.config, self.resolve())
-                except ModelError as exc:
-                    self.load_error = str(exc)
-                    raise
-                self.load_error = None
-                self.log(f"model loaded in {time.perf_counter() - start:.2f}s: {self._backend.info()}")
-            return self._backend
+        return self.host.backend
 
     @property
     def loaded(self) -> bool:
-        return self._backend is not None
+        return self.host.loaded
 
     def model_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"configured": self.config.model, "backend": self.config.backend}
-        if self._resolved is not None:
-            info.update(path=str(self._resolved.path), source=self._resolved.source,
-                        small_default=self._resolved.is_small_default)
-        if self._backend is not None:
-            info.update(self._backend.info())
-        if self.load_error:
-            info["error"] = self.load_error
-        return info
+        return self.host.model_info()
 
     def token_counter(self) -> TokenCounter:
         backend = self.backend
@@ -157,73 +105,86 @@ class Engine:
     def context_builder(self) -> RepoContextBuilder:
         """Repository-level context. Works without a loaded model: a resolvable GGUF gives its vocabulary
         (exact counts, same ids), no model gives the estimate counter and the Qwen format by token text.
-        Rebuilt once the model is loaded so completion prompts always carry the backend's own ids."""
-        source = "backend" if self._backend is not None else None
-        if self._context is None or (source == "backend" and self._context_source != "backend"):
-            from .context_tokenizer import context_tokenizer
+        Rebuilt once the model is loaded so completion prompts always carry the backend's own ids.
+        Callers that use the builder hold ``_context_lock`` (it is not thread-safe)."""
+        backend = self.host.current_backend
+        source = "backend" if backend is not None else None
+        with self._context_lock:
+            if self._context is None or (source == "backend" and self._context_source != "backend"):
+                from .context_tokenizer import context_tokenizer
 
-            model_path = None
-            if source is None and self.config.backend != "openai":
+                model_path = None
+                if source is None and self.config.backend != "openai":
+                    try:
+                        resolved = self.resolve()
+                        model_path = resolved.path if resolved is not None else None
+                    except ModelError:
+                        model_path = None
                 try:
-                    resolved = self.resolve()
-                    model_path = resolved.path if resolved is not None else None
-                except ModelError:
-                    model_path = None
-            try:
-                fmt, counter = context_tokenizer(self._backend, model_path)
-            except Exception as exc:  # an unreadable vocabulary: estimate rather than fail
-                self.log(f"tokenizer for context unavailable ({exc}); using the estimate")
-                fmt, counter = context_tokenizer(None, None)
-            self._context_source = source or ("vocab" if model_path else "estimate")
-            self._context = RepoContextBuilder(fmt, counter, self.repo_index,
-                                               repo_name=self.root.name if self.root else "",
-                                               suffix_tokens=self.config.context.suffix_tokens,
-                                               root=str(self.root) if self.root else None, log=self.log)
-        return self._context
+                    fmt, counter = context_tokenizer(backend, model_path)
+                except Exception as exc:  # an unreadable vocabulary: estimate rather than fail
+                    self.log(f"tokenizer for context unavailable ({exc}); using the estimate")
+                    fmt, counter = context_tokenizer(None, None)
+                self._context_source = source or ("vocab" if model_path else "estimate")
+                self._context = RepoContextBuilder(fmt, counter, self.repo_index,
+                                                   repo_name=self.root.name if self.root else "",
+                                                   suffix_tokens=self.config.context.suffix_tokens,
+                                                   root=str(self.root) if self.root else None, log=self.log)
+            return self._context
 
     def repo_index(self):
-        """The workspace index, opened and brought up to date on first use (None without a root).
+        """The workspace index (None without a root).
 
-        One Index per engine: the server's background indexing and the first completion may race here."""
+        Command line: opened and built on first use. Language server (``background_index``): the server
+        builds it in the background (``reindex``); until the first build is done this returns None, so a
+        completion never waits for a cold index and uses the current file alone."""
         if self.root is None:
             return None
+        if self.background_index:
+            return self._repo_index if self._index_ready else None
         with self._index_lock:
-            if self._repo_index is None:
-                from .indexing import open_index
-
-                index = open_index(self.root, self.config)
-                index.build()
-                for rel, text in self.open_documents.items():
-                    index.set_overlay(rel, text)
-                self._repo_index = index
+            if not self._index_ready:
+                self.reindex()
             return self._repo_index
+
+    @property
+    def index_ready(self) -> bool:
+        return self._index_ready
 
     def chat_context(self, budget: int, path: Path | str | None = None, text: str | None = None,
                      line: int = 0) -> str:
         """Repository context for chat (system or first user turn), as text within ``budget`` tokens."""
         rel = self.relative_path(path) if path is not None else None
-        return self.context_builder().chat_context(budget, rel, text, line)
+        with self._context_lock:
+            return self.context_builder().chat_context(budget, rel, text, line)
 
     def relative_path(self, path: Path | str) -> str:
+        """The path as the index and the prompt name it: relative to the root, POSIX. A file outside the
+        root keeps a ``../`` path (it is never put into the index: see ``_inside_root``)."""
         path = Path(path).resolve()
         if self.root is not None:
             try:
                 return path.relative_to(self.root).as_posix()
             except ValueError:
-                pass
+                return Path(os.path.relpath(path, self.root)).as_posix()
         return path.name
+
+    def document_key(self, path: Path | str) -> str:
+        """A document's identity across all workspaces (scheduler keys: roots share one worker)."""
+        return str(Path(path).resolve())
 
     def build_context(self, path: Path | str, text: str, line: int, character: int,
                       budget: int | None = None) -> ContextResult:
         budget = budget or self.config.context.budget
-        return self.context_builder().build(self.relative_path(path), text, line, character, budget)
+        with self._context_lock:
+            return self.context_builder().build(self.relative_path(path), text, line, character, budget)
 
     # -- completion ---------------------------------------------------------------------------
     # Inference goes through one worker (engine/runtime.py): inline completion > code action > chat >
     # warm-up; a newer completion for a document cancels the running one; results are cached.
     @property
     def runtime(self) -> Runtime:
-        with self._load_lock:
+        with self._lock:
             if self._runtime is None:
                 self._runtime = Runtime(self)
             return self._runtime
@@ -265,20 +226,21 @@ class Engine:
         worker at warm-up priority, so the first completion in it only does the near-cursor part. Never
         loads the model or builds the index (None when the index is not open yet, or the file is outside
         the workspace). The future carries the milliseconds spent."""
-        if self._repo_index is None or not self._inside_root(path):
+        if not self._index_ready or not self._inside_root(path):
             return None
         rel = self.relative_path(path)
         budget = budget or self.config.context.budget
 
         def job(token: CancelToken) -> float:
-            return self.context_builder().prepare_file(rel, text, budget)
+            with self._context_lock:
+                return self.context_builder().prepare_file(rel, text, budget)
 
-        return self.runtime.scheduler.submit(job, Priority.WARMUP, key=f"prepare:{rel}")
+        return self.runtime.scheduler.submit(job, Priority.WARMUP, key=f"prepare:{self.document_key(path)}")
 
     def cancel_document(self, path: Path | str) -> None:
         """Drop queued and stop running completions for a document (closed, or the user pressed Escape)."""
         if self._runtime is not None:
-            self._runtime.scheduler.cancel(f"complete:{self.relative_path(path)}")
+            self._runtime.scheduler.cancel(f"complete:{self.document_key(path)}")
 
     # -- editor buffers -------------------------------------------------------------------------
     # Open buffers overlay the saved files: in the context (open_documents) and in the index, where an
@@ -286,8 +248,8 @@ class Engine:
     def document_opened(self, path: Path | str, text: str) -> None:
         rel = self.relative_path(path)
         self.open_documents[rel] = text
-        if self._repo_index is not None and self._inside_root(path):
-            self._repo_index.set_overlay(rel, text)
+        if self._inside_root(path):
+            self._index_job(lambda index: index.set_overlay(rel, text))
 
     def document_changed(self, path: Path | str, text: str) -> None:
         """Cheap on every keystroke: the context builder syncs the index overlay of the file it completes in."""
@@ -295,15 +257,37 @@ class Engine:
 
     def document_saved(self, path: Path | str) -> None:
         """A save makes disk agree with the buffer; the index re-reads the file."""
-        if self._repo_index is not None and self._inside_root(path):
-            self._repo_index.update_paths([self.relative_path(path)])
+        if self._inside_root(path):
+            rel = self.relative_path(path)
+            self._index_job(lambda index: index.update_paths([rel]))
 
     def document_closed(self, path: Path | str) -> None:
         rel = self.relative_path(path)
         self.open_documents.pop(rel, None)
         self.cancel_document(path)
-        if self._repo_index is not None and self._inside_root(path):
-            self._repo_index.clear_overlay(rel)
+        if self._inside_root(path):
+            self._index_job(lambda index: index.clear_overlay(rel))
+
+    def _index_job(self, fn: Callable[[Any], object]) -> None:
+        """Apply a buffer event to the index once it is built (a build re-applies open buffers itself).
+
+        In the server this runs on a thread of its own, in order: an index update may wait for a
+        running build, and the editor's notifications must never wait for that."""
+        def run() -> None:
+            with self._index_lock:
+                if self._index_ready and self._repo_index is not None:
+                    try:
+                        fn(self._repo_index)
+                    except Exception as exc:  # noqa: BLE001 - a buffer event never takes the server down
+                        self.log(f"index update failed: {type(exc).__name__}: {exc}")
+
+        if not self.background_index:
+            run()
+            return
+        with self._lock:
+            if self._index_executor is None:
+                self._index_executor = ThreadPoolExecutor(1, thread_name_prefix="coderflash-index-events")
+            self._index_executor.submit(run)
 
     def _inside_root(self, path: Path | str) -> bool:
         if self.root is None:
@@ -313,7 +297,8 @@ class Engine:
 
     # -- maintenance --------------------------------------------------------------------------------
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Bring the index up to date (cold or warm) and re-apply open buffers."""
+        """Bring the index up to date (cold or warm) and re-apply open buffers; ``index_progress`` (in
+        ``status()``) follows the build."""
         if self.root is None:
             return {}
         with self._index_lock:
@@ -321,10 +306,41 @@ class Engine:
                 from .indexing import open_index
 
                 self._repo_index = open_index(self.root, self.config)
-            stats = self._repo_index.build(progress=progress)
+            index = self._repo_index
+            state = "updating" if self._index_ready else "building"
+            self.index_progress = {"state": state, "done": 0, "total": 0}
+
+            def report(done: int, total: int) -> None:
+                self.index_progress = {"state": state, "done": done, "total": total}
+                if progress is not None:
+                    progress(done, total)
+
+            try:
+                stats = index.build(progress=report).to_json()
+            except Exception as exc:
+                self.index_progress = {"state": "error", "error": f"{type(exc).__name__}: {exc}"}
+                raise
             for rel, text in self.open_documents.items():
-                self._repo_index.set_overlay(rel, text)
-            return stats.to_json()
+                if not rel.startswith("../"):
+                    index.set_overlay(rel, text)
+            self._index_ready = True
+            self.index_progress = {"state": "ready", "done": stats.get("parsed_files", 0) + stats.get("reused_files", 0),
+                                   "total": stats.get("parsed_files", 0) + stats.get("reused_files", 0),
+                                   "files": stats.get("files"), "definitions": stats.get("definitions"),
+                                   "elapsed_s": stats.get("elapsed_s")}
+            return stats
+
+    def start_watching(self, on_change: Callable[[list[str]], None] | None = None) -> str:
+        """Follow the disk (branch switches, formatters, the agent's tools): see ``Index.start_watching``.
+        Returns how: "inotify"/"native" watching, "polling" when the OS watch limit was reached, or ""."""
+        with self._index_lock:
+            if self._repo_index is None:
+                return ""
+            return self._repo_index.start_watching(on_change)
+
+    def watch_info(self) -> dict[str, Any]:
+        index = self._repo_index
+        return index.watch_info() if index is not None else {"mode": ""}
 
     def clear_caches(self) -> int:
         """Forget cached completions and token counts (the KV cache refills on the next request)."""
@@ -343,16 +359,21 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         return {"model": self.model_info(), "counters": self.counters.to_json(),
-                "open_documents": len(self.open_documents), "index": {},
+                "open_documents": len(self.open_documents),
+                "index": {**self.index_progress, "watch": self.watch_info().get("mode", "")},
                 "inference": self._runtime.status() if self._runtime is not None else {}}
 
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
-        if self._repo_index is not None:
-            self._repo_index.close()
-            self._repo_index = None
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        if self._index_executor is not None:
+            self._index_executor.shutdown(wait=True)
+            self._index_executor = None
+        with self._index_lock:
+            if self._repo_index is not None:
+                self._repo_index.close()
+                self._repo_index = None
+                self._index_ready = False
+        if self._owns_host:
+            self.host.close()

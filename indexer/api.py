@@ -9,7 +9,6 @@ and are safe to call from several threads (one RLock around the store).
 from __future__ import annotations
 
 import hashlib
-import multiprocessing as mp
 import os
 import posixpath
 import time
@@ -27,7 +26,7 @@ from .ranking import RankModel
 from .resolve import Resolver
 from .settings import IndexSettings, is_secret_path
 from .store import DEF_COLS, Store
-from .worker import parse_bytes, process_chunk, process_file
+from .worker import parse_bytes, parser_pool, process_chunk, process_file
 
 ProgressFn = Callable[[int, int], None]
 
@@ -91,6 +90,7 @@ class Index:
         self._rules: IgnoreRules | None = None  # cached for incremental updates
         self._trees: dict[str, tuple[bytes, object]] = {}  # recently edited path -> (text, tree), LRU of 8
         self._edges_dirty = False
+        self.parsed_total = 0  # files parsed from disk since this index was opened (work, for tests and status)
         if self.store.meta_get("skipped_ignored"):
             self._ignored = int(self.store.meta_get("skipped_ignored") or 0)
         self._skipped = dict(self.store.conn.execute("SELECT path, reason FROM skipped").fetchall())
@@ -238,6 +238,7 @@ class Index:
                         if self._rank.loaded:  # a cold index is never held in memory
                             rank_updates.append((new_id, parsed if len(rank_updates) <= 2000 else None))
                         parsed_count += 1
+                        self.parsed_total += 1
                     elif kind == "same":
                         store.touch_file(fid, res[2], res[3])  # type: ignore[arg-type]
                         reused += 1
@@ -298,15 +299,11 @@ class Index:
         chunks: list[list[tuple[str, int, int, str | None]]] = [[] for _ in range(min(n_chunks, len(todo)))]
         for i, item in enumerate(sorted(todo, key=lambda t: -t[1])):
             chunks[i % len(chunks)].append(item)
-        # fork: instant start, no re-import of __main__. It is safe with other threads alive here
-        # because the child only parses: the grammars it needs are imported *before* forking,
-        # so no child ever waits on an import lock held by a thread that did not survive the fork.
-        for lang in {language_for_path(t[0]) for t in todo}:
-            if is_parseable(lang):
-                load(lang)  # type: ignore[arg-type]
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(method)
-        with ctx.Pool(processes=workers) as pool:
+        # Never fork: the language server has threads (pygls's stdin reader holds the buffer lock of
+        # sys.stdin, which a forked child's bootstrap closes, so it hung forever). forkserver forks from a
+        # clean single-threaded server process; spawn where that is missing. Workers exit when the
+        # process that started them is gone (see worker.exit_with_parent), even after a SIGKILL.
+        with parser_pool(workers) as pool:
             for results in pool.imap_unordered(process_chunk, [(self.root, mll, c) for c in chunks]):
                 yield from results
 
@@ -471,6 +468,7 @@ class Index:
             return None
         if res is not None and res[0] == "parsed":
             _, _, size, mtime, h, lang, parsed = res
+            self.parsed_total += 1
             new_id = store.write_file(fid, rel, size, mtime, h, lang, parsed)
             changed_ids.add(new_id)
             rank_updates.append((new_id, parsed))
@@ -547,13 +545,27 @@ class Index:
             self.update_paths([rel])
 
     # ------------------------------------------------------------------ watching
-    def start_watching(self, on_change: Callable[[list[str]], None] | None = None) -> None:
+    def start_watching(self, on_change: Callable[[list[str]], None] | None = None) -> str:
+        """Follow the disk from now on (see indexer/watch.py). Returns the mode: "inotify", "native",
+        or "polling" when the OS watch limit was reached (``watch_info()["limit_message"]`` says so)."""
         from .watch import Watcher
 
         with self.store.lock:
             if self._watcher is None:
                 self._watcher = Watcher(self, on_change)
                 self._watcher.start()
+            return self._watcher.mode
+
+    def watch_info(self) -> dict[str, Any]:
+        w = self._watcher
+        if w is None:
+            return {"mode": ""}
+        return {"mode": w.mode, "limit_message": w.limit_message}
+
+    @property
+    def generation(self) -> int:
+        """Bumps on every change of the index's content (query caches key on it)."""
+        return self._gen
 
     def stop_watching(self) -> None:
         w = self._watcher

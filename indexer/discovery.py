@@ -35,6 +35,7 @@ class DiscoveryResult:
     files: list[Candidate] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # rel path -> reason (not 'ignored')
     ignored: int = 0  # gitignored / vendored entries (not listed individually: could be huge)
+    dirs: list[str] = field(default_factory=list)  # directories walked (what a file watcher must watch)
 
 
 def _read_lines(path: str) -> list[str]:
@@ -149,6 +150,7 @@ def discover(root: str | Path, settings: IndexSettings, subdir: str = "") -> Dis
 
     while stack:
         rel_dir, ancestors = stack.pop()
+        res.dirs.append(rel_dir)
         abs_dir = os.path.join(root_s, rel_dir) if rel_dir else root_s
         chain = rules.chain_for_dir(rel_dir)
         try:

@@ -115,6 +115,7 @@ class IndexSettings:
     max_line_length: int = 2_000  # longer average line => treated as minified
     debounce_s: float = 0.05
     watch_overflow: int = 5_000  # more pending paths than this => full rescan
+    watch_limit: int | None = None  # most directory watches to use (None: what the OS allows)
 
     def effective_workers(self) -> int:
         if self.workers is not None:

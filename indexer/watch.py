@@ -1,23 +1,34 @@
-"""File-system watching with watchdog: debounce, batch, and fall back to a rescan.
+"""Following the disk: watch the workspace, debounce, batch, and fall back when watching is impossible.
 
-Editors save by writing temp files and renaming, git checkouts touch thousands
-of files at once: events are collected into a set and applied together after a
-short quiet period (``settings.debounce_s``, at most ~0.3 s late under a
-constant stream).  Past ``settings.watch_overflow`` pending paths, or when the
-observer reports an error, a full (warm) ``build()`` is cheaper and safer than
-replaying every event.
+Editors save by writing temp files and renaming, git checkouts touch thousands of files at once: events
+are collected into a set and applied together after a short quiet period (``settings.debounce_s``, at
+most ``_MAX_DELAY`` late under a constant stream); ``Index.update_paths`` re-parses only files whose
+content hash changed. Past ``settings.watch_overflow`` pending paths, or when the kernel drops events,
+a full warm ``build()`` is cheaper and safer than replaying every event.
+
+How, by platform:
+- Linux (inotify, one watch per directory): only directories the index walks are watched, so ignored
+  trees (``.git``, ``node_modules``, build outputs, ``.gitignore``d paths) cost no watch. watchdog's
+  inotify observer watches every subdirectory of a recursive watch and offers no way to prune, so
+  the watches are added here through ``inotify_simple`` (a thin wrapper of the three system calls).
+- Elsewhere: watchdog's native observer (FSEvents, ReadDirectoryChangesW, kqueue), recursive, with
+  ignored paths filtered out as events arrive.
+- When the OS watch limit is reached (inotify ``ENOSPC``, or ``settings.watch_limit``): every watch is
+  dropped and the watcher polls with warm builds (discovery honours the ignore rules; unchanged files
+  are only stat'ed). ``mode`` says which; the server tells the user once.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from .discovery import IgnoreRules, discover
 
 if TYPE_CHECKING:
     from .api import Index
@@ -25,60 +36,77 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_DELAY = 0.3
+_POLL_MIN_S = 2.0  # polling fallback: at least this long between warm builds ...
+_POLL_FACTOR = 10  # ... and at least this many times the last build's duration
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher") -> None:
-        self.w = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        paths = [event.src_path]
-        dest = getattr(event, "dest_path", None)
-        if dest:
-            paths.append(dest)
-        self.w.add(paths)
+class WatchLimitReached(OSError):
+    """The OS (or ``settings.watch_limit``) allows no more watches."""
 
 
 class Watcher:
+    """Watches one index's root and applies batches of changed paths to it on a thread of its own."""
+
     def __init__(self, index: "Index", on_change: Callable[[list[str]], None] | None) -> None:
         self.index = index
         self.on_change = on_change
+        self.mode = ""
+        self.limit_message = ""
         self.pending: set[str] = set()
         self.overflow = False
         self.cond = threading.Condition()
         self.first_event = 0.0
         self.last_event = 0.0
         self.stopped = False
-        self.observer = Observer()
+        self.last_build_s = 0.0
+        self._source: _Source | None = None
         self.thread = threading.Thread(target=self._run, name="coderflash-index-watch", daemon=True)
-        self._git_dir = os.path.join(index.root, ".git") + os.sep
+        self._rules = IgnoreRules(index.root, index.settings)
 
-    def start(self) -> None:
-        self.observer.schedule(_Handler(self), self.index.root, recursive=True)
-        self.observer.start()
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Start watching; returns the mode ("inotify", "native" or "polling")."""
+        try:
+            self._source = _InotifySource(self) if _inotify_available() else _NativeSource(self)
+            self._source.start()
+        except WatchLimitReached as exc:
+            if self._source is not None:
+                self._source.stop()
+            self.limit_message = (f"coderflash: the system's file-watch limit was reached watching {self.index.root} "
+                                  f"({exc}); checking for changes every few seconds instead. Raise "
+                                  f"fs.inotify.max_user_watches to watch instantly.")
+            log.warning(self.limit_message)
+            self._source = _PollingSource(self)
+            self._source.start()
+        self.mode = self._source.mode
         self.thread.start()
+        return self.mode
 
     def stop(self) -> None:
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
-        try:
-            self.observer.stop()
-            self.observer.join(timeout=2)
-        except Exception:
-            pass
-        if threading.current_thread() is not self.thread:
+        if self._source is not None:
+            self._source.stop()
+        if threading.current_thread() is not self.thread and self.thread.is_alive():
             self.thread.join(timeout=5)
 
-    def add(self, paths: list[str]) -> None:
-        rels = []
-        for p in paths:
-            p = os.fsdecode(p)
-            if p.startswith(self._git_dir):
-                continue  # git internals: never indexed
-            rels.append(p)
+    # -- events ----------------------------------------------------------------------------------
+    def relevant(self, rel: str, is_dir: bool = False) -> bool:
+        """Not inside .git and not ignored (ignore files themselves are relevant: they change the rules)."""
+        if not rel or rel == ".git" or rel.startswith(".git/"):
+            return False
+        name = rel.rsplit("/", 1)[-1]
+        if name in (".gitignore", ".coderflashignore"):
+            self._rules = IgnoreRules(self.index.root, self.index.settings)
+            return True
+        try:
+            return not self._rules.is_ignored(rel, is_dir=is_dir)
+        except Exception:  # noqa: BLE001 - a rule we cannot evaluate: let update_paths decide
+            return True
+
+    def add(self, rels: list[str]) -> None:
+        """Queue repository-relative paths for the next batch."""
         if not rels:
             return
         with self.cond:
@@ -92,6 +120,13 @@ class Watcher:
                 self.pending.clear()
             self.cond.notify_all()
 
+    def rescan(self) -> None:
+        """Events were lost (kernel queue overflow): the next batch is a full warm build."""
+        with self.cond:
+            self.overflow = True
+            self.first_event = self.last_event = time.monotonic()
+            self.cond.notify_all()
+
     def _run(self) -> None:
         debounce = self.index.settings.debounce_s
         while True:
@@ -103,29 +138,214 @@ class Watcher:
                 # wait for a quiet period, but never longer than _MAX_DELAY after the first event
                 while not self.stopped:
                     now = time.monotonic()
-                    quiet_left = self.last_event + debounce - now
-                    hard_left = self.first_event + _MAX_DELAY - now
-                    left = min(quiet_left, hard_left)
+                    left = min(self.last_event + debounce - now, self.first_event + _MAX_DELAY - now)
                     if left <= 0:
                         break
                     self.cond.wait(left)
                 if self.stopped:
                     return
-                batch = list(self.pending)
+                batch = sorted(self.pending)
                 overflow = self.overflow
                 self.pending.clear()
                 self.overflow = False
+            self._apply(batch, overflow)
+
+    def _apply(self, batch: list[str], overflow: bool) -> None:
+        try:
+            if overflow:
+                generation = self.index.generation
+                started = time.monotonic()
+                self.index.build()
+                self.last_build_s = time.monotonic() - started
+                changed = ["*"] if self.index.generation != generation else []
+            else:
+                changed = self.index.update_paths(batch)
+            if changed and self.on_change is not None:
+                self.on_change(changed)
+        except Exception:  # never let the watcher thread die
+            log.exception("index update failed; rescanning")
             try:
-                if overflow:
-                    self.index.build()
-                    changed = ["*"]
-                else:
-                    changed = self.index.update_paths(batch)
-                if changed and self.on_change is not None:
-                    self.on_change(changed)
-            except Exception:  # never let the watcher thread die
-                log.exception("index update failed; rescanning")
-                try:
-                    self.index.build()
-                except Exception:
-                    log.exception("rescan failed")
+                self.index.build()
+            except Exception:
+                log.exception("rescan failed")
+
+
+class _Source:
+    mode = ""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.w = watcher
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+def _inotify_available() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import inotify_simple  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _InotifySource(_Source):
+    """One inotify watch per directory the index walks; new directories are watched as they appear."""
+
+    mode = "inotify"
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(watcher)
+        from inotify_simple import INotify, flags
+
+        self.flags = flags
+        self.mask = (flags.CREATE | flags.DELETE | flags.MODIFY | flags.CLOSE_WRITE | flags.MOVED_FROM
+                     | flags.MOVED_TO | flags.ATTRIB | flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR)
+        self.inotify = INotify()
+        self.dirs: dict[int, str] = {}  # watch descriptor -> repository-relative directory ("" = root)
+        self.watched: dict[str, int] = {}
+        self.limit = watcher.index.settings.watch_limit
+        self.stopped = False
+        self.thread = threading.Thread(target=self._read, name="coderflash-inotify", daemon=True)
+
+    def start(self) -> None:
+        self.watch_tree("")
+        self.thread.start()
+
+    def watch_tree(self, rel_dir: str) -> None:
+        """Watch ``rel_dir`` and every directory below it that the index would walk."""
+        result = discover(self.w.index.root, self.w.index.settings, subdir=rel_dir)
+        for d in [rel_dir] + [x for x in result.dirs if x != rel_dir]:
+            self._watch(d)
+
+    def _watch(self, rel_dir: str) -> None:
+        if rel_dir in self.watched:
+            return
+        if self.limit is not None and len(self.watched) >= self.limit:
+            raise WatchLimitReached(errno.ENOSPC, f"watch limit {self.limit} reached")
+        path = os.path.join(self.w.index.root, rel_dir) if rel_dir else self.w.index.root
+        try:
+            wd = self.inotify.add_watch(path, self.mask)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise WatchLimitReached(errno.ENOSPC, "inotify watch limit reached") from exc
+            return  # gone or unreadable meanwhile: its parent's events still tell us about it
+        self.dirs[wd] = rel_dir
+        self.watched[rel_dir] = wd
+
+    def stop(self) -> None:
+        self.stopped = True
+        try:
+            self.inotify.close()
+        except OSError:
+            pass
+
+    def _read(self) -> None:
+        flags = self.flags
+        while not self.stopped:
+            try:
+                events = self.inotify.read(timeout=200)
+            except (OSError, ValueError):
+                if self.stopped:
+                    return
+                time.sleep(0.2)
+                continue
+            rels: list[str] = []
+            for event in events:
+                if event.mask & flags.Q_OVERFLOW:
+                    self.w.rescan()
+                    continue
+                parent = self.dirs.get(event.wd)
+                if parent is None:
+                    continue
+                if event.mask & (flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF):
+                    if event.mask & flags.IGNORED:
+                        self.dirs.pop(event.wd, None)
+                        if self.watched.get(parent) == event.wd:
+                            del self.watched[parent]
+                    continue
+                rel = f"{parent}/{event.name}" if parent else event.name
+                is_dir = bool(event.mask & flags.ISDIR)
+                if not self.w.relevant(rel, is_dir):
+                    continue
+                if is_dir and event.mask & (flags.CREATE | flags.MOVED_TO):
+                    try:
+                        self.watch_tree(rel)
+                    except WatchLimitReached as exc:
+                        log.warning("watch limit reached below %s: %s; rescanning instead", rel, exc)
+                        self.w.rescan()
+                rels.append(rel)
+            self.w.add(rels)
+
+
+class _NativeSource(_Source):
+    """watchdog's observer for the platform (recursive); ignored paths are dropped as events arrive."""
+
+    mode = "native"
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(watcher)
+        from watchdog.observers import Observer
+
+        self.observer = Observer()
+
+    def start(self) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+        root = self.w.index.root
+        watcher = self.w
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                rels = []
+                for p in (event.src_path, getattr(event, "dest_path", "")):
+                    if not p:
+                        continue
+                    rel = os.path.relpath(os.fsdecode(p), root).replace(os.sep, "/")
+                    if not rel.startswith("..") and watcher.relevant(rel, event.is_directory):
+                        rels.append(rel)
+                watcher.add(rels)
+
+        try:
+            self.observer.schedule(Handler(), root, recursive=True)
+            self.observer.start()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EMFILE):
+                raise WatchLimitReached(exc.errno, str(exc)) from exc
+            raise
+
+    def stop(self) -> None:
+        try:
+            self.observer.stop()
+            self.observer.join(timeout=2)
+        except Exception:  # noqa: BLE001 - stopping a half-started observer
+            pass
+
+
+class _PollingSource(_Source):
+    """No watches: a warm build every few seconds (only changed files are re-parsed)."""
+
+    mode = "polling"
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(watcher)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="coderflash-index-poll", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _poll(self) -> None:
+        interval = _POLL_MIN_S
+        while not self.stopped.wait(interval):
+            self.w.rescan()
+            interval = max(_POLL_MIN_S, _POLL_FACTOR * self.w.last_build_s)

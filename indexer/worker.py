@@ -7,9 +7,14 @@ in-process path for incremental updates.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import multiprocessing as mp
 import os
-from typing import Any, Callable
+import threading
+import time
+from multiprocessing.pool import Pool
+from typing import Any, Callable, Iterator
 
 from .languages import is_parseable, language_for_path
 from .parser import ParsedFile, content_hash, content_skip_reason, parse_source, to_wire
@@ -69,3 +74,56 @@ def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]])
     finally:
         gc.enable()
     return out
+
+
+# -- the parser pool ---------------------------------------------------------------------------------
+_PARENT_POLL_S = 0.2
+
+
+def exit_with_parent(server_pid: int) -> None:
+    """Pool initializer: end this worker as soon as the process that started the pool is gone.
+
+    A pool's workers outlive a SIGKILLed parent (they wait on a pipe the killed parent can no longer
+    close, and they hold the index's SQLite files open), so each worker polls: its parent changed (it was
+    re-parented) or the server's pid is gone → exit at once. With forkserver the worker's parent is the
+    fork server, which itself exits when the server dies; the server's pid is checked directly too."""
+    parent = os.getppid()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_POLL_S)
+            if os.getppid() != parent or not alive(server_pid):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="coderflash-parser-parent-watch", daemon=True).start()
+
+
+def _start_method() -> str:
+    """forkserver where the platform has it (fast worker start, no threads copied), else spawn; never fork."""
+    methods = mp.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+@contextlib.contextmanager
+def parser_pool(workers: int) -> Iterator[Pool]:
+    """A pool of parser processes that never inherits the caller's threads and never outlives it."""
+    ctx = mp.get_context(_start_method())
+    if ctx.get_start_method() == "forkserver":
+        # The fork server imports the parser once; each worker forks from it with the grammars loaded
+        # on first use. Not __main__: the server's entry point must not run again in the fork server.
+        ctx.set_forkserver_preload(["indexer.worker"])
+    pool = ctx.Pool(processes=workers, initializer=exit_with_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()

@@ -27,7 +27,7 @@ def _arg(args: Any, index: int, default: Any = None) -> Any:
 
 @server.command("coderflash.reindex")
 async def cmd_reindex(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
-    stats = await ls.index_all(force=True)
+    stats = await ls.index_all()
     return {"reindexed": stats}
 
 

@@ -30,6 +30,7 @@ from engine import __version__
 from engine.backend import CancelToken, Cancelled
 from engine.config import Config, ConfigError, load_config, merged
 from engine.models import PULL_HINT, ModelError
+from engine.model_host import ModelHost
 from engine.service import Engine
 
 from . import workspaces
@@ -64,7 +65,7 @@ class CoderflashServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("coderflash", __version__, protocol_cls=CoderflashProtocol)
         self.lsp_settings: dict[str, Any] = {}
-        self.workspaces = workspaces.WorkspaceSet(self._make_engine)
+        self.workspaces = workspaces.WorkspaceSet(self._make_engine, self._make_host)
         # Model inference runs on the engine's single scheduled worker (priorities, pre-emption); this
         # pool only waits on it and does slow set-up (model load, indexing) off the event loop.
         self.loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-loader")
@@ -80,8 +81,13 @@ class CoderflashServer(LanguageServer):
     def config_for(self, root: Path | None) -> Config:
         return load_config(root, overrides=self.lsp_settings or None, override_source="LSP settings")
 
-    def _make_engine(self, root: Path | None) -> Engine:
-        return Engine(self.config_for(root), root, log=self.log)
+    def _make_engine(self, root: Path | None, host: ModelHost) -> Engine:
+        return Engine(self.config_for(root), root, log=self.log, host=host, background_index=True)
+
+    def _make_host(self) -> ModelHost:
+        """The one model of this process, with the first workspace root's model settings."""
+        roots = self.workspaces.roots
+        return ModelHost(self.config_for(roots[0] if roots else None), log=self.log)
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
         logger.info(message)
@@ -147,17 +153,17 @@ class CoderflashServer(LanguageServer):
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
 
     async def load_models(self) -> None:
-        """Load the model for every workspace in the background, with progress, telling the user once."""
+        """Load the one model in the background, with progress, telling the user once."""
         engines = self.workspaces.engines()
         if not engines:
             return
         async with self.progress("coderflash: loading model") as report:
-            for engine in engines:
-                report(engine.config.model or "default model")
-                await asyncio.get_running_loop().run_in_executor(self.loader, self.ensure_model, engine)
+            report(engines[0].config.model or "default model")
+            await asyncio.get_running_loop().run_in_executor(self.loader, self.ensure_model, engines[0])
 
-    async def index_all(self, force: bool = False) -> list[dict[str, Any]]:
-        """Index every workspace root (warm start re-parses only changed files), with progress."""
+    async def index_all(self) -> list[dict[str, Any]]:
+        """Index every workspace root (warm start re-parses only changed files), with progress, then
+        follow each root's disk. Requests are served meanwhile (completions use the current file)."""
         results = []
         for engine in self.workspaces.engines():
             if engine.root is None:
@@ -175,9 +181,23 @@ class CoderflashServer(LanguageServer):
                 self.log(f"indexed {engine.root}: {stats.get('files')} files, {stats.get('definitions')} definitions "
                          f"in {stats.get('elapsed_s', 0):.2f}s")
                 results.append(stats)
+                await asyncio.get_running_loop().run_in_executor(self.loader, self.watch, engine)
                 for rel, text in list(engine.open_documents.items()):  # opened before the index was ready
-                    engine.prepare_document(engine.root / rel, text)
+                    if not rel.startswith("../"):
+                        engine.prepare_document(engine.root / rel, text)
         return results
+
+    def watch(self, engine: Engine) -> None:
+        """Follow the root's disk; tell the user once when the OS watch limit forces polling."""
+        try:
+            mode = engine.start_watching()
+        except Exception as exc:  # noqa: BLE001 - without a watcher the index is refreshed by reindex
+            self.log(f"watching {engine.root} failed: {exc}", types.MessageType.Warning)
+            return
+        info = engine.watch_info()
+        if mode == "polling" and info.get("limit_message"):
+            self.show_once("watch-limit", info["limit_message"], types.MessageType.Warning)
+        self.log(f"watching {engine.root}: {mode}")
 
     def setup_log_file(self, config: Config) -> None:
         """A log file in the cache dir (the client's output panel gets window/logMessage too)."""
@@ -280,10 +300,16 @@ def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
 @server.feature(types.INITIALIZED)
 async def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
     async def start() -> None:
-        await ls.load_models()
-        await ls.index_all()
+        # The model loads while the index builds (one on a loader thread, the other in parser processes).
+        await asyncio.gather(ls.load_models(), ls.index_all())
 
     ls.startup = asyncio.ensure_future(start())
+
+
+@server.feature(types.SHUTDOWN)
+def on_shutdown(ls: CoderflashServer, params: Any = None) -> None:
+    """Stop watchers and the worker, write the KV snapshot, close the indexes (before exit)."""
+    ls.workspaces.close()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

@@ -1,22 +1,33 @@
-"""Which engine serves which document: one engine per workspace root (multi-root), longest root wins.
+"""Which engine serves which document, all on one model.
 
-Documents outside every root get an engine rooted at their own directory, so a lone file still completes.
+Each workspace root has its own ``Engine`` (index, context, buffers); all of them share one ``ModelHost``
+(one model load, one inference worker), as README promises. A document under several roots belongs to
+the deepest. A document under none (library source opened by go-to-definition, a scratch file) is
+served by the nearest workspace's engine: it completes with its own buffer plus that workspace's
+context, and its directory is never indexed. With no roots at all, one engine without an index serves
+every document.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.model_host import ModelHost
 from engine.service import Engine
+
+MakeEngine = Callable[[Path | None, ModelHost], Engine]
 
 
 class WorkspaceSet:
-    def __init__(self, make_engine: Callable[[Path | None], Engine]) -> None:
+    def __init__(self, make_engine: MakeEngine, make_host: Callable[[], ModelHost]) -> None:
         self._make_engine = make_engine
+        self._make_host = make_host
         self.roots: list[Path] = []
-        self._engines: dict[Path, Engine] = {}
+        self._engines: dict[Path | None, Engine] = {}
+        self._host: ModelHost | None = None
         self._lock = threading.Lock()
 
     def set_roots(self, roots: list[Path]) -> None:
@@ -35,19 +46,37 @@ class WorkspaceSet:
         if engine is not None:
             engine.close()
 
-    def root_for(self, path: Path) -> Path:
+    @property
+    def host(self) -> ModelHost:
+        """The process's one model (created on first use, with the primary root's model settings)."""
+        with self._lock:
+            if self._host is None:
+                self._host = self._make_host()
+            return self._host
+
+    def root_for(self, path: Path) -> Path | None:
+        """The workspace root that serves ``path``: the deepest root holding it, else the nearest root
+        (longest common leading path; the first root on a tie), else None (no roots)."""
         path = path.resolve()
-        matches = [r for r in self.roots if path == r or r in path.parents]
-        if matches:
-            return max(matches, key=lambda r: len(r.parts))
-        return path.parent
+        inside = [r for r in self.roots if path == r or r in path.parents]
+        if inside:
+            return max(inside, key=lambda r: len(r.parts))
+        if not self.roots:
+            return None
+
+        def shared(root: Path) -> int:
+            return len(Path(os.path.commonpath([root, path])).parts)
+
+        best = max(shared(r) for r in self.roots)
+        return next(r for r in self.roots if shared(r) == best)
 
     def engine_for(self, path: Path) -> Engine:
         root = self.root_for(path)
+        host = self.host
         with self._lock:
             engine = self._engines.get(root)
             if engine is None:
-                engine = self._make_engine(root)
+                engine = self._make_engine(root, host)
                 self._engines[root] = engine
             return engine
 
@@ -58,12 +87,19 @@ class WorkspaceSet:
             return list(self._engines.values())
 
     def reconfigure(self) -> None:
-        """New settings: engines are rebuilt lazily with the new configuration."""
+        """New settings: engines and the model are rebuilt lazily with the new configuration."""
         with self._lock:
             old = list(self._engines.values())
             self._engines.clear()
+            host, self._host = self._host, None
         for engine in old:
             engine.close()
+        if host is not None:
+            host.close()
+
+    def close(self) -> None:
+        """Shutdown: every engine, then the model (its worker stops; the KV snapshot is written)."""
+        self.reconfigure()
 
     def note_open(self, path: Path, text: str) -> None:
         self.engine_for(path).document_opened(path, text)
@@ -85,16 +121,16 @@ class WorkspaceSet:
     def status(self) -> dict[str, Any]:
         with self._lock:
             engines = dict(self._engines)
-        totals: dict[str, int] = {}
-        workspaces = []
-        for root, engine in engines.items():
-            status = engine.status()
-            for key, value in status["counters"].items():
-                totals[key] = totals.get(key, 0) + int(value)
-            workspaces.append({"root": str(root), **status})
-        model = next((w["model"] for w in workspaces if w["model"].get("path") or w["model"].get("error")), {})
-        return {"version": _version(), "model": model, "counters": totals, "workspaces": workspaces,
-                **{k: totals.get(k, 0) for k in ("requests", "prompt_tokens", "reused_tokens", "evaluated_tokens", "cancelled")}}
+            host = self._host
+        workspaces = [{"root": str(root) if root is not None else None, **engine.status()}
+                      for root, engine in engines.items()]
+        counters = host.counters.to_json() if host is not None else {}
+        model = host.model_info() if host is not None else {}
+        indexing = [w["index"] for w in workspaces if w["index"].get("state") in ("building", "updating")]
+        return {"version": _version(), "model": model, "counters": counters, "workspaces": workspaces,
+                "indexing": bool(indexing),
+                **{k: counters.get(k, 0) for k in ("requests", "prompt_tokens", "reused_tokens", "evaluated_tokens",
+                                                   "cancelled")}}
 
 
 def _version() -> str:

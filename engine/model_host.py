@@ -1,0 +1,183 @@
+"""The process's one model: its backend, its single inference worker and the counters that describe it.
+
+Why a host apart from ``Engine``: an editor may open several workspace roots and files outside all of
+them. Each root has its own index and context (``Engine``), but a 17 GB model must be loaded once and
+driven by one worker, so that a keystroke in any root pre-empts a chat in any other and the KV cache
+is not fought over by two threads. Every ``Engine`` of a process holds the same ``ModelHost``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .backend import Backend, GenerationResult
+from .config import Config
+from .models import ModelError, ResolvedModel, resolve_model
+from .scheduler import Scheduler
+
+
+@dataclass
+class Counters:
+    """Engine counters reported by ``coderflash/status`` (a stable contract) and ``--json`` outputs."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    evaluated_tokens: int = 0
+    generated_tokens: int = 0
+    cancelled: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    model_loads: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def cache_hit(self) -> None:
+        with self.lock:
+            self.cache_hits += 1
+
+    def cancelled_before_start(self) -> None:
+        with self.lock:
+            self.cancelled += 1
+
+    def model_loaded(self) -> None:
+        with self.lock:
+            self.model_loads += 1
+
+    def add(self, result: GenerationResult) -> None:
+        with self.lock:
+            self.requests += 1
+            self.prompt_tokens += result.prompt_tokens
+            self.reused_tokens += result.reused_tokens
+            self.evaluated_tokens += result.evaluated_tokens
+            self.generated_tokens += result.generated_tokens
+            if result.finish_reason == "cancelled":
+                self.cancelled += 1
+
+    def to_json(self) -> dict[str, int]:
+        with self.lock:
+            return {k: getattr(self, k) for k in ("requests", "prompt_tokens", "reused_tokens",
+                                                  "evaluated_tokens", "generated_tokens", "cancelled", "errors",
+                                                  "cache_hits", "model_loads")}
+
+
+def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:
+    """The configured backend: in-process llama.cpp on a resolved GGUF, or an OpenAI-compatible server."""
+    if config.backend == "openai":
+        from .remote_backend import RemoteBackend
+
+        return RemoteBackend(config.remote)
+    assert resolved is not None
+    from .llama_backend import LlamaBackend
+
+    return LlamaBackend(resolved.path, config.llama, kv_dir=config.cache_path / "kv")
+
+
+class ModelHost:
+    """One backend, loaded on first use, and the one worker that runs it (completion > action > chat >
+    warm-up). ``config`` supplies the model settings (``model``, ``backend``, ``llama``, ``remote``)."""
+
+    def __init__(self, config: Config, log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.log = log or (lambda message: None)
+        self.counters = Counters()
+        self.load_error: str | None = None
+        self._backend: Backend | None = None
+        self._resolved: ResolvedModel | None = None
+        self._load_lock = threading.Lock()  # held while loading (seconds): only for the backend
+        self._lock = threading.Lock()
+        self._scheduler: Scheduler | None = None
+        self._remote_pool: ThreadPoolExecutor | None = None
+        # Repository prefixes already snapshotted (by hash), and the last prefix a completion used: it is
+        # snapshotted again at shutdown so a restart at the same place evaluates almost nothing.
+        self.saved_prefixes: set[str] = set()
+        self.last_prefix: list[int] = []
+        self.prefix_lock = threading.Lock()
+
+    # -- model --------------------------------------------------------------------------------
+    def resolve(self) -> ResolvedModel | None:
+        if self.config.backend == "openai":
+            return None
+        if self._resolved is None:
+            self._resolved = resolve_model(self.config.model)
+        return self._resolved
+
+    @property
+    def backend(self) -> Backend:
+        """Load the model on first use (raises ModelError with an actionable message)."""
+        with self._load_lock:
+            if self._backend is None:
+                start = time.perf_counter()
+                try:
+                    self._backend = create_backend(self.config, self.resolve())
+                except ModelError as exc:
+                    self.load_error = str(exc)
+                    raise
+                self.load_error = None
+                self.counters.model_loaded()
+                self.log(f"model loaded in {time.perf_counter() - start:.2f}s: {self._backend.info()}")
+            return self._backend
+
+    @property
+    def current_backend(self) -> Backend | None:
+        """The backend if it is loaded; never loads it."""
+        return self._backend
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def model_name(self) -> str:
+        backend = self._backend
+        return str(backend.info().get("model_name", "")) if backend is not None else ""
+
+    def model_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"configured": self.config.model, "backend": self.config.backend}
+        if self._resolved is not None:
+            info.update(path=str(self._resolved.path), source=self._resolved.source,
+                        small_default=self._resolved.is_small_default)
+        if self._backend is not None:
+            info.update(self._backend.info())
+        if self.load_error:
+            info["error"] = self.load_error
+        return info
+
+    # -- the worker ---------------------------------------------------------------------------
+    @property
+    def scheduler(self) -> Scheduler:
+        with self._lock:
+            if self._scheduler is None:
+                self._scheduler = Scheduler(max_queue=16)
+            return self._scheduler
+
+    @property
+    def started(self) -> bool:
+        return self._scheduler is not None
+
+    def remote_pool(self) -> ThreadPoolExecutor:
+        """Chat on a remote server runs beside completions (a server runs requests concurrently)."""
+        with self._lock:
+            if self._remote_pool is None:
+                self._remote_pool = ThreadPoolExecutor(2, thread_name_prefix="coderflash-chat")
+            return self._remote_pool
+
+    def close(self) -> None:
+        """Stop the worker; snapshot the KV as it is now over the last prefix's older snapshot; unload."""
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
+        backend = self._backend
+        if self.last_prefix and backend is not None and hasattr(backend, "save_prefix"):
+            try:
+                backend.save_prefix(self.last_prefix, wait=True)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - a failed snapshot only costs the next start's speed
+                self.log(f"KV snapshot at shutdown failed: {exc}")
+        if self._remote_pool is not None:
+            self._remote_pool.shutdown(wait=False, cancel_futures=True)
+            self._remote_pool = None
+        if backend is not None:
+            backend.close()
+            self._backend = None
