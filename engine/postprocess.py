@@ -8,6 +8,7 @@ screenful is noise (bound the lines).
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -174,3 +175,83 @@ def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape)
     while len(lines) > 1 and not lines[-1].strip():
         lines.pop()
     return "\n".join(line.rstrip() if i < len(lines) - 1 else line for i, line in enumerate(lines)).rstrip()
+
+
+# -- completions cut by the deadline -----------------------------------------------------------------
+_IDENTIFIER_TAIL = re.compile(r"[\w$]+$")
+_CALLEE_TAIL = re.compile(r"[\w$.]+$")
+_OPENERS, _CLOSERS = "([{", ")]}"
+_DANGLING = set(".,+-*/%=&|^<>!~([{:\\@?")  # an expression or statement cannot end on these
+_MAX_CUTS = 12
+
+
+def _syntax_errors(lang: str, text: str) -> int:
+    """ERROR and MISSING nodes in ``text`` (tree-sitter), the measure of 'does it parse'."""
+    with _PARSE_LOCK:
+        tree = _parser_for(lang).parse(text.encode("utf-8", "surrogatepass"))
+    count = 0
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if not node.has_error and not node.is_missing:
+            continue
+        if node.type == "ERROR" or node.is_missing:
+            count += 1
+        stack.extend(node.children)
+    return count
+
+
+def _balanced(text: str) -> bool:
+    """No bracket opened in ``text`` left open, and no quote left open on its last line (closing the
+    prefix's brackets is fine: the completion may finish a call the user began)."""
+    depth = 0
+    for ch in text:
+        if ch in _OPENERS:
+            depth += 1
+        elif ch in _CLOSERS:
+            depth -= 1
+    last = text.rsplit("\n", 1)[-1]
+    return depth <= 0 and all(last.count(q) % 2 == 0 for q in ("'", '"', "`"))
+
+
+def trim_interrupted(text: str, prefix: str, suffix: str, path: str) -> str:
+    """A completion the deadline cut mid-generation: keep its longest start that ends on a whole token and
+    parses, or nothing. Why: the last token may be half an identifier (``adj`` for ``adjacency_spectrum``,
+    ``raise`` for ``raise_error()``) or leave a call open; shown (or cached) that is worse than no answer.
+
+    The trailing identifier is always dropped (it cannot be known to be whole); then cut points are tried
+    from the end: brackets opened by the completion closed, quotes closed, and with a grammar for the file,
+    no more syntax errors in prefix + completion + suffix than in prefix + suffix."""
+    text = _IDENTIFIER_TAIL.sub("", text).rstrip()
+    if not text.strip():
+        return ""
+    lang = None
+    try:
+        from indexer.languages import is_parseable, language_for_path
+
+        found = language_for_path(path)
+        lang = found if is_parseable(found) else None
+    except Exception:  # noqa: BLE001 - no grammar: the token and bracket rules alone decide
+        lang = None
+    baseline = None
+    candidate = text
+    for _ in range(_MAX_CUTS):
+        candidate = candidate.rstrip()
+        if not candidate.strip():
+            return ""
+        if _balanced(candidate) and candidate[-1] not in _DANGLING:
+            if lang is None:
+                return candidate
+            if baseline is None:
+                baseline = _syntax_errors(lang, prefix + suffix)
+            if _syntax_errors(lang, prefix + candidate + suffix) <= baseline:
+                return candidate
+        # back to the previous whole-token boundary: drop the last word, or else the last symbol
+        word = _IDENTIFIER_TAIL.search(candidate)
+        if word:
+            candidate = candidate[:word.start()]
+        elif candidate[-1] in _OPENERS:  # a call or index whose arguments were cut: drop its callee too
+            candidate = _CALLEE_TAIL.sub("", candidate[:-1])
+        else:
+            candidate = candidate[:-1]
+    return ""

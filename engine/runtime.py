@@ -17,7 +17,7 @@ from .backend import Cancelled, CancelToken, GenerationRequest, GenerationResult
 from .completion_cache import CompletionCache
 from .context import ContextResult, split_at_cursor
 from .kv_store import prefix_hash
-from .postprocess import choose_shape, syntax_at_cursor, trim_completion
+from .postprocess import choose_shape, syntax_at_cursor, trim_completion, trim_interrupted
 from .prompt_format import Piece, PromptFormat
 from .scheduler import Priority, Scheduler
 from .text_position import offset_at
@@ -87,7 +87,9 @@ class Runtime:
 
         def job(token: CancelToken) -> CompletionOutput:
             out = self._run_completion(path, rel, text, line, character, budget, token, deadline)
-            if out.result.finish_reason not in ("cancelled",) and use_cache:
+            # A completion the deadline cut is shown (trimmed) but never cached: the next request at the same
+            # place runs again, on the prompt the KV cache still holds, and may finish it.
+            if out.result.finish_reason not in ("cancelled", "deadline") and use_cache:
                 self.cache.put(rel, prefix, suffix, out.completion)
             self._after_completion(out)
             return out
@@ -139,6 +141,8 @@ class Runtime:
         result = backend.generate(request, cancel)
         engine.counters.add(result)
         completion = trim_completion(result.text, context.prefix, context.suffix, shape)
+        if result.finish_reason == "deadline":  # cut mid-generation: whole tokens that parse, or nothing
+            completion = trim_interrupted(completion, context.prefix, context.suffix, rel)
         if result.finish_reason == "cancelled":
             completion = ""
         out = CompletionOutput(completion, result, context, self._model_name(), shape.multiline)
