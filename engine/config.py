@@ -103,7 +103,8 @@ class IndexConfig:
     max_file_size: int = 1_048_576
     secret_globs: list[str] = field(default_factory=list)  # added to the built-in list
     extra_ignore: list[str] = field(default_factory=list)
-    watch: bool = True
+    watch: bool = True  # the server follows the disk (file watching; polling past the OS watch limit)
+    watch_limit: int = 0  # most directory watches per workspace (0: what the OS allows)
 
 
 @dataclass

@@ -12,8 +12,7 @@ Selection, in priority order (each item degrades full body → signature → omi
    lines, else signatures), the definitions neighbouring them in the modules that define the nearest
    names, the enclosing class's other members and its bases;
 3. the per-file neighbourhood: definitions of every name the current file uses (resolved through its
-   imports by the index), outlines of the modules it imports, recently edited regions of open buffers,
-   then definitions by graph rank (PageRank personalised to the current file and its imports); a name's
+   imports by the index), outlines of the modules it imports, then definitions by graph rank (PageRank personalised to the current file and its imports); a name's
    third and later definitions (``new``, ``close`` in every type) and other files' test-only code go
    after everything else of the layer;
 4. the rest of the repository by global rank (at large budgets): definition signatures first, then
@@ -139,7 +138,7 @@ class Snip:
     start: int  # first line, 0-based
     end: int  # last line, inclusive
     text: str  # redacted, ends with a newline
-    kind: str  # "file" | "outline" | "definition" | "signature" | "recent"
+    kind: str  # "file" | "outline" | "definition" | "signature"
     symbol: str
     tokens: int
     layer: int  # 1 repository-wide, 2 per-file neighbourhood, 3 near the cursor
@@ -289,7 +288,6 @@ class RepoContextBuilder:
         self._budget: int | None = None
         self._sticky: tuple[tuple, list[Snip]] | None = None  # (rel, line, budget, layer) → near selection
         self._header_cache: dict[tuple, tuple[list[str], Snip]] = {}  # definition → header snip (per file text)
-        self._open_buffers: OrderedDict[str, tuple[str, int]] = OrderedDict()  # path -> (text, last edit line)
         self._last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
         from .context import SharedPrefixTracker
 
@@ -350,13 +348,6 @@ class RepoContextBuilder:
         except Exception as exc:
             self.log(f"prepare_file failed: {type(exc).__name__}: {exc}")
         return (time.perf_counter() - t0) * 1000
-
-    def note_buffer(self, path: str, text: str, edit_line: int) -> None:
-        """An open buffer was edited at ``edit_line``: its neighbourhood becomes recent-edit context."""
-        self._open_buffers[path] = (text, edit_line)
-        self._open_buffers.move_to_end(path)
-        while len(self._open_buffers) > 8:
-            self._open_buffers.popitem(last=False)
 
     def _state(self, index: Any) -> _State:
         """Memoised index answers, valid while the index generation is unchanged.
@@ -843,7 +834,7 @@ class RepoContextBuilder:
 
     def _file_candidates(self, index: Any, st: _State, path: str, n_lines: int,
                          budget: int | None = None) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
-        """Layer 2: names used anywhere in the file, imported modules' outlines, recent edits.
+        """Layer 2: names used anywhere in the file, imported modules' outlines.
 
         Returns (first, deferred, imported files): a name whose definitions are neither imported nor
         unique (``append``, ``get``) and the private members of imported modules are deferred until
@@ -866,14 +857,6 @@ class RepoContextBuilder:
             for s in self._outline_snips(index, p, 2, st=st):
                 public = not s.symbol.startswith("_") or (s.symbol.startswith("__") and s.symbol.endswith("__"))
                 (cands if public else deferred).append(_Candidate(p, (p, s.start), [self._breadth(s, budget)]))
-        for other, (buf, edit_line) in reversed(self._open_buffers.items()):
-            if other == path:
-                continue
-            lines = redact_cached(buf).splitlines(keepends=True)
-            lo, hi = max(0, edit_line - 12), min(len(lines) - 1, edit_line + 12)
-            if lo <= hi:
-                s = self._snip(other, lo, hi, "".join(lines[lo:hi + 1]), "recent", "", 2)
-                cands.append(_Candidate(other, (other, "recent"), [s]))
         return cands, deferred, imported
 
     def _ranked_candidates(self, index: Any, personalization: dict[str, float], limit: int, layer: int,
@@ -1053,7 +1036,7 @@ class RepoContextBuilder:
             parts = sorted(shown, key=lambda s: (s.start, -s.end))
             merged: list[Snip] = []
             for s in parts:  # drop snippets inside an earlier one (a signature inside a chosen body)
-                if merged and s.start >= merged[-1].start and s.end <= merged[-1].end and s.kind != "recent":
+                if merged and s.start >= merged[-1].start and s.end <= merged[-1].end:
                     continue
                 merged.append(s)
             out: list[str] = []

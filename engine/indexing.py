@@ -17,6 +17,8 @@ def index_settings(config: Config):
         settings.secret_globs = list(settings.secret_globs) + list(config.index.secret_globs)
     if config.index.extra_ignore:
         settings.extra_ignore = list(config.index.extra_ignore)
+    if config.index.watch_limit > 0:
+        settings.watch_limit = config.index.watch_limit
     return settings
 
 

@@ -560,7 +560,12 @@ class Index:
         w = self._watcher
         if w is None:
             return {"mode": ""}
-        return {"mode": w.mode, "limit_message": w.limit_message}
+        return {"mode": w.mode, "limit_message": w.limit_message, "directories": len(w.watched_directories())}
+
+    def watched_directories(self) -> list[str]:
+        """Repository-relative directories with a watch of their own (inotify); ignored trees have none."""
+        w = self._watcher
+        return w.watched_directories() if w is not None else []
 
     @property
     def generation(self) -> int:

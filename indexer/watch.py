@@ -82,6 +82,11 @@ class Watcher:
         self.thread.start()
         return self.mode
 
+    def watched_directories(self) -> list[str]:
+        """The directories watched one by one (inotify mode; empty otherwise): never an ignored tree."""
+        source = self._source
+        return sorted(source.watched) if isinstance(source, _InotifySource) else []
+
     def stop(self) -> None:
         with self.cond:
             self.stopped = True

@@ -189,6 +189,8 @@ class CoderflashServer(LanguageServer):
 
     def watch(self, engine: Engine) -> None:
         """Follow the root's disk; tell the user once when the OS watch limit forces polling."""
+        if not engine.config.index.watch:
+            return
         try:
             mode = engine.start_watching()
         except Exception as exc:  # noqa: BLE001 - without a watcher the index is refreshed by reindex

@@ -1,0 +1,146 @@
+"""`coderflash serve` over stdio, as an editor starts it, on a real repository of hundreds of files with a
+cold cache: the first completion is answered while the index is built, indexing progress is visible,
+a SIGKILLed server leaves no process behind, and several roots plus a loose file share one model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from rawlsp import RawLspProcess
+from real_repos import COMMAND, alive, copy_stdlib, descendants
+
+
+def _server(cache: Path) -> RawLspProcess:
+    return RawLspProcess(argv=[COMMAND, "serve"], env={"CODERFLASH_CACHE_DIR": str(cache)}, answer_requests=True)
+
+
+def _initialize(server: RawLspProcess, roots: list[Path], model: Path) -> None:
+    reply = server.call("initialize", {
+        "processId": os.getpid(), "rootUri": roots[0].as_uri(),
+        "capabilities": {"window": {"workDoneProgress": True}},
+        "workspaceFolders": [{"uri": r.as_uri(), "name": r.name} for r in roots],
+        "initializationOptions": {"model": str(model)}})
+    assert "result" in reply, reply
+    server.notify("initialized", {})
+
+
+def _open(server: RawLspProcess, path: Path) -> str:
+    server.notify("textDocument/didOpen", {"textDocument": {
+        "uri": path.as_uri(), "languageId": "python", "version": 1, "text": path.read_text()}})
+    return path.as_uri()
+
+
+def _inline(server: RawLspProcess, uri: str, line: int, character: int) -> int:
+    return server.request("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+        "context": {"triggerKind": 2}})
+
+
+def _status(server: RawLspProcess) -> dict:
+    return server.call("coderflash/status", {}, timeout=30)["result"]
+
+
+@pytest.fixture(scope="module")
+def stdlib_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_stdlib(tmp_path_factory.mktemp("real") / "stdlib", files=600)
+
+
+def test_cold_repository_first_completion_is_answered_while_indexing(stdlib_repo: Path, tiny_model: Path,
+                                                                    tmp_path: Path) -> None:
+    server = _server(tmp_path / "cache")
+    try:
+        _initialize(server, [stdlib_repo], tiny_model)
+        target = stdlib_repo / "asyncio" / "tasks.py"
+        uri = _open(server, target)
+        started = time.monotonic()
+        request = _inline(server, uri, 30, 0)
+        states = []
+        while True:
+            index = _status(server)["workspaces"][0]["index"]
+            states.append(index)
+            if index["state"] in ("ready", "error"):
+                break
+            assert time.monotonic() - started < 120, states[-1]
+            time.sleep(0.05)
+        reply = server.response(request, timeout=120)
+        assert "result" in reply, reply
+        assert time.monotonic() - started < 120
+        assert index["state"] == "ready" and index["files"] >= 500, index
+        building = [s for s in states if s["state"] == "building"]
+        assert building, f"indexing progress never showed in coderflash/status: {states[:3]}"
+        assert any(s["total"] >= 500 and 0 < s["done"] < s["total"] for s in building), building[-3:]
+        progress = [m for m in server.incoming if m.get("method") == "$/progress"]
+        titles = [m["params"]["value"].get("title", "") for m in progress if m["params"]["value"]["kind"] == "begin"]
+        assert any("indexing" in t for t in titles), titles
+        # With the index ready, a completion in another file is answered too.
+        other = _open(server, stdlib_repo / "asyncio" / "queues.py")
+        assert "result" in server.response(_inline(server, other, 20, 0), timeout=120)
+        assert server.close() == 0
+    finally:
+        server.proc.kill()
+
+
+def test_sigkill_mid_index_leaves_no_process(tiny_model: Path, tmp_path: Path) -> None:
+    repo = copy_stdlib(tmp_path / "stdlib", files=674)
+    server = _server(tmp_path / "cache")
+    tree: set[int] = set()
+    try:
+        _initialize(server, [repo], tiny_model)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            tree |= descendants(server.proc.pid)
+            if len(alive(tree)) >= 2:  # the parser processes are running: we are mid-index
+                break
+            time.sleep(0.01)
+        assert len(alive(tree)) >= 2, "the cold index never started its parser processes"
+        assert _status(server)["workspaces"][0]["index"]["state"] == "building"
+        tree |= descendants(server.proc.pid)
+        # The editor goes away, then the server is killed without a chance to clean up.
+        server.proc.kill()  # SIGKILL
+        assert server.proc.stdin is not None
+        server.proc.stdin.close()
+        server.proc.wait(timeout=10)
+        end = time.monotonic() + 5
+        while alive(tree) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not alive(tree), f"processes of the killed server's tree still run: {sorted(alive(tree))}"
+    finally:
+        for pid in alive(tree):
+            os.kill(pid, signal.SIGKILL)
+        if server.proc.poll() is None:
+            server.proc.kill()
+
+
+def test_two_roots_and_a_loose_file_share_one_model(sample_repo: Path, tiny_model: Path, tmp_path: Path) -> None:
+    second = tmp_path / "second_root"
+    second.mkdir()
+    (second / "shapes.py").write_text("def area(width, height):\n    return width * height\n\n\nsize = ")
+    loose_dir = tmp_path / "scratch"
+    loose_dir.mkdir()
+    for i in range(60):  # a directory that must never be indexed
+        (loose_dir / f"junk_{i}.py").write_text(f"def junk_{i}():\n    return {i}\n")
+    loose = loose_dir / "notes.py"
+    loose.write_text("from main import checkout_total\n\nvalue = ")
+    cache = tmp_path / "cache"
+    server = _server(cache)
+    try:
+        _initialize(server, [sample_repo, second], tiny_model)
+        uris = [_open(server, sample_repo / "main.py"), _open(server, second / "shapes.py"), _open(server, loose)]
+        positions = [(15, 12), (4, 7), (2, 8)]
+        for uri, (line, character) in zip(uris, positions):
+            reply = server.response(_inline(server, uri, line, character), timeout=120)
+            assert reply["result"]["items"], reply
+        status = _status(server)
+        assert status["counters"]["model_loads"] == 1, status["counters"]
+        roots = sorted(w["root"] for w in status["workspaces"])
+        assert roots == sorted([str(sample_repo.resolve()), str(second.resolve())]), roots
+        assert server.close() == 0
+    finally:
+        server.proc.kill()
+    databases = sorted(p.name for p in (cache / "index").glob("*.sqlite"))
+    assert len(databases) == 2, databases  # the two roots; the loose file's directory was never indexed
