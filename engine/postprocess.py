@@ -219,10 +219,14 @@ def trim_interrupted(text: str, prefix: str, suffix: str, path: str) -> str:
     parses, or nothing. Why: the last token may be half an identifier (``adj`` for ``adjacency_spectrum``,
     ``raise`` for ``raise_error()``) or leave a call open; shown (or cached) that is worse than no answer.
 
-    The trailing identifier is always dropped (it cannot be known to be whole); then cut points are tried
+    The trailing identifier is always dropped (it cannot be known to be whole), and of several lines the
+    last; then cut points are tried
     from the end: brackets opened by the completion closed, quotes closed, and with a grammar for the file,
     no more syntax errors in prefix + completion + suffix than in prefix + suffix."""
-    text = _IDENTIFIER_TAIL.sub("", text).rstrip()
+    if "\n" in text.rstrip():
+        text = text.rstrip().rsplit("\n", 1)[0]  # several lines: the last one was cut, the others are whole
+    else:
+        text = _IDENTIFIER_TAIL.sub("", text).rstrip()
     if not text.strip():
         return ""
     lang = None

@@ -388,8 +388,9 @@ class Index:
             rank_updates: list[tuple[int, ParsedFile | None]] = []
             store.begin()
             try:
+                done: set[str] = set()  # a batch may name a new directory and files inside it
                 for rel in sorted(rels):
-                    if rel in self.overlays:
+                    if rel in self.overlays or rel in done:
                         continue  # the open buffer wins; clear_overlay re-reads the disk
                     abs_p = os.path.join(self.root, rel)
                     if os.path.isdir(abs_p) and not os.path.islink(abs_p):
@@ -398,22 +399,28 @@ class Index:
                         for p, fid in list(ids.items()):
                             if p.startswith(rel + "/") and p not in found and p not in self.overlays:
                                 store.delete_file(fid)
+                                del ids[p]
                                 rank_updates.append((fid, None))
                                 changed.append(p)
                                 added_removed = True
                         for p, reason in sub.skipped.items():
                             self._skipped[p] = reason
                         for c in sub.files:
+                            if c.rel in done or c.rel in self.overlays:
+                                continue
+                            done.add(c.rel)
                             r = self._update_one(c.rel, rules, ids, changed_ids, rank_updates)
                             if r:
                                 changed.append(c.rel)
                                 added_removed |= r == "added"
                         continue
+                    done.add(rel)
                     if not os.path.lexists(abs_p):
                         prefix = rel + "/"
                         for p, fid in list(ids.items()):
                             if (p == rel or p.startswith(prefix)) and p not in self.overlays:
                                 store.delete_file(fid)
+                                del ids[p]
                                 rank_updates.append((fid, None))
                                 changed.append(p)
                                 added_removed = True
@@ -470,6 +477,7 @@ class Index:
             _, _, size, mtime, h, lang, parsed = res
             self.parsed_total += 1
             new_id = store.write_file(fid, rel, size, mtime, h, lang, parsed)
+            ids[rel] = new_id
             changed_ids.add(new_id)
             rank_updates.append((new_id, parsed))
             self._skipped.pop(rel, None)
@@ -481,6 +489,7 @@ class Index:
             self._skipped.pop(rel, None)
         if fid is not None:
             store.delete_file(fid)
+            ids.pop(rel, None)
             rank_updates.append((fid, None))
             return "removed"
         return None

@@ -80,3 +80,21 @@ def test_warm_up_then_completion_reuses_prefix(tiny_model: Path, tmp_path: Path)
     out = engine.complete(root / "g.py", text, 3, 4, use_cache=False)
     assert out.result.reused_tokens >= info["prefix_tokens"]
     engine.close()
+
+
+def test_a_completion_cut_by_the_timeout_is_trimmed_not_cached_and_its_prefill_is_reused(tiny_model: Path,
+                                                                                          tmp_path: Path):
+    from engine.postprocess import trim_interrupted
+
+    engine, root = _engine(tiny_model, tmp_path, max_tokens=4000, timeout_ms=150)
+    text = (root / "decoder.py").read_text() + "\n\ndef helper(value):\n    "
+    line = text.count("\n")
+    first = engine.complete(root / "decoder.py", text, line, 4)
+    assert first.result.finish_reason == "deadline", first.result
+    shown = first.completion
+    # whole tokens that parse, or nothing: trimming again changes nothing
+    assert trim_interrupted(shown, first.context.prefix, first.context.suffix, "decoder.py") == shown
+    second = engine.complete(root / "decoder.py", text, line, 4)
+    assert second.cached == "", "a completion cut by the timeout must not be served from the cache"
+    assert second.result.reused_tokens >= second.result.prompt_tokens - 2, second.result
+    engine.close()

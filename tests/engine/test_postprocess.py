@@ -28,3 +28,29 @@ def test_trim_stops_at_suffix_repetition_and_dedent():
     shape = choose_shape("def f(x):\n    ", "\nreturn_value = f(1)\n", 16)
     text = "y = x * 2\n    return y\nreturn_value = f(1)\n"
     assert trim_completion(text, "def f(x):\n    ", "\nreturn_value = f(1)\n", shape) == "y = x * 2\n    return y"
+
+
+_BODY = "import graph\n\n\ndef main(self):\n    value = "
+_AFTER = "\n    return value\n"
+
+
+@pytest.mark.parametrize("cut, shown", [
+    ("adj", ""),  # half of adjacency_spectrum(...): never shown
+    ("adjacency_spectrum(self.G", ""),  # a call whose arguments were cut: the callee goes with it
+    ("adjacency_spectrum(self.G) + tra", "adjacency_spectrum(self.G)"),
+    ("[1, 2, 3]", "[1, 2, 3]"),
+    ("'unterminated str", ""),
+    ("x.y", "x"),
+])
+def test_a_completion_cut_by_the_deadline_ends_on_whole_tokens_that_parse(cut: str, shown: str):
+    from engine.postprocess import trim_interrupted
+
+    assert trim_interrupted(cut, _BODY, _AFTER, "a.py") == shown
+
+
+def test_a_cut_statement_keyword_is_dropped_and_whole_lines_are_kept():
+    from engine.postprocess import trim_interrupted
+
+    assert trim_interrupted("raise", "def f():\n    if x:\n        ", "\n", "a.py") == ""
+    kept = trim_interrupted("a = f(1)\n        b = g(2)\n        c = h(", "def f():\n    if x:\n        ", "\n", "a.py")
+    assert kept == "a = f(1)\n        b = g(2)"
