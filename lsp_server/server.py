@@ -201,6 +201,17 @@ class CoderflashServer(LanguageServer):
             self.show_once("watch-limit", info["limit_message"], types.MessageType.Warning)
         self.log(f"watching {engine.root}: {mode}")
 
+    def start_background_work(self) -> None:
+        """Load the model while the indexes build (one on a loader thread, the other in parser processes);
+        after a configuration change too (the engines were rebuilt; a warm build re-parses nothing)."""
+        async def start() -> None:
+            results = await asyncio.gather(self.load_models(), self.index_all(), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    self.log(f"background start-up failed: {result!r}", types.MessageType.Error)
+
+        self.startup = asyncio.ensure_future(start())
+
     def setup_log_file(self, config: Config) -> None:
         """A log file in the cache dir (the client's output panel gets window/logMessage too)."""
         if self.log_file is not None:
@@ -301,11 +312,7 @@ def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
 
 @server.feature(types.INITIALIZED)
 async def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
-    async def start() -> None:
-        # The model loads while the index builds (one on a loader thread, the other in parser processes).
-        await asyncio.gather(ls.load_models(), ls.index_all())
-
-    ls.startup = asyncio.ensure_future(start())
+    ls.start_background_work()
 
 
 @server.feature(types.SHUTDOWN)
@@ -327,8 +334,11 @@ def on_did_change_configuration(ls: CoderflashServer, params: types.DidChangeCon
     except ConfigError as exc:
         ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"coderflash: {exc}"))
         return
+    if settings == ls.lsp_settings:
+        return  # clients repeat their initializationOptions here: nothing to reload
     ls.lsp_settings = settings
     ls.workspaces.reconfigure()
+    ls.start_background_work()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
