@@ -55,6 +55,7 @@ def test_chat_and_completions_concurrently_give_the_serial_prompts(sample_repo: 
                         if complete(*request) != expected:
                             mismatches.append(f"completion {request}")
                         counts["completions"] += 1
+                        time.sleep(0.05)  # keystrokes come with gaps: the chat turn runs in them
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -66,7 +67,7 @@ def test_chat_and_completions_concurrently_give_the_serial_prompts(sample_repo: 
                             mismatches.append(f"chat {request}")
                         counts["chats"] += 1
                     # a chat turn on the same model: queued behind (and pre-empted by) completions
-                    engine.chat([{"role": "user", "content": "what does main.py do?"}], max_tokens=8).result(60)
+                    engine.chat([{"role": "user", "content": "what does main.py do?"}], max_tokens=8).result(DURATION_S + 60)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
