@@ -80,31 +80,42 @@ def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]])
 _PARENT_POLL_S = 0.2
 
 
-def exit_with_parent(server_pid: int) -> None:
-    """Pool initializer: end this worker as soon as the process that started the pool is gone.
-
-    A pool's workers outlive a SIGKILLed parent (they wait on a pipe the killed parent can no longer
-    close, and they hold the index's SQLite files open), so each worker polls: its parent changed (it was
-    re-parented) or the server's pid is gone → exit at once. With forkserver the worker's parent is the
-    fork server, which itself exits when the server dies; the server's pid is checked directly too."""
-    parent = os.getppid()
-
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True
+
+
+def exit_when_orphaned(watched_pid: int | None, on_exit: Callable[[], None] | None = None,
+                       poll_s: float = _PARENT_POLL_S) -> None:
+    """End this process (``os._exit``) as soon as ``watched_pid`` is gone or this process is re-parented.
+
+    Why polling: a process whose parent was SIGKILLed gets no signal and may wait forever on a pipe the
+    dead parent can no longer close (pool workers, and the server itself when its editor died while
+    another process still holds the pipe). A daemon thread checks both every ``poll_s`` seconds."""
+    parent = os.getppid()
 
     def watch() -> None:
         while True:
-            time.sleep(_PARENT_POLL_S)
-            if os.getppid() != parent or not alive(server_pid):
+            time.sleep(poll_s)
+            if (watched_pid and not process_alive(watched_pid)) or (parent != 1 and os.getppid() != parent):
+                if on_exit is not None:
+                    on_exit()
                 os._exit(0)
 
-    threading.Thread(target=watch, name="coderflash-parser-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="coderflash-parent-watch", daemon=True).start()
+
+
+def exit_with_parent(server_pid: int) -> None:
+    """Pool initializer: a parser process ends as soon as the server that started the pool is gone (it
+    would otherwise outlive a SIGKILLed server holding the index's SQLite files). With forkserver the
+    worker's parent is the fork server, which itself exits when the server dies; the server's pid is
+    checked directly too."""
+    exit_when_orphaned(server_pid)
 
 
 def _start_method() -> str:

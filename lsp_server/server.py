@@ -31,6 +31,7 @@ from engine.backend import CancelToken, Cancelled
 from engine.config import Config, ConfigError, load_config, merged
 from engine.models import PULL_HINT, ModelError
 from engine.model_host import ModelHost
+from indexer.worker import exit_when_orphaned
 from engine.service import Engine
 
 from . import workspaces
@@ -262,28 +263,8 @@ server = CoderflashServer()
 
 def _exit_with_parent(process_id: int | None) -> None:
     """LSP: exit when the client process is gone (its pipe may outlive it, e.g. a killed editor whose
-    socket another process still holds). Also exit when we were re-parented to init."""
-    import os
-
-    original_parent = os.getppid()
-
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    def watch() -> None:
-        while True:
-            time.sleep(2.0)
-            if (process_id and not alive(process_id)) or (original_parent != 1 and os.getppid() == 1):
-                logger.warning("client process is gone; exiting")
-                os._exit(0)
-
-    threading.Thread(target=watch, name="coderflash-parent-watch", daemon=True).start()
+    socket another process still holds). Also exit when we were re-parented."""
+    exit_when_orphaned(process_id, on_exit=lambda: logger.warning("client process is gone; exiting"), poll_s=2.0)
 
 
 @server.feature(types.INITIALIZE)

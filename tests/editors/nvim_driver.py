@@ -41,6 +41,18 @@ def lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid Lua string literal for our inputs
 
 
+def plugin_setup(model: Path) -> str:
+    """The plugin's setup as a user writes it: this checkout's server, ``model``, fast built-in ghost text."""
+    cmd = "{" + ", ".join(lua_string(c) for c in server_command()) + "}"
+    return f"""
+require("coderflash").setup({{
+  cmd = {cmd},
+  settings = {{ model = {lua_string(str(model))} }},
+  ghost_text = {{ engine = "builtin", debounce_ms = 30 }},
+}})
+"""
+
+
 class Nvim:
     """One headless Neovim with the plugin on its runtimepath, listening on a socket."""
 

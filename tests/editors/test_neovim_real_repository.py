@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nvim_driver import Nvim, lua_string, nvim_binary, server_command
+from nvim_driver import Nvim, nvim_binary, plugin_setup
 from real_repos import copy_stdlib
 
 NVIM = nvim_binary()
@@ -19,14 +19,7 @@ def test_ghost_text_in_a_cold_600_file_repository(tiny_model: Path, tmp_path: Pa
     repo = copy_stdlib(tmp_path / "stdlib", files=600)
     (repo / ".git").mkdir()
     monkeypatch.setenv("CODERFLASH_CACHE_DIR", str(tmp_path / "cold-cache"))
-    cmd = "{" + ", ".join(lua_string(c) for c in server_command()) + "}"
-    setup = f"""
-require("coderflash").setup({{
-  cmd = {cmd},
-  settings = {{ model = {lua_string(str(tiny_model))} }},
-  ghost_text = {{ engine = "builtin", debounce_ms = 30 }},
-}})
-"""
+    setup = plugin_setup(tiny_model)
     state = tmp_path / "nvim-state"
     state.mkdir()
     editor = Nvim(NVIM, repo, state, setup, ["asyncio/tasks.py"])
