@@ -77,7 +77,6 @@ class CoderflashServer(LanguageServer):
         self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
         self.notified: set[str] = set()
         self._reporting = threading.local()
-        self.loop_thread_loop: asyncio.AbstractEventLoop | None = None  # set in initialize
 
     # -- configuration ------------------------------------------------------------------------
     def config_for(self, root: Path | None) -> Config:
@@ -91,35 +90,18 @@ class CoderflashServer(LanguageServer):
         roots = self.workspaces.roots
         return ModelHost(self.config_for(roots[0] if roots else None), log=self.log)
 
-    def on_loop(self, send: Callable[[], None]) -> None:
-        """Run ``send`` on the event loop's thread. Messages written from worker threads (model load, index,
-        watcher logs) would interleave their bytes with the loop's own writes and corrupt both messages."""
-        loop = self.loop_thread_loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or running is loop or loop.is_closed():
-            send()
-        else:
-            loop.call_soon_threadsafe(send)
-
     def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
         logger.info(message)
-
-        def send() -> None:
-            try:
-                self.window_log_message(types.LogMessageParams(type=kind, message=message))
-            except Exception:  # not connected yet / shutting down
-                pass
-
-        self.on_loop(send)
+        try:
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
+        except Exception:  # not connected yet / shutting down
+            pass
 
     def show_once(self, key: str, message: str, kind: types.MessageType) -> None:
         if key in self.notified:
             return
         self.notified.add(key)
-        self.on_loop(lambda: self.window_show_message(types.ShowMessageParams(type=kind, message=message)))
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """A body that is not JSON gets a ParseError response (id null); other errors are logged.
@@ -287,7 +269,6 @@ def _exit_with_parent(process_id: int | None) -> None:
 
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
-    ls.loop_thread_loop = asyncio.get_event_loop()
     _exit_with_parent(params.process_id)
     options = params.initialization_options
     if isinstance(options, dict):
