@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +22,9 @@ class VocabTokenizer:
     """A GGUF's tokenizer without its weights."""
 
     def __init__(self, path: Path | str) -> None:
-        import llama_cpp
+        from .llama_backend import open_llama
 
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-            self.llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        self.llm = open_llama(model_path=str(path), vocab_only=True)
         self.name = str(self.llm.metadata.get("general.name", Path(path).stem))
 
     def token_id(self, text: str) -> int | None:

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .backend import (
     BackendError,
@@ -101,6 +101,24 @@ def _install_log_capture() -> None:
     _install_log_capture.done = True  # type: ignore[attr-defined]
 
 
+def open_llama(*, verbose: bool = False, **kwargs: Any) -> Any:
+    """``llama_cpp.Llama(**kwargs)`` without llama-cpp-python's output silencing.
+
+    Why: with ``verbose=False`` llama-cpp-python ``dup2``s /dev/null over file descriptors 1 and 2 of the
+    whole process while it loads a model. In the language server fd 1 is the LSP channel: every message any
+    thread writes during a load is lost, and two loads that overlap (the model on a loader thread, a
+    vocabulary for the context builder on another) restore each other's /dev/null, leaving the server mute
+    for good (seen: a code action never answered). llama.cpp's own log goes to our callback either way;
+    llama-cpp-python's Python-level banner stays off ``sys.stderr`` unless ``verbose``."""
+    import llama_cpp
+
+    _install_log_capture()
+    if verbose:
+        return llama_cpp.Llama(verbose=True, **kwargs)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        return llama_cpp.Llama(verbose=True, **kwargs)
+
+
 def _recent_log_errors() -> str:
     with _LOG_LOCK:
         lines = [ln.strip() for ln in _LOG_LINES
@@ -169,7 +187,7 @@ class LlamaBackend:
             kwargs["yarn_orig_ctx"] = YARN_ORIGINAL_CONTEXT
             kwargs["rope_freq_scale"] = 1.0 / config.yarn_factor  # llama-server's --rope-scale 4
         try:
-            self.llm = llama_cpp.Llama(**kwargs)
+            self.llm = open_llama(**kwargs)  # type: ignore[arg-type]
         except (ValueError, RuntimeError) as exc:
             detail = _recent_log_errors() or str(exc)
             raise ModelError(f"llama.cpp could not load {self.model_path.name}: {detail}") from None

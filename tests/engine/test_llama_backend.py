@@ -185,3 +185,33 @@ def test_snapshot_file_is_written_off_the_inference_thread(backend) -> None:
     assert target.is_file()
     assert writer_threads and writer_threads[0].startswith("coderflash-kv-writer")
     assert threading.current_thread().name not in writer_threads
+
+
+def test_loading_a_model_never_redirects_the_process_stdout(tiny_model: Path, tmp_path: Path):
+    """fd 1 is the LSP channel in the server: a load must never point it at /dev/null, not even briefly
+    (llama-cpp-python's quiet mode does, for the whole process, and overlapping loads left it there)."""
+    import os
+    import threading
+
+    from engine.context_tokenizer import VocabTokenizer
+    from engine.llama_backend import LlamaBackend
+
+    devnull = os.stat(os.devnull)
+    seen: list[bool] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            st = os.fstat(1)
+            seen.append((st.st_dev, st.st_ino) == (devnull.st_dev, devnull.st_ino))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):
+            LlamaBackend(tiny_model, LlamaConfig(n_ctx=512), kv_dir=tmp_path / "kv").close()
+            VocabTokenizer(tiny_model)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen and not any(seen), f"fd 1 pointed at /dev/null in {sum(seen)} of {len(seen)} samples"
