@@ -251,10 +251,6 @@ class Runtime:
             data["last_warm_up"] = self.last_warm_up
         return data
 
-    def close(self) -> None:
-        """Nothing of its own to stop: the worker and the model belong to the host (``ModelHost.close``
-        stops the worker and snapshots the KV); this workspace's documents are cancelled as they close."""
-
 
 def _collect(state: dict[str, Any], on_text: Callable[[str], None] | None) -> Callable[[str], None]:
     def collect(piece: str) -> None:

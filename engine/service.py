@@ -147,10 +147,6 @@ class Engine:
                 self.reindex()
             return self._repo_index
 
-    @property
-    def index_ready(self) -> bool:
-        return self._index_ready
-
     def chat_context(self, budget: int, path: Path | str | None = None, text: str | None = None,
                      line: int = 0) -> str:
         """Repository context for chat (system or first user turn), as text within ``budget`` tokens."""
@@ -321,13 +317,12 @@ class Engine:
                 self.index_progress = {"state": "error", "error": f"{type(exc).__name__}: {exc}"}
                 raise
             for rel, text in self.open_documents.items():
-                if not rel.startswith("../"):
+                if not rel.startswith("../"):  # a file outside the root (see relative_path) is never indexed
                     index.set_overlay(rel, text)
             self._index_ready = True
-            self.index_progress = {"state": "ready", "done": stats.get("parsed_files", 0) + stats.get("reused_files", 0),
-                                   "total": stats.get("parsed_files", 0) + stats.get("reused_files", 0),
-                                   "files": stats.get("files"), "definitions": stats.get("definitions"),
-                                   "elapsed_s": stats.get("elapsed_s")}
+            seen = stats.get("parsed_files", 0) + stats.get("reused_files", 0)
+            self.index_progress = {"state": "ready", "done": seen, "total": seen, "files": stats.get("files"),
+                                   "definitions": stats.get("definitions"), "elapsed_s": stats.get("elapsed_s")}
             return stats
 
     def start_watching(self, on_change: Callable[[list[str]], None] | None = None) -> str:
@@ -364,9 +359,7 @@ class Engine:
                 "inference": self._runtime.status() if self._runtime is not None else {}}
 
     def close(self) -> None:
-        if self._runtime is not None:
-            self._runtime.close()
-            self._runtime = None
+        self._runtime = None  # the worker and the model belong to the host: closed below when owned
         if self._index_executor is not None:
             self._index_executor.shutdown(wait=True)
             self._index_executor = None

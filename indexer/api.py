@@ -302,7 +302,7 @@ class Index:
         # Never fork: the language server has threads (pygls's stdin reader holds the buffer lock of
         # sys.stdin, which a forked child's bootstrap closes, so it hung forever). forkserver forks from a
         # clean single-threaded server process; spawn where that is missing. Workers exit when the
-        # process that started them is gone (see worker.exit_with_parent), even after a SIGKILL.
+        # process that started them is gone (see worker.parser_pool), even after a SIGKILL.
         with parser_pool(workers) as pool:
             for results in pool.imap_unordered(process_chunk, [(self.root, mll, c) for c in chunks]):
                 yield from results
@@ -569,7 +569,7 @@ class Index:
         w = self._watcher
         if w is None:
             return {"mode": ""}
-        return {"mode": w.mode, "limit_message": w.limit_message, "directories": len(w.watched_directories())}
+        return {"mode": w.mode, "limit_message": w.limit_message}
 
     def watched_directories(self) -> list[str]:
         """Repository-relative directories with a watch of their own (inotify); ignored trees have none."""

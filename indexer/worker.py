@@ -110,14 +110,6 @@ def exit_when_orphaned(watched_pid: int | None, on_exit: Callable[[], None] | No
     threading.Thread(target=watch, name="coderflash-parent-watch", daemon=True).start()
 
 
-def exit_with_parent(server_pid: int) -> None:
-    """Pool initializer: a parser process ends as soon as the server that started the pool is gone (it
-    would otherwise outlive a SIGKILLed server holding the index's SQLite files). With forkserver the
-    worker's parent is the fork server, which itself exits when the server dies; the server's pid is
-    checked directly too."""
-    exit_when_orphaned(server_pid)
-
-
 def _start_method() -> str:
     """forkserver where the platform has it (fast worker start, no threads copied), else spawn; never fork."""
     methods = mp.get_all_start_methods()
@@ -132,7 +124,10 @@ def parser_pool(workers: int) -> Iterator[Pool]:
         # The fork server imports the parser once; each worker forks from it with the grammars loaded
         # on first use. Not __main__: the server's entry point must not run again in the fork server.
         ctx.set_forkserver_preload(["indexer.worker"])
-    pool = ctx.Pool(processes=workers, initializer=exit_with_parent, initargs=(os.getpid(),))
+    # Each parser process ends as soon as the server is gone (it would otherwise outlive a SIGKILLed server,
+    # holding the index's SQLite files). With forkserver its parent is the fork server, which exits when the
+    # server dies; the server's pid is watched directly too.
+    pool = ctx.Pool(processes=workers, initializer=exit_when_orphaned, initargs=(os.getpid(),))
     try:
         yield pool
     finally:

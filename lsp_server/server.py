@@ -184,8 +184,7 @@ class CoderflashServer(LanguageServer):
                 results.append(stats)
                 await asyncio.get_running_loop().run_in_executor(self.loader, self.watch, engine)
                 for rel, text in list(engine.open_documents.items()):  # opened before the index was ready
-                    if not rel.startswith("../"):
-                        engine.prepare_document(engine.root / rel, text)
+                    engine.prepare_document(engine.root / rel, text)  # files outside the root are skipped there
         return results
 
     def watch(self, engine: Engine) -> None:
