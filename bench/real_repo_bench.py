@@ -89,7 +89,9 @@ def cold_server(repo: Path, model: Path, cache: Path) -> dict:
         if server.proc.poll() is None:
             server.proc.kill()
     return {"initialize_s": round(initialize_s, 3), "first_completion_s": round(first_completion_s, 3),
-            "first_completion_answered": "result" in reply, "index_ready_s": round(index_ready_s, 3),
+            "first_completion_answered": "result" in reply,
+            "first_completion_text": [i["insertText"] for i in (reply.get("result") or {}).get("items", [])][:1],
+            "index_ready_s": round(index_ready_s, 3),
             "index": index, "peak_rss_mb_server_tree": round(peak["rss_mb"], 1),
             "peak_processes_in_tree": peak["processes"], "model_loads": status["counters"]["model_loads"]}
 

@@ -101,6 +101,15 @@ def _install_log_capture() -> None:
     _install_log_capture.done = True  # type: ignore[attr-defined]
 
 
+class PrefillDeadline(Exception):
+    """The deadline passed during prefill; ``evaluated`` tokens after ``reused`` are in the KV cache."""
+
+    def __init__(self, reused: int, evaluated: int) -> None:
+        super().__init__(f"deadline after {evaluated} prompt tokens")
+        self.reused = reused
+        self.evaluated = evaluated
+
+
 def open_llama(*, verbose: bool = False, **kwargs: Any) -> Any:
     """``llama_cpp.Llama(**kwargs)`` without llama-cpp-python's output silencing.
 
@@ -274,12 +283,14 @@ class LlamaBackend:
         perf = llama_cpp.llama_perf_context(self.llm._ctx.ctx)
         return int(perf.n_p_eval) + int(perf.n_eval)
 
-    def _prefill(self, ids: list[int], cancel: CancelToken | None) -> int:
+    def _prefill(self, ids: list[int], cancel: CancelToken | None, deadline: float | None = None) -> int:
         """Evaluate ``ids`` after the longest common prefix with the cache; returns tokens reused.
 
         Chunks of ``n_batch`` with a cancel check between them. Not smaller: on CPU with flash attention a
         32-token chunk deep in a 12K context took 360 ms against ~150 ms for 512 tokens, so shrinking chunks
-        for a quicker cancel made every prefill several times slower.
+        for a quicker cancel made every prefill several times slower. Past ``deadline`` (after at least one
+        chunk) it stops with ``PrefillDeadline``: what it evaluated stays in the cache, so the next request
+        with the same prompt start goes on from there instead of starting over.
         """
         llm = self.llm
         common = self.common_prefix(ids)
@@ -292,6 +303,8 @@ class LlamaBackend:
         for pos in range(0, len(rest), step):
             if cancel is not None:
                 cancel.check()
+            if pos and deadline is not None and time.monotonic() >= deadline:
+                raise PrefillDeadline(common, pos)
             llm.eval(rest[pos : pos + step])
         return common
 
@@ -425,12 +438,15 @@ class LlamaBackend:
             out = _Output(request)
             finish = "length"
             reused = 0
+            evaluated = None
             before = self.llama_eval_count()
             try:
-                reused = self._prefill(ids, cancel)
+                reused = self._prefill(ids, cancel, request.deadline)
                 finish = self._sample_loop(request, max_tokens, out, cancel, start)
             except Cancelled:
                 finish = "cancelled"
+            except PrefillDeadline as stop:
+                reused, evaluated, finish = stop.reused, stop.evaluated, "deadline"
             self.last_llama_evaluated = self.llama_eval_count() - before
             text, cut = out.finish()
             if cut:
@@ -439,7 +455,7 @@ class LlamaBackend:
                 text=text,
                 prompt_tokens=len(ids),
                 reused_tokens=reused,
-                evaluated_tokens=len(ids) - reused,
+                evaluated_tokens=len(ids) - reused if evaluated is None else evaluated,
                 generated_tokens=len(out.ids),
                 elapsed_ms=elapsed_ms(start),
                 finish_reason=finish,

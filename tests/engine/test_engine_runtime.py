@@ -98,3 +98,23 @@ def test_a_completion_cut_by_the_timeout_is_trimmed_not_cached_and_its_prefill_i
     assert second.cached == "", "a completion cut by the timeout must not be served from the cache"
     assert second.result.reused_tokens >= second.result.prompt_tokens - 2, second.result
     engine.close()
+
+
+def test_a_prefill_cut_by_the_timeout_is_kept_and_the_next_request_goes_on_from_it(tiny_model: Path,
+                                                                                   tmp_path: Path):
+    engine, root = _engine(tiny_model, tmp_path, max_tokens=8, timeout_ms=25)
+    engine.config.llama.n_batch = 16  # many small chunks: the deadline lands between two of them
+    text = (root / "decoder.py").read_text() * 3
+    line = text.count("\n") - 1
+    outs = []
+    for _ in range(40):
+        out = engine.complete(root / "decoder.py", text, line, 0, use_cache=False)
+        outs.append(out)
+        if out.result.generated_tokens:
+            break
+    first, second = outs[0].result, outs[1].result
+    assert first.finish_reason == "deadline" and outs[0].completion == "", first
+    assert first.evaluated_tokens < first.prompt_tokens - first.reused_tokens, first  # stopped mid-prefill
+    assert second.reused_tokens >= first.reused_tokens + first.evaluated_tokens - 1, (first, second)
+    assert outs[-1].result.generated_tokens > 0, f"never got past the prefill in {len(outs)} requests"
+    engine.close()
