@@ -53,9 +53,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.context_repo import RepoContextBuilder  # noqa: E402
-from engine.prompt_format import text_format  # noqa: E402
-from engine.tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter  # noqa: E402
+from engine.context.builder import RepoContextBuilder  # noqa: E402
+from engine.model.prompt_format import text_format  # noqa: E402
+from engine.model.tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 BUDGETS = (2048, 8192, 32768)
@@ -371,7 +371,7 @@ def run_recall(args: argparse.Namespace) -> dict:
 def _counter_factory(args: argparse.Namespace):
     def make():
         if args.model:
-            from engine.context_tokenizer import context_tokenizer
+            from engine.model.context_tokenizer import context_tokenizer
 
             return context_tokenizer(None, args.model)
         return text_format("qwen"), TokenCounter(None)

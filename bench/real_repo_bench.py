@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=600)
     parser.add_argument("--model", default="")
     args = parser.parse_args()
-    from engine.synth import synthesize
+    from engine.model.synth import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/server_overhead.json")
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    from engine.synth import synthesize
+    from engine.model.synth import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

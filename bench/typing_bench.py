@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.config import Config, LlamaConfig  # noqa: E402
-from engine.context import ContextResult, Section, split_at_cursor  # noqa: E402
+from engine.context.result import ContextResult, Section, split_at_cursor  # noqa: E402
 from engine.service import Engine  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="typing-bench-"))
     model = Path(args.model) if args.model else None
     if model is None:
-        from engine.synth import synthesize
+        from engine.model.synth import synthesize
 
         model = synthesize(work / "tiny.gguf", "tiny", seed=0)
     root = work / "repo"

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from engine.config import Config
 
 
 def index_settings(config: Config):

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .backend import Backend, GenerationResult
-from .config import Config
-from .models import ModelError, ResolvedModel, resolve_model
-from .scheduler import Scheduler
+from engine.model.backend import Backend, GenerationResult
+from engine.config import Config
+from engine.model.resolution import ModelError, ResolvedModel, resolve_model
+from engine.inference.scheduler import Scheduler
 
 
 @dataclass
@@ -67,11 +67,11 @@ class Counters:
 def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:
     """The configured backend: in-process llama.cpp on a resolved GGUF, or an OpenAI-compatible server."""
     if config.backend == "openai":
-        from .remote_backend import RemoteBackend
+        from engine.model.remote_backend import RemoteBackend
 
         return RemoteBackend(config.remote)
     assert resolved is not None
-    from .llama_backend import LlamaBackend
+    from engine.model.llama_backend import LlamaBackend
 
     return LlamaBackend(resolved.path, config.llama, kv_dir=config.cache_path / "kv")
 

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .backend import Backend, CancelToken, GenerationRequest, GenerationResult, Sampling
-from .config import Config
-from .context import ContextResult
-from .context_repo import RepoContextBuilder
-from .model_host import Counters, ModelHost
-from .models import ModelError, ResolvedModel
-from .runtime import Runtime
-from .scheduler import Priority
-from .tokens import TokenCounter
+from engine.model.backend import Backend, CancelToken, GenerationRequest, GenerationResult, Sampling
+from engine.config import Config
+from engine.context.result import ContextResult
+from engine.context.builder import RepoContextBuilder
+from engine.model_host import Counters, ModelHost
+from engine.model.resolution import ModelError, ResolvedModel
+from engine.inference.runtime import Runtime
+from engine.inference.scheduler import Priority
+from engine.model.tokens import TokenCounter
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Engine:
         source = "backend" if backend is not None else None
         with self._context_lock:
             if self._context is None or (source == "backend" and self._context_source != "backend"):
-                from .context_tokenizer import context_tokenizer
+                from engine.model.context_tokenizer import context_tokenizer
 
                 model_path = None
                 if source is None and self.config.backend != "openai":
@@ -176,7 +176,7 @@ class Engine:
             return self.context_builder().build(self.relative_path(path), text, line, character, budget)
 
     # -- completion ---------------------------------------------------------------------------
-    # Inference goes through one worker (engine/runtime.py): inline completion > code action > chat >
+    # Inference goes through one worker (engine/inference/runtime.py): inline completion > code action > chat >
     # warm-up; a newer completion for a document cancels the running one; results are cached.
     @property
     def runtime(self) -> Runtime:
@@ -299,7 +299,7 @@ class Engine:
             return {}
         with self._index_lock:
             if self._repo_index is None:
-                from .indexing import open_index
+                from engine.indexing import open_index
 
                 self._repo_index = open_index(self.root, self.config)
             index = self._repo_index
@@ -341,7 +341,7 @@ class Engine:
         """Forget cached completions and token counts (the KV cache refills on the next request)."""
         cleared = 0
         if self._runtime is not None:
-            from .completion_cache import CompletionCache
+            from engine.inference.completion_cache import CompletionCache
 
             cleared += self._runtime.cache.stats()["entries"]
             self._runtime.cache = CompletionCache(self._runtime.cache.size)

@@ -5,7 +5,7 @@
 - ``propose_edit`` reaches the editor as ``workspace/applyEdit``: the editor asks the user, and the model is
   told whether the edit was applied or refused.
 
-The turn itself (engine/chat.py) runs on a small thread pool of its own: its generation steps are queued on
+The turn itself (engine/chat/session.py) runs on a small thread pool of its own: its generation steps are queued on
 the engine's inference scheduler at chat priority, so inline completions pre-empt it.
 """
 
@@ -23,9 +23,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.uris import to_fs_path
 
-from engine.backend import CancelToken
-from engine.chat import ChatError, ChatRequest, ChatSession, ConversationStore
-from engine.tools import EditProposal
+from engine.model.backend import CancelToken
+from engine.chat.session import ChatError, ChatRequest, ChatSession, ConversationStore
+from engine.chat.tools import EditProposal
 
 from .server import CoderflashServer, server
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from engine import __version__
 from engine.config import Config, ConfigError, load_config
-from engine.models import ModelError
+from engine.model.resolution import ModelError
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -169,7 +169,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         return 0
     resolved = engine.resolve()
     if resolved is not None and resolved.is_small_default:
-        from engine.models import PULL_HINT
+        from engine.model.resolution import PULL_HINT
 
         sys.stderr.write(f"note: using the small embedded default model ({resolved.path.name}). {PULL_HINT}\n")
     sys.stdout.write("--- context (sections) ---\n")
@@ -184,7 +184,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from engine.chat import run_cli_chat
+    from engine.chat.session import run_cli_chat
 
     root = Path(args.root).resolve() if args.root else Path.cwd()
     config = _config(root, args)
@@ -193,7 +193,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     if args.model_command == "synth":
-        from engine.synth import SHAPES, qwen3_vocabulary, synthesize
+        from engine.model.synth import SHAPES, qwen3_vocabulary, synthesize
 
         vocab = None
         if args.vocab == "qwen3":
@@ -203,14 +203,14 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"wrote {path} ({size / 1e6:.1f} MB, shape {args.shape}, vocab {args.vocab}, seed {args.seed})")
         return 0
     if args.model_command == "pull":
-        from engine.models import pull
+        from engine.model.resolution import pull
 
         path = pull(args.repo or "", progress=lambda line: sys.stderr.write(line + "\n"))
         print(f"downloaded {path}")
         print(f"use it with: model = \"{args.repo or 'unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF:Q4_K_M'}\" in ~/.config/coderflash/config.toml")
         return 0
     if args.model_command == "list":
-        from engine.models import list_models
+        from engine.model.resolution import list_models
 
         for entry in list_models():
             print(f"{entry['spec']:70} {entry['source']:12} {entry['size_mb']:>9.1f} MB  {entry['path']}")
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a last resort: one line, not a traceback, unless asked for
         if os.environ.get("CODERFLASH_DEBUG"):
             raise
-        from engine.backend import BackendError
+        from engine.model.backend import BackendError
 
         kind = "error" if isinstance(exc, BackendError) else f"unexpected {type(exc).__name__}"
         sys.stderr.write(f"coderflash: {kind}: {exc}\n")

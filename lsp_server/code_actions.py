@@ -14,7 +14,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 from pygls.workspace.position_codec import ServerTextPosition
 
-from engine.actions import ACTION_TITLES, ActionResult, ActionRunner
+from engine.inference.actions import ACTION_TITLES, ActionResult, ActionRunner
 
 from .server import CoderflashServer, server
 

@@ -10,8 +10,8 @@ import logging
 
 from lsprotocol import types
 
-from engine.actions import DEFAULT_REWRITE_INSTRUCTION, ActionRunner
-from engine.models import ModelError, pull
+from engine.inference.actions import DEFAULT_REWRITE_INSTRUCTION, ActionRunner
+from engine.model.resolution import ModelError, pull
 
 from .code_actions import _texts_for, to_workspace_edit
 from .server import CoderflashServer, server

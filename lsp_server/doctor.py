@@ -8,7 +8,7 @@ from typing import Any
 
 from engine import __version__
 from engine.config import ConfigError, load_config, user_config_path
-from engine.models import ModelError, check_gguf, resolve_model
+from engine.model.resolution import ModelError, check_gguf, resolve_model
 
 
 def run_doctor(root: Path) -> tuple[dict[str, Any], list[str]]:
@@ -45,7 +45,7 @@ def run_doctor(root: Path) -> tuple[dict[str, Any], list[str]]:
                 report["model"] = {"configured": config.model, "path": str(resolved.path), "source": resolved.source,
                                    "small_default": resolved.is_small_default}
                 if resolved.is_small_default:
-                    from engine.models import PULL_HINT
+                    from engine.model.resolution import PULL_HINT
 
                     report["note"] = f"running on the small embedded default model. {PULL_HINT}"
             except ModelError as exc:

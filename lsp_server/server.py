@@ -27,9 +27,9 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from engine import __version__
-from engine.backend import CancelToken, Cancelled
+from engine.model.backend import CancelToken, Cancelled
 from engine.config import Config, ConfigError, load_config, merged
-from engine.models import PULL_HINT, ModelError
+from engine.model.resolution import PULL_HINT, ModelError
 from engine.model_host import ModelHost
 from indexer.worker import exit_when_orphaned
 from engine.service import Engine

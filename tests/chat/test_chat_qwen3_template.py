@@ -19,7 +19,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
 @pytest.fixture(scope="module")
 def qwen3_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from engine.config import load_config
-    from engine.synth import qwen3_vocabulary, synthesize
+    from engine.model.synth import qwen3_vocabulary, synthesize
 
     if VOCAB:
         os.environ["CODERFLASH_QWEN3_VOCAB"] = str(VOCAB)
@@ -35,10 +35,10 @@ def qwen3_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_native_template_tools_and_tool_responses(qwen3_model: Path, tmp_path: Path) -> None:
-    from engine.chat import ChatRequest, ChatSession, Conversation
+    from engine.chat.session import ChatRequest, ChatSession, Conversation
     from engine.config import Config
     from engine.service import Engine
-    from engine.tools import tool_specs
+    from engine.chat.tools import tool_specs
 
     root = tmp_path / "repo"
     shutil.copytree(SAMPLE, root)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from engine.tool_calls import (
+from engine.chat.tool_calls import (
     ToolCallSplitter,
     parse_call_block,
     split_tool_calls,
@@ -16,7 +16,7 @@ from engine.tool_calls import (
     tools_block,
 )
 from engine.config import Config
-from engine.tools import tool_specs
+from engine.chat.tools import tool_specs
 
 CALL = ("<tool_call>\n<function=read_file>\n<parameter=path>\nsrc/app.py\n</parameter>\n"
         "<parameter=start_line>\n3\n</parameter>\n</function>\n</tool_call>")

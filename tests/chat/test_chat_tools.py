@@ -13,8 +13,8 @@ import pytest
 
 from engine.config import Config
 from engine.indexing import open_index
-from engine.tool_calls import ToolCall
-from engine.tools import EditProposal, ToolEnv, glob_regex, run_tool
+from engine.chat.tool_calls import ToolCall
+from engine.chat.tools import EditProposal, ToolEnv, glob_regex, run_tool
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
 

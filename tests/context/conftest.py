@@ -8,7 +8,7 @@ import pytest
 
 from ctx_helpers import FAMILY_TOKENS, family_vocabulary, write_repo
 
-from engine.synth import synthesize
+from engine.model.synth import synthesize
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from engine.context_repo import RepoContextBuilder
-from engine.prompt_format import text_format
-from engine.synth import BYTE_TO_UNICODE, CHATML_TEMPLATE, TOKEN_CONTROL, TOKEN_NORMAL, Vocabulary
-from engine.tokens import TokenCounter
+from engine.context.builder import RepoContextBuilder
+from engine.model.prompt_format import text_format
+from engine.model.synth import BYTE_TO_UNICODE, CHATML_TEMPLATE, TOKEN_CONTROL, TOKEN_NORMAL, Vocabulary
+from engine.model.tokens import TokenCounter
 
 FAMILY_TOKENS = {
     "qwen": None,  # the default byte vocabulary carries Qwen3's real special tokens

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.context_repo import RepoContextBuilder
-from engine.context_tokenizer import VocabTokenizer, context_tokenizer
-from engine.prompt_format import FAMILIES, detect_format, dict_lookup, text_format
-from engine.redact import redact
+from engine.context.builder import RepoContextBuilder
+from engine.model.context_tokenizer import VocabTokenizer, context_tokenizer
+from engine.model.prompt_format import FAMILIES, detect_format, dict_lookup, text_format
+from engine.context.redact import redact
 
 from ctx_helpers import FAMILY_TOKENS, estimate_builder
 

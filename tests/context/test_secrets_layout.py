@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ctx_helpers import SECRETS, estimate_builder, write_big_file
 
-from engine.context_repo import RepoContextBuilder
-from engine.redact import redact
+from engine.context.builder import RepoContextBuilder
+from engine.context.redact import redact
 
 
 def test_planted_secrets_never_reach_the_prompt_at_256k(repo, index, tiny_model):
-    from engine.context_tokenizer import context_tokenizer
+    from engine.model.context_tokenizer import context_tokenizer
 
     current = (repo / "app/report.py").read_text() + f'\nTOKEN = "{SECRETS["github"]}"\npassword = "{SECRETS["password"]}"\n'
     for fmt, counter in (context_tokenizer(None, None), context_tokenizer(None, tiny_model)):

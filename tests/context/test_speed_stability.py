@@ -8,9 +8,9 @@ import pytest
 
 from ctx_helpers import SECRETS, estimate_builder, write_big_file
 
-from engine.context_repo import PREFIX_GRID_LINES
-from engine.prompt_format import text_format
-from engine.redact import redact, redact_reference
+from engine.context.builder import PREFIX_GRID_LINES
+from engine.model.prompt_format import text_format
+from engine.context.redact import redact, redact_reference
 
 
 @pytest.mark.parametrize("budget", [2048, 8192, 32768, 262_144])

@@ -13,7 +13,7 @@ from engine_helpers import STDLIB_FILE, tiny_config  # noqa: F401  (re-exported 
 
 @pytest.fixture
 def backend(tiny_model: Path, tmp_path: Path):
-    from engine.llama_backend import LlamaBackend
+    from engine.model.llama_backend import LlamaBackend
 
     b = LlamaBackend(tiny_model, LlamaConfig(n_ctx=8192), kv_dir=tmp_path / "kv")
     yield b

@@ -1,4 +1,4 @@
-from engine.completion_cache import CompletionCache
+from engine.inference.completion_cache import CompletionCache
 
 
 def test_exact_and_typed_ahead():

@@ -84,7 +84,7 @@ def test_warm_up_then_completion_reuses_prefix(tiny_model: Path, tmp_path: Path)
 
 def test_a_completion_cut_by_the_timeout_is_trimmed_not_cached_and_its_prefill_is_reused(tiny_model: Path,
                                                                                           tmp_path: Path):
-    from engine.postprocess import trim_interrupted
+    from engine.inference.postprocess import trim_interrupted
 
     engine, root = _engine(tiny_model, tmp_path, max_tokens=4000, timeout_ms=150)
     text = (root / "decoder.py").read_text() + "\n\ndef helper(value):\n    "

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.kv_store import KVStore, SnapshotError, read_snapshot
+from engine.model.kv_store import KVStore, SnapshotError, read_snapshot
 
 
 def test_roundtrip_truncated_and_corrupt(tmp_path: Path):

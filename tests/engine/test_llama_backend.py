@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.backend import CancelToken, GenerationRequest
+from engine.model.backend import CancelToken, GenerationRequest
 from engine.config import LlamaConfig
 
 from engine_helpers import STDLIB_FILE
@@ -81,7 +81,7 @@ def test_cancel_stops_within_one_decode_step(backend):
 def test_yarn_parameters_for_qwen3(tiny_model: Path):
     import llama_cpp
 
-    from engine.llama_backend import LlamaBackend
+    from engine.model.llama_backend import LlamaBackend
 
     b = LlamaBackend(tiny_model, LlamaConfig(n_ctx=1024, rope_scaling="yarn", yarn_factor=4.0))
     params = b.llm.context_params
@@ -95,8 +95,8 @@ def test_quantized_kv_cache_error_is_explained(tiny_model: Path):
     """q8_0/q4_0 need head dims divisible by 32 (Qwen3-Coder: 128); the tiny model's 16 is not."""
     import pytest
 
-    from engine.llama_backend import LlamaBackend
-    from engine.models import ModelError
+    from engine.model.llama_backend import LlamaBackend
+    from engine.model.resolution import ModelError
 
     with pytest.raises(ModelError, match="block size 32"):
         LlamaBackend(tiny_model, LlamaConfig(n_ctx=1024, kv_cache_type="q8_0"))
@@ -104,9 +104,9 @@ def test_quantized_kv_cache_error_is_explained(tiny_model: Path):
 
 _CHILD = r"""
 import json, sys
-from engine.backend import GenerationRequest
+from engine.model.backend import GenerationRequest
 from engine.config import LlamaConfig
-from engine.llama_backend import LlamaBackend
+from engine.model.llama_backend import LlamaBackend
 model, kv, source = sys.argv[1:4]
 b = LlamaBackend(model, LlamaConfig(n_ctx=8192), kv_dir=kv)
 fmt = b.prompt_format
@@ -147,7 +147,7 @@ def test_snapshot_save_new_process_restore_and_truncated_file(tiny_model: Path, 
 
 def test_rejected_grammar_is_an_error_not_a_crash(backend) -> None:
     """llama-cpp-python 0.3.36 crashes the process on a grammar llama.cpp rejects; the backend checks first."""
-    from engine.backend import BackendError, GenerationRequest
+    from engine.model.backend import BackendError, GenerationRequest
 
     with pytest.raises(BackendError, match="rejected the grammar"):
         backend.generate(GenerationRequest(pieces=["x"], max_tokens=4, grammar='root ::= [a-z]{5000}'))
@@ -156,7 +156,7 @@ def test_rejected_grammar_is_an_error_not_a_crash(backend) -> None:
 
 
 def test_every_end_of_generation_token_stops(backend) -> None:
-    from engine.backend import chat_stop_ids
+    from engine.model.backend import chat_stop_ids
 
     eog = backend.eog_ids
     assert backend.token_id("<|im_end|>") in eog or backend.llm.token_eos() in eog
@@ -167,7 +167,7 @@ def test_snapshot_file_is_written_off_the_inference_thread(backend) -> None:
     """save_prefix returns once the KV bytes are copied; the file appears from the writer thread."""
     import threading
 
-    from engine.backend import GenerationRequest
+    from engine.model.backend import GenerationRequest
 
     prefix = backend.tokenize("def a():\n    return 1\n" * 20)
     backend.generate(GenerationRequest(pieces=[prefix and backend.detokenize(prefix)], max_tokens=1))
@@ -193,8 +193,8 @@ def test_loading_a_model_never_redirects_the_process_stdout(tiny_model: Path, tm
     import os
     import threading
 
-    from engine.context_tokenizer import VocabTokenizer
-    from engine.llama_backend import LlamaBackend
+    from engine.model.context_tokenizer import VocabTokenizer
+    from engine.model.llama_backend import LlamaBackend
 
     devnull = os.stat(os.devnull)
     seen: list[bool] = []

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.postprocess import choose_shape, syntax_at_cursor, trim_completion
+from engine.inference.postprocess import choose_shape, syntax_at_cursor, trim_completion
 
 
 @pytest.mark.parametrize("source, syntax, multiline", [
@@ -43,13 +43,13 @@ _AFTER = "\n    return value\n"
     ("x.y", "x"),
 ])
 def test_a_completion_cut_by_the_deadline_ends_on_whole_tokens_that_parse(cut: str, shown: str):
-    from engine.postprocess import trim_interrupted
+    from engine.inference.postprocess import trim_interrupted
 
     assert trim_interrupted(cut, _BODY, _AFTER, "a.py") == shown
 
 
 def test_a_cut_statement_keyword_is_dropped_and_whole_lines_are_kept():
-    from engine.postprocess import trim_interrupted
+    from engine.inference.postprocess import trim_interrupted
 
     assert trim_interrupted("raise", "def f():\n    if x:\n        ", "\n", "a.py") == ""
     kept = trim_interrupted("a = f(1)\n        b = g(2)\n        c = h(", "def f():\n    if x:\n        ", "\n", "a.py")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.backend import BackendError, CancelToken, GenerationRequest, Sampling
+from engine.model.backend import BackendError, CancelToken, GenerationRequest, Sampling
 from engine.config import RemoteConfig
-from engine.remote_backend import RemoteBackend
+from engine.model.remote_backend import RemoteBackend
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("sse_starlette")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from engine.backend import Cancelled, CancelToken
-from engine.scheduler import Priority, QueueFull, Scheduler
+from engine.model.backend import Cancelled, CancelToken
+from engine.inference.scheduler import Priority, QueueFull, Scheduler
 
 
 def _blocker(started: threading.Event, release: threading.Event):

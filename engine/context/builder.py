@@ -52,10 +52,10 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from .context import ContextResult, Section, split_at_cursor
-from .prompt_format import Piece, PromptFormat
-from .redact import redact, redact_cached
-from .tokens import TokenCounter
+from engine.context.result import ContextResult, Section, split_at_cursor
+from engine.model.prompt_format import Piece, PromptFormat
+from engine.context.redact import redact, redact_cached
+from engine.model.tokens import TokenCounter
 
 # Lines per prefix grid cell: the current file's prefix starts on a multiple of this, and each cell is
 # its own prompt piece, so typing does not shift the first line of the prompt's current-file part.
@@ -289,7 +289,7 @@ class RepoContextBuilder:
         self._sticky: tuple[tuple, list[Snip]] | None = None  # (rel, line, budget, layer) → near selection
         self._header_cache: dict[tuple, tuple[list[str], Snip]] = {}  # definition → header snip (per file text)
         self._last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
-        from .context import SharedPrefixTracker
+        from engine.context.result import SharedPrefixTracker
 
         self.tracker = SharedPrefixTracker(counter)
 

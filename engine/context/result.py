@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .prompt_format import Piece, PromptFormat
-from .redact import redact
-from .text_position import offset_at
-from .tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter
+from engine.model.prompt_format import Piece, PromptFormat
+from engine.context.redact import redact
+from engine.text_position import offset_at
+from engine.model.tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter
 
 
 @dataclass

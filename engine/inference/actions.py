@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .backend import GenerationRequest, Sampling, chat_stop_ids
-from .redact import redact
-from .scheduler import Priority
+from engine.model.backend import GenerationRequest, Sampling, chat_stop_ids
+from engine.context.redact import redact
+from engine.inference.scheduler import Priority
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .service import Engine
+    from engine.service import Engine
 
 DEFAULT_REWRITE_INSTRUCTION = "Improve this code: make it clearer and more idiomatic without changing its behaviour."
 

@@ -19,10 +19,10 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterator, Sequence
 
-from .backend import BackendError, CancelToken, GenerationRequest, GenerationResult, Sampling, elapsed_ms
-from .config import RemoteConfig
-from .prompt_format import Piece, text_format
-from .tokens import estimate_tokens
+from engine.model.backend import BackendError, CancelToken, GenerationRequest, GenerationResult, Sampling, elapsed_ms
+from engine.config import RemoteConfig
+from engine.model.prompt_format import Piece, text_format
+from engine.model.tokens import estimate_tokens
 
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -198,7 +198,7 @@ class RemoteBackend:
 
     def render_chat(self, messages: Sequence[dict], tools: Sequence[dict] | None = None) -> list[Piece]:
         """ChatML text, for token budgeting only (the server renders the real template)."""
-        from .chat_template import render_chat_pieces
+        from engine.model.chat_template import render_chat_pieces
 
         return render_chat_pieces("", messages, tools, lambda text: [text])
 

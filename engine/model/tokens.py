@@ -15,7 +15,7 @@ from array import array
 from collections import OrderedDict
 from typing import Callable, Sequence
 
-from .prompt_format import Piece
+from engine.model.prompt_format import Piece
 
 ESTIMATE_BYTES_PER_TOKEN = 3.2
 

@@ -13,17 +13,17 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .backend import Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
-from .completion_cache import CompletionCache
-from .context import ContextResult, split_at_cursor
-from .kv_store import prefix_hash
-from .postprocess import choose_shape, syntax_at_cursor, trim_completion, trim_interrupted
-from .prompt_format import Piece, PromptFormat
-from .scheduler import Priority, Scheduler
-from .text_position import offset_at
+from engine.model.backend import Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
+from engine.inference.completion_cache import CompletionCache
+from engine.context.result import ContextResult, split_at_cursor
+from engine.model.kv_store import prefix_hash
+from engine.inference.postprocess import choose_shape, syntax_at_cursor, trim_completion, trim_interrupted
+from engine.model.prompt_format import Piece, PromptFormat
+from engine.inference.scheduler import Priority, Scheduler
+from engine.text_position import offset_at
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .service import CompletionOutput, Engine
+    from engine.service import CompletionOutput, Engine
 
 
 def repository_prefix(pieces: Sequence[Piece], fmt: PromptFormat) -> list[Piece]:
@@ -66,7 +66,7 @@ class Runtime:
                         budget: int | None = None, cancel: CancelToken | None = None,
                         priority: Priority = Priority.INLINE, use_cache: bool = True) -> "Future[CompletionOutput]":
         """Cache first (no model call), else a job keyed by document: a newer one supersedes it."""
-        from .service import CompletionOutput
+        from engine.service import CompletionOutput
 
         engine = self.engine
         rel = engine.relative_path(path)
@@ -100,7 +100,7 @@ class Runtime:
     def complete(self, path: Path | str, text: str, line: int, character: int, *,
                  budget: int | None = None, cancel: CancelToken | None = None,
                  priority: Priority = Priority.INLINE, use_cache: bool = True) -> "CompletionOutput":
-        from .service import CompletionOutput
+        from engine.service import CompletionOutput
 
         future = self.submit_complete(path, text, line, character, budget=budget, cancel=cancel,
                                       priority=priority, use_cache=use_cache)
@@ -117,7 +117,7 @@ class Runtime:
 
     def _run_completion(self, path: Path | str, rel: str, text: str, line: int, character: int,
                         budget: int | None, cancel: CancelToken, deadline: float) -> "CompletionOutput":
-        from .service import CompletionOutput
+        from engine.service import CompletionOutput
 
         engine = self.engine
         backend = engine.backend

@@ -1,12 +1,12 @@
 """Chat and agent mode: conversations, repository context, the tool loop, and the terminal front end.
 
 One ``ChatSession.run`` is one user turn. In ``ask`` mode it is a single streamed assistant turn; in ``agent``
-mode the model may call tools (Qwen3-Coder's XML format, engine/tool_calls.py), whose results go back as
+mode the model may call tools (Qwen3-Coder's XML format, engine/chat/tool_calls.py), whose results go back as
 ``<tool_response>`` turns, until it answers without a call, the step limit (``chat.max_steps``) is reached,
 the conversation no longer fits the model's window, or the user cancels.
 
 Scheduling: every generation step is a *resumable* job at chat priority on the engine's single inference
-worker (engine/scheduler.py). An inline completion pre-empts it within one decode step; the step is then
+worker (engine/inference/scheduler.py). An inline completion pre-empts it within one decode step; the step is then
 resumed from the text it had produced (the stream never repeats itself). Tools run on the caller's thread,
 never on the inference worker.
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .backend import BackendError, Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
-from .config import Config
-from .tool_calls import Segment, ToolCall, ToolCallSplitter, tool_response_text, tools_block
-from .tools import EditProposal, ToolEnv, run_tool, tool_specs
+from engine.model.backend import BackendError, Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
+from engine.config import Config
+from engine.chat.tool_calls import Segment, ToolCall, ToolCallSplitter, tool_response_text, tools_block
+from engine.chat.tools import EditProposal, ToolEnv, run_tool, tool_specs
 
 MODES = ("ask", "agent")
 _PROBE = "__coderflash_probe__"
@@ -338,7 +338,7 @@ class ChatSession:
     def _safe_context(self, context: str) -> str:
         """Drop file blocks the tools would refuse: the index lists a symlink to ``.env`` or to a file outside
         the workspace under its own harmless name."""
-        from .tools import ToolError, resolve_path
+        from engine.chat.tools import ToolError, resolve_path
 
         blocks = re.split(r"(?m)^(?=File: )", context)
         kept = []
@@ -371,7 +371,7 @@ class ChatSession:
         if req.selection is not None:
             sl, sc, el, ec = req.selection
             if (sl, sc) != (el, ec):
-                from .text_position import offset_at
+                from engine.text_position import offset_at
 
                 start, end = offset_at(text, sl, sc), offset_at(text, el, ec)
                 start, end = min(start, end), max(start, end)
@@ -533,7 +533,7 @@ def check_grammar(backend: Any, grammar: str) -> None:
 
 
 def _chat_priority():
-    from .scheduler import Priority
+    from engine.inference.scheduler import Priority
 
     return Priority.CHAT
 
@@ -569,7 +569,7 @@ def _combine(text: str, results: list[GenerationResult]) -> GenerationResult:
 
 
 def _render_plain(template: str, messages: list[dict], tools: list[dict] | None) -> str:
-    from .chat_template import render_chat_pieces
+    from engine.model.chat_template import render_chat_pieces
 
     try:
         return "".join(str(p) for p in render_chat_pieces(template, messages, tools, lambda t: [t]))
@@ -597,7 +597,7 @@ def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = Fals
 
     Edits cannot be reviewed in a terminal: ``propose_edit`` is reported (``edits``) but never applied.
     """
-    from .service import Engine
+    from engine.service import Engine
 
     engine = Engine(config, root, log=lambda m: None)
     try:

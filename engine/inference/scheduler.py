@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable, Generic, TypeVar
 
-from .backend import Cancelled, CancelToken
+from engine.model.backend import Cancelled, CancelToken
 
 T = TypeVar("T")
 

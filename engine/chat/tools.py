@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .backend import CancelToken
-from .config import Config
-from .tool_calls import ToolCall
+from engine.model.backend import CancelToken
+from engine.config import Config
+from engine.chat.tool_calls import ToolCall
 
 MAX_LIST = 500
 MAX_MATCHES = 200

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from .backend import (
+from engine.model.backend import (
     BackendError,
     Cancelled,
     CancelToken,
@@ -26,10 +26,10 @@ from .backend import (
     GenerationResult,
     elapsed_ms,
 )
-from .config import LlamaConfig
-from .kv_store import KVStore, SnapshotError, model_key
-from .models import ModelError, check_gguf
-from .prompt_format import Piece, PromptFormat, detect_format
+from engine.config import LlamaConfig
+from engine.model.kv_store import KVStore, SnapshotError, model_key
+from engine.model.resolution import ModelError, check_gguf
+from engine.model.prompt_format import Piece, PromptFormat, detect_format
 
 _KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}
 _LOG_LOCK = threading.Lock()
@@ -533,7 +533,7 @@ class LlamaBackend:
     # -- chat -------------------------------------------------------------------------------------
     def render_chat(self, messages: Sequence[dict], tools: Sequence[dict] | None = None) -> list[Piece]:
         """Render the model's own chat template; message contents stay text pieces (never control tokens)."""
-        from .chat_template import render_chat_pieces
+        from engine.model.chat_template import render_chat_pieces
 
         return render_chat_pieces(self.chat_template, messages, tools, self._special_pieces)
 

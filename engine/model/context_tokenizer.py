@@ -6,7 +6,7 @@
   even for Qwen3's 151K tokens): exact token counts and the format detected from that vocabulary, with
   the same ids the loaded model would use;
 * no model (or a remote backend) → the documented estimate (``ceil(utf8_bytes / 3.2)``, see
-  ``engine.tokens``) and the Qwen3-Coder repository-level format, control tokens rendered by their text.
+  ``engine.model.tokens``) and the Qwen3-Coder repository-level format, control tokens rendered by their text.
 """
 
 from __future__ import annotations
@@ -14,26 +14,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .prompt_format import PromptFormat, detect_format, text_format
-from .tokens import TokenCounter
+from engine.model.prompt_format import PromptFormat, detect_format, text_format
+from engine.model.tokens import TokenCounter
 
 
 class VocabTokenizer:
     """A GGUF's tokenizer without its weights."""
 
     def __init__(self, path: Path | str) -> None:
-        from .llama_backend import open_llama
+        from engine.model.llama_backend import open_llama
 
         self.llm = open_llama(model_path=str(path), vocab_only=True)
         self.name = str(self.llm.metadata.get("general.name", Path(path).stem))
 
     def token_id(self, text: str) -> int | None:
-        from .llama_backend import special_token_id
+        from engine.model.llama_backend import special_token_id
 
         return special_token_id(self.llm, text)
 
     def tokenize(self, text: str) -> list[int]:
-        from .llama_backend import tokenize_user_text
+        from engine.model.llama_backend import tokenize_user_text
 
         return tokenize_user_text(self.llm, text)
 

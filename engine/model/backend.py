@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from .prompt_format import Piece, PromptFormat
+from engine.model.prompt_format import Piece, PromptFormat
 
 
 class BackendError(RuntimeError):

@@ -1,0 +1,1 @@
+"""Chat: conversations, the tool-calling session loop, repository tools."""

@@ -1,0 +1,1 @@
+"""Repository context: what goes in front of the cursor, to a token budget, with secrets redacted."""
