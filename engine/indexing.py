@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from engine.config import Config
 
@@ -28,21 +27,10 @@ def open_index(root: Path, config: Config):
     return Index.open(root, config.cache_path, index_settings(config))
 
 
-def run_index(root: Path, config: Config, progress: bool = False) -> dict[str, Any]:
+def run_index(root: Path, config: Config, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Index ``root`` (cold or warm) and return the ``coderflash index --json`` object."""
     index = open_index(root, config)
     try:
-        callback = _terminal_progress if progress else None
-        stats = index.build(progress=callback)
-        if progress:
-            sys.stderr.write("\n")
-        return stats.to_json()
+        return index.build(progress=progress).to_json()
     finally:
         index.close()
-
-
-def _terminal_progress(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
-    sys.stderr.flush()

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -87,7 +88,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise CliError(f"not a directory: {root}")
     config = _config(root, args)
-    stats = run_index(root, config, progress=not args.json and sys.stderr.isatty())
+    show_progress = not args.json and sys.stderr.isatty()
+    stats = run_index(root, config, progress=_terminal_progress if show_progress else None)
+    if show_progress:
+        sys.stderr.write("\n")
     if args.json:
         _print_json(stats)
     else:
@@ -183,9 +187,54 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_chat(args: argparse.Namespace) -> int:
-    from engine.chat.session import run_cli_chat
+def _terminal_progress(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+    sys.stderr.flush()
 
+
+def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = False, json_output: bool = False,
+                 grammars: list[str | None] | None = None) -> int:
+    """``coderflash chat [--agent] [--json] MESSAGE``: the same loop as the editor, streamed to stdout.
+
+    Edits cannot be reviewed in a terminal: ``propose_edit`` is reported (``edits``) but never applied.
+    """
+    from engine.chat.session import ChatRequest, ChatSession, Conversation
+    from engine.service import Engine
+
+    engine = Engine(config, root, log=lambda m: None)
+    try:
+        request = ChatRequest(message=message, mode="agent" if agent else "ask", grammars=grammars)
+
+        def emit(kind: str, text: str, **extra: Any) -> None:
+            if json_output:
+                return
+            if kind == "text":
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            elif kind == "tool_call":
+                sys.stderr.write(f"\n→ {text}\n")
+            elif kind == "tool_result":
+                first = text.splitlines()[0] if text else ""
+                sys.stderr.write(f"← {first[:200]}{' …' if len(text) > len(first) else ''}\n")
+            sys.stderr.flush()
+
+        session = ChatSession(engine, Conversation(uuid.uuid4().hex[:12]), request, emit=emit)
+        result = session.run()
+        if json_output:
+            sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write("\n")
+            if result.finish_reason not in ("stop", "length"):
+                sys.stderr.write(f"[finish: {result.finish_reason}]\n")
+        sys.stdout.flush()
+        return 0 if result.finish_reason != "error" else 1
+    finally:
+        engine.close()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve() if args.root else Path.cwd()
     config = _config(root, args)
     return run_cli_chat(root, config, " ".join(args.message), agent=args.agent, json_output=args.json)

@@ -16,9 +16,7 @@ Front ends supply ``emit(kind, text, **extra)`` for the stream (``kind``: "text"
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -590,45 +588,5 @@ def _template_renders_tool_role(template: str) -> bool:
     return "<tool_response>" in out and _PROBE in out
 
 
-# -- the terminal front end ---------------------------------------------------------------------------
-def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = False, json_output: bool = False,
-                 grammars: list[str | None] | None = None) -> int:
-    """``coderflash chat [--agent] [--json] MESSAGE``: the same loop as the editor, streamed to stdout.
-
-    Edits cannot be reviewed in a terminal: ``propose_edit`` is reported (``edits``) but never applied.
-    """
-    from engine.service import Engine
-
-    engine = Engine(config, root, log=lambda m: None)
-    try:
-        request = ChatRequest(message=message, mode="agent" if agent else "ask", grammars=grammars)
-
-        def emit(kind: str, text: str, **extra: Any) -> None:
-            if json_output:
-                return
-            if kind == "text":
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            elif kind == "tool_call":
-                sys.stderr.write(f"\n→ {text}\n")
-            elif kind == "tool_result":
-                first = text.splitlines()[0] if text else ""
-                sys.stderr.write(f"← {first[:200]}{' …' if len(text) > len(first) else ''}\n")
-            sys.stderr.flush()
-
-        session = ChatSession(engine, Conversation(uuid.uuid4().hex[:12]), request, emit=emit)
-        result = session.run()
-        if json_output:
-            sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-        else:
-            sys.stdout.write("\n")
-            if result.finish_reason not in ("stop", "length"):
-                sys.stderr.write(f"[finish: {result.finish_reason}]\n")
-        sys.stdout.flush()
-        return 0 if result.finish_reason != "error" else 1
-    finally:
-        engine.close()
-
-
 __all__ = ["ChatSession", "ChatRequest", "ChatResult", "ChatError", "Conversation", "ConversationStore",
-           "run_cli_chat", "trim_history"]
+           "trim_history"]
