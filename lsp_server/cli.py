@@ -75,7 +75,7 @@ def _engine(root: Path, config: Config):
 
 # -- sub-commands ---------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import run_server
+    from .app import run_server
 
     run_server(tcp=args.tcp)
     return 0
