@@ -13,30 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
-from engine.model.backend import CancelToken
 from engine.chat.session import ChatError, ChatRequest, ChatSession, ConversationStore
 from engine.chat.tools import EditProposal
+from engine.model.backend import CancelToken
+from engine.service import Engine
 
-from .server import CoderflashServer, server
+from .edits import FileEdits, can_create_files, workspace_edit
+from .positions import offset_to_client, position_param, range_from_client
+from .server import CoderflashServer
 
 CHAT_REQUEST = "coderflash/chat"
 CHAT_CANCEL = "coderflash/chat/cancel"
 CHAT_DELTA = "coderflash/chatDelta"
 
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-chat")
-_stores: dict[str, ConversationStore] = {}
-_active: dict[str, CancelToken] = {}
-_lock = threading.Lock()
 _APPLY_TIMEOUT_S = 600.0  # the user is looking at the edit
 
 
@@ -51,22 +50,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _store(root: Path | None) -> ConversationStore:
-    key = str(root)
-    with _lock:
-        if key not in _stores:
-            _stores[key] = ConversationStore()
-        return _stores[key]
-
-
-def _position(value: Any, name: str) -> types.Position:
-    if not isinstance(value, dict) or not isinstance(value.get("line"), int) or not isinstance(value.get("character"), int) \
-            or value["line"] < 0 or value["character"] < 0:
-        raise JsonRpcInvalidParams(f"{name} must be a position {{line, character}} with non-negative integers")
-    return types.Position(line=value["line"], character=value["character"])
-
-
-def _parse(ls: CoderflashServer, raw: Any) -> tuple[Any, ChatRequest, str | None]:
+def _parse(ls: CoderflashServer, raw: Any) -> tuple[Engine, ChatRequest]:
     p = _plain(raw)
     if not isinstance(p, dict):
         raise JsonRpcInvalidParams("params must be an object {message, mode, conversationId?, textDocument?, range?}")
@@ -106,11 +90,11 @@ def _parse(ls: CoderflashServer, raw: Any) -> tuple[Any, ChatRequest, str | None
         if rng is not None:
             if not isinstance(rng, dict):
                 raise JsonRpcInvalidParams("range must be {start, end}")
-            start, end = _position(rng.get("start"), "range.start"), _position(rng.get("end"), "range.end")
+            start, end = position_param(rng.get("start"), "range.start"), position_param(rng.get("end"), "range.end")
             document = ls.workspace.get_text_document(uri)
             if text is None:
                 text = document.source
-            srange = document.position_codec.range_from_client_units(document.lines, types.Range(start=start, end=end))
+            srange = range_from_client(document, types.Range(start=start, end=end))
             selection = (srange.start.line, srange.start.character, srange.end.line, srange.end.character)
     else:
         if p.get("range") is not None:
@@ -125,22 +109,11 @@ def _parse(ls: CoderflashServer, raw: Any) -> tuple[Any, ChatRequest, str | None
                               max_tokens=max_tokens)
     except ChatError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
-    return engine, request, uri
+    return engine, request
 
 
-# -- edits --------------------------------------------------------------------------------------------
-_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def _client_position(ls: CoderflashServer, text: str, offset: int) -> types.Position:
-    """An offset in ``text`` as an LSP position in the negotiated encoding (UTF-16 unless agreed otherwise)."""
-    before = text[:offset]
-    breaks = list(_BREAK.finditer(before))
-    line_start = breaks[-1].end() if breaks else 0
-    return types.Position(line=len(breaks), character=ls.workspace.position_codec.client_num_units(before[line_start:]))
-
-
-def _open_document(ls: CoderflashServer, path: Path):
+# -- the editor's buffers and edits ---------------------------------------------------------------------
+def _open_document(ls: CoderflashServer, path: Path) -> TextDocument | None:
     try:
         documents = list(ls.workspace.text_documents.items())
     except RuntimeError:  # the event loop changed the dict while we copied it: try once more
@@ -154,48 +127,29 @@ def _open_document(ls: CoderflashServer, path: Path):
     return None
 
 
-def _client_can(ls: CoderflashServer, *attrs: str) -> Any:
-    value: Any = ls.client_capabilities
-    for attr in attrs:
-        value = getattr(value, attr, None) if value is not None else None
-    return value
-
-
-def _workspace_edit(ls: CoderflashServer, proposal: EditProposal) -> types.WorkspaceEdit:
+def _proposal_edit(ls: CoderflashServer, proposal: EditProposal) -> types.WorkspaceEdit:
+    """The proposal as a WorkspaceEdit on the open buffer (its version) or the file; a new file is created
+    first. The proposal's offsets are in ``proposal.current``, the text the model saw."""
     document = _open_document(ls, proposal.path)
     uri = document.uri if document is not None else proposal.path.as_uri()
-    start = _client_position(ls, proposal.current, proposal.start)
-    end = _client_position(ls, proposal.current, proposal.end)
-    edit = types.TextEdit(range=types.Range(start=start, end=end), new_text=proposal.new_text)
-    doc_changes = _client_can(ls, "workspace", "workspace_edit", "document_changes")
-    if proposal.create:
-        operations = _client_can(ls, "workspace", "workspace_edit", "resource_operations") or []
-        if not doc_changes or types.ResourceOperationKind.Create not in operations:
-            raise _Refused("the editor cannot create files through workspace/applyEdit")
-        return types.WorkspaceEdit(document_changes=[
-            types.CreateFile(uri=uri, options=types.CreateFileOptions(overwrite=False, ignore_if_exists=True)),
-            types.TextDocumentEdit(text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
-                                   edits=[edit])])
-    if doc_changes:
-        version = document.version if document is not None else None
-        return types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
-            text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version), edits=[edit])])
-    return types.WorkspaceEdit(changes={uri: [edit]})
+    codec = ls.workspace.position_codec
+    edit = types.TextEdit(range=types.Range(start=offset_to_client(codec, proposal.current, proposal.start),
+                                            end=offset_to_client(codec, proposal.current, proposal.end)),
+                          new_text=proposal.new_text)
+    version = document.version if document is not None and not proposal.create else None
+    return workspace_edit(ls.client_capabilities, [FileEdits(uri, [edit], version)],
+                          create=[uri] if proposal.create else [])
 
 
-class _Refused(Exception):
-    pass
-
-
-def _make_apply_edit(ls: CoderflashServer, loop: asyncio.AbstractEventLoop, cancel: CancelToken):
+def _make_apply_edit(ls: CoderflashServer, loop: asyncio.AbstractEventLoop,
+                     cancel: CancelToken) -> Callable[[EditProposal], tuple[bool, str]]:
     def apply_edit(proposal: EditProposal) -> tuple[bool, str]:
-        if not _client_can(ls, "workspace", "apply_edit"):
+        workspace = ls.client_capabilities.workspace
+        if not (workspace and workspace.apply_edit):
             return False, "the editor does not support workspace/applyEdit"
-        try:
-            edit = _workspace_edit(ls, proposal)
-        except _Refused as exc:
-            return False, str(exc)
-        params = types.ApplyWorkspaceEditParams(edit=edit, label=f"coderflash: edit {proposal.rel}")
+        if proposal.create and not can_create_files(ls.client_capabilities):
+            return False, "the editor cannot create files through workspace/applyEdit"
+        params = types.ApplyWorkspaceEditParams(edit=_proposal_edit(ls, proposal), label=f"coderflash: edit {proposal.rel}")
         future = asyncio.run_coroutine_threadsafe(ls.workspace_apply_edit_async(params), loop)
         waited = 0.0
         while True:
@@ -217,7 +171,7 @@ def _make_apply_edit(ls: CoderflashServer, loop: asyncio.AbstractEventLoop, canc
     return apply_edit
 
 
-def _make_read_buffer(ls: CoderflashServer):
+def _make_read_buffer(ls: CoderflashServer) -> Callable[[Path], str | None]:
     def read_buffer(path: Path) -> str | None:
         document = _open_document(ls, path)
         return document.source if document is not None else None
@@ -226,52 +180,83 @@ def _make_read_buffer(ls: CoderflashServer):
 
 
 # -- handlers -----------------------------------------------------------------------------------------
-@server.feature(CHAT_REQUEST)
-async def on_chat(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
-    engine, request, _uri = _parse(ls, params)
-    conversation = _store(engine.root).get(request.conversation_id)
-    cid = conversation.id
-    cancel = CancelToken()
-    with _lock:
-        _active[cid] = cancel
-    loop = asyncio.get_running_loop()
+class ChatTurns:
+    """The chat turns of one server and their state: conversations per workspace root, the running turns
+    (by conversation id, for cancel) and the threads the turns run on."""
 
-    def emit(kind: str, text: str, **extra: Any) -> None:
-        loop.call_soon_threadsafe(ls.protocol.notify, CHAT_DELTA,
-                                  {"conversationId": cid, "kind": kind, "text": text, **extra})
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-chat")
+        self._stores: dict[str, ConversationStore] = {}
+        self._active: dict[str, CancelToken] = {}
+        self._lock = threading.Lock()
 
-    def work():
-        if not ls.ensure_model(engine):
-            raise ChatError(engine.load_error or "the model could not be loaded")
-        session = ChatSession(engine, conversation, request, emit=emit, apply_edit=_make_apply_edit(ls, loop, cancel),
-                              read_buffer=_make_read_buffer(ls), roots=list(ls.workspaces.roots), cancel=cancel)
-        return session.run()
+    def _store(self, root: Path | None) -> ConversationStore:
+        key = str(root)
+        with self._lock:
+            if key not in self._stores:
+                self._stores[key] = ConversationStore()
+            return self._stores[key]
 
-    try:
-        result = await loop.run_in_executor(_pool, work)
-    except asyncio.CancelledError:
-        cancel.cancel("$/cancelRequest")
-        raise
-    except ChatError as exc:
-        raise JsonRpcInternalError(f"coderflash: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - one line for the editor, the details in the log
-        ls.log(f"chat failed: {type(exc).__name__}: {exc}", types.MessageType.Error)
-        raise JsonRpcInternalError(f"coderflash: chat failed: {exc}") from None
-    finally:
-        with _lock:
-            if _active.get(cid) is cancel:
-                _active.pop(cid, None)
-    return result.to_json()
+    async def run(self, ls: CoderflashServer, params: Any) -> dict[str, Any]:
+        """``coderflash/chat``: one turn, streamed as chatDelta notifications; the result object at the end."""
+        engine, request = _parse(ls, params)
+        conversation = self._store(engine.root).get(request.conversation_id)
+        cid = conversation.id
+        cancel = CancelToken()
+        with self._lock:
+            self._active[cid] = cancel
+        loop = asyncio.get_running_loop()
+
+        def emit(kind: str, text: str, **extra: Any) -> None:
+            loop.call_soon_threadsafe(ls.protocol.notify, CHAT_DELTA,
+                                      {"conversationId": cid, "kind": kind, "text": text, **extra})
+
+        def work():
+            if not ls.ensure_model(engine):
+                raise ChatError(engine.load_error or "the model could not be loaded")
+            session = ChatSession(engine, conversation, request, emit=emit,
+                                  apply_edit=_make_apply_edit(ls, loop, cancel), read_buffer=_make_read_buffer(ls),
+                                  roots=list(ls.workspaces.roots), cancel=cancel)
+            return session.run()
+
+        try:
+            result = await loop.run_in_executor(self._pool, work)
+        except asyncio.CancelledError:
+            cancel.cancel("$/cancelRequest")
+            raise
+        except ChatError as exc:
+            raise JsonRpcInternalError(f"coderflash: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - one line for the editor, the details in the log
+            ls.log(f"chat failed: {type(exc).__name__}: {exc}", types.MessageType.Error)
+            raise JsonRpcInternalError(f"coderflash: chat failed: {exc}") from None
+        finally:
+            with self._lock:
+                if self._active.get(cid) is cancel:
+                    self._active.pop(cid, None)
+        return result.to_json()
+
+    def cancel(self, params: Any) -> dict[str, Any]:
+        """``coderflash/chat/cancel``: stop the conversation's running turn, if any."""
+        p = _plain(params)
+        cid = p.get("conversationId") if isinstance(p, dict) else None
+        if not isinstance(cid, str):
+            raise JsonRpcInvalidParams("conversationId must be a string")
+        with self._lock:
+            token = self._active.get(cid)
+        if token is not None:
+            token.cancel("cancelled by the user")
+        return {"conversationId": cid, "cancelled": token is not None}
 
 
-@server.feature(CHAT_CANCEL)
-def on_chat_cancel(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
-    p = _plain(params)
-    cid = p.get("conversationId") if isinstance(p, dict) else None
-    if not isinstance(cid, str):
-        raise JsonRpcInvalidParams("conversationId must be a string")
-    with _lock:
-        token = _active.get(cid)
-    if token is not None:
-        token.cancel("cancelled by the user")
-    return {"conversationId": cid, "cancelled": token is not None}
+def register(server: CoderflashServer) -> None:
+    turns = ChatTurns()
+
+    # pygls registers plain functions (it sets attributes on them), so the handlers wrap the turns' methods.
+    async def on_chat(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
+        return await turns.run(ls, params)
+
+    def on_chat_cancel(params: Any = None) -> dict[str, Any]:
+        return turns.cancel(params)
+
+    server.feature(CHAT_REQUEST)(on_chat)
+    server.feature(CHAT_CANCEL)(on_chat_cancel)

@@ -75,7 +75,7 @@ def _engine(root: Path, config: Config):
 
 # -- sub-commands ---------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import run_server
+    from .app import run_server
 
     run_server(tcp=args.tcp)
     return 0
@@ -194,8 +194,7 @@ def _terminal_progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = False, json_output: bool = False,
-                 grammars: list[str | None] | None = None) -> int:
+def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = False, json_output: bool = False) -> int:
     """``coderflash chat [--agent] [--json] MESSAGE``: the same loop as the editor, streamed to stdout.
 
     Edits cannot be reviewed in a terminal: ``propose_edit`` is reported (``edits``) but never applied.
@@ -205,7 +204,7 @@ def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = Fals
 
     engine = Engine(config, root, log=lambda m: None)
     try:
-        request = ChatRequest(message=message, mode="agent" if agent else "ask", grammars=grammars)
+        request = ChatRequest(message=message, mode="agent" if agent else "ask")
 
         def emit(kind: str, text: str, **extra: Any) -> None:
             if json_output:

@@ -6,22 +6,18 @@ Every edit is one WorkspaceEdit (files to create first, then text edits), so the
 from __future__ import annotations
 
 import asyncio
-import re
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
-from pygls.workspace.position_codec import ServerTextPosition
 
-from engine.inference.actions import ACTION_TITLES, ActionResult, ActionRunner
+from engine.inference.actions import ACTION_TITLES, ActionResult, ActionRunner, inside_definition
 
-from .server import CoderflashServer, server
-
-_DEFINITION_LINE = re.compile(
-    r"^\s*(?:export\s+)?(?:pub(?:\(\w+\))?\s+)?(?:async\s+)?(?:static\s+)?"
-    r"(?:def|class|function|fn|func|fun|struct|interface|impl|module|(?:public|private|protected)\s+[\w<>\[\], ]+\s*\()"
-)
+from .edits import FileEdits, workspace_edit
+from .positions import range_from_client, to_client
+from .server import CoderflashServer
 
 ACTION_KINDS = {
     "quickfix": types.CodeActionKind.QuickFix,
@@ -33,22 +29,11 @@ ACTION_KINDS = {
 }
 
 
-def _inside_definition(lines: list[str], line: int) -> bool:
-    """Cheap check for listing (no model, no index): is there a definition header at or above ``line``?"""
-    for number in range(min(line, len(lines) - 1), max(-1, line - 400), -1):
-        if _DEFINITION_LINE.match(lines[number]):
-            return True
-    return False
-
-
-@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                types.CodeActionOptions(code_action_kinds=sorted({str(k) for k in ACTION_KINDS.values()}),
-                                        resolve_provider=True))
 def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     uri = params.text_document.uri
     document = ls.workspace.get_text_document(uri)
     lines = document.source.split("\n")
-    selection = document.range_from_client_units(params.range)
+    selection = range_from_client(document, params.range)
     base = {"uri": uri, "version": document.version, "start_line": selection.start.line,
             "end_line": selection.end.line}
     actions: list[types.CodeAction] = []
@@ -63,11 +48,11 @@ def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list
                                         diagnostics=diagnostics))
 
     for diagnostic in params.context.diagnostics:
-        span = document.range_from_client_units(diagnostic.range)
+        span = range_from_client(document, diagnostic.range)
         message = diagnostic.message.split("\n", 1)[0][:80]
         add("quickfix", f"coderflash: Fix “{message}”", _diagnostics=[diagnostic],
             diagnostic={"message": diagnostic.message, "start_line": span.start.line, "end_line": span.end.line})
-    if _inside_definition(lines, selection.start.line):
+    if inside_definition(lines, selection.start.line):
         for kind in ("docstring", "body", "tests"):
             add(kind, ACTION_TITLES[kind])
     if selection.end != selection.start:
@@ -76,53 +61,49 @@ def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list
     return actions
 
 
-def _client_position(ls: CoderflashServer, text: str, line: int, character: int) -> types.Position:
-    lines = text.splitlines(True) or [""]
-    return ls.workspace.position_codec.position_to_client_units(lines, ServerTextPosition(line, character))
-
-
-def to_workspace_edit(ls: CoderflashServer, result: ActionResult, texts: dict[str, str]) -> types.WorkspaceEdit:
-    """Engine edits → a WorkspaceEdit; files are created first when the client supports it."""
-    caps = ls.client_capabilities.workspace
-    edit_caps = caps.workspace_edit if caps else None
-    document_changes = bool(edit_caps and edit_caps.document_changes)
-    can_create = bool(edit_caps and edit_caps.resource_operations and
-                      types.ResourceOperationKind.Create in edit_caps.resource_operations)
-    by_file: dict[str, list[types.TextEdit]] = {}
-    for edit in result.edits:
-        text = texts.get(edit.path, "")
-        by_file.setdefault(edit.path, []).append(types.TextEdit(
-            range=types.Range(start=_client_position(ls, text, edit.start_line, edit.start_character),
-                              end=_client_position(ls, text, edit.end_line, edit.end_character)),
-            new_text=edit.new_text))
-    if document_changes:
-        changes: list[Any] = []
-        if can_create:
-            changes += [types.CreateFile(uri=from_fs_path(p), options=types.CreateFileOptions(ignore_if_exists=True))
-                        for p in result.create_files]
-        for path, edits in by_file.items():
-            uri = from_fs_path(path)
-            version = ls.workspace.get_text_document(uri).version if uri in ls.workspace.text_documents else None
-            changes.append(types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-                edits=edits))
-        return types.WorkspaceEdit(document_changes=changes)
-    return types.WorkspaceEdit(changes={from_fs_path(p): e for p, e in by_file.items()})
-
-
-def _texts_for(ls: CoderflashServer, result: ActionResult, path: str, text: str) -> dict[str, str]:
+def action_edit(ls: CoderflashServer, result: ActionResult, path: str, text: str) -> types.WorkspaceEdit:
+    """An action's edits as one WorkspaceEdit. Positions are converted on the text each edit was computed
+    on: ``text`` for the document itself, the open buffer or the disk for another file (a test file)."""
     texts = {path: text}
+    by_file: dict[str, list[types.TextEdit]] = {}
+    codec = ls.workspace.position_codec
     for edit in result.edits:
         if edit.path not in texts:
-            uri = from_fs_path(edit.path)
-            if uri in ls.workspace.text_documents:
-                texts[edit.path] = ls.workspace.get_text_document(uri).source
-            elif Path(edit.path).is_file():
-                texts[edit.path] = Path(edit.path).read_text(encoding="utf-8", errors="replace")
-    return texts
+            texts[edit.path] = _current_text(ls, edit.path)
+        target = texts[edit.path]
+        by_file.setdefault(edit.path, []).append(types.TextEdit(
+            range=types.Range(start=to_client(codec, target, edit.start_line, edit.start_character),
+                              end=to_client(codec, target, edit.end_line, edit.end_character)),
+            new_text=edit.new_text))
+    files = []
+    for file_path, edits in by_file.items():
+        uri = from_fs_path(file_path)
+        version = ls.workspace.get_text_document(uri).version if uri in ls.workspace.text_documents else None
+        files.append(FileEdits(uri, edits, version))
+    return workspace_edit(ls.client_capabilities, files, create=[from_fs_path(p) for p in result.create_files])
 
 
-@server.feature(types.CODE_ACTION_RESOLVE)
+def _current_text(ls: CoderflashServer, path: str) -> str:
+    """The open buffer's text, else the file on disk, else empty (a file the action creates)."""
+    uri = from_fs_path(path)
+    if uri in ls.workspace.text_documents:
+        return ls.workspace.get_text_document(uri).source
+    if Path(path).is_file():
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    return ""
+
+
+def _write_explanation(ls: CoderflashServer, path: str, markdown: str) -> Path:
+    """An explanation as a Markdown file in the cache (the client opens it with showDocument)."""
+    engine = ls.workspaces.engine_for(Path(path))
+    folder = engine.config.cache_path / "explanations"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(markdown.encode()).hexdigest()[:10]
+    target = folder / f"{Path(path).stem}-{digest}.md"
+    target.write_text(markdown, encoding="utf-8")
+    return target
+
+
 async def on_code_action_resolve(ls: CoderflashServer, action: types.CodeAction) -> types.CodeAction:
     data = action.data or {}
     uri = data.get("uri")
@@ -151,9 +132,16 @@ async def on_code_action_resolve(ls: CoderflashServer, action: types.CodeAction)
     if result is None:
         return action
     if result.markdown is not None:
-        target = ls.write_explanation(path, result.markdown)
+        target = _write_explanation(ls, path, result.markdown)
         action.command = types.Command(title="Show explanation", command="coderflash.showExplanation",
                                        arguments=[str(target)])
         return action
-    action.edit = to_workspace_edit(ls, result, _texts_for(ls, result, path, text))
+    action.edit = action_edit(ls, result, path, text)
     return action
+
+
+def register(server: CoderflashServer) -> None:
+    server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                   types.CodeActionOptions(code_action_kinds=sorted({str(k) for k in ACTION_KINDS.values()}),
+                                           resolve_provider=True))(on_code_action)
+    server.feature(types.CODE_ACTION_RESOLVE)(on_code_action_resolve)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
-import logging
-
 from lsprotocol import types
 
-from engine.inference.actions import DEFAULT_REWRITE_INSTRUCTION, ActionRunner
+from engine.inference.actions import DEFAULT_REWRITE_INSTRUCTION, ActionResult, ActionRunner
 from engine.model.resolution import ModelError, pull
 
-from .code_actions import _texts_for, to_workspace_edit
-from .server import CoderflashServer, server
+from .code_actions import action_edit
+from .positions import range_from_client
+from .server import CoderflashServer
 
 logger = logging.getLogger("coderflash")
 
@@ -25,13 +25,11 @@ def _arg(args: Any, index: int, default: Any = None) -> Any:
     return default
 
 
-@server.command("coderflash.reindex")
 async def cmd_reindex(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     stats = await ls.index_all()
     return {"reindexed": stats}
 
 
-@server.command("coderflash.status")
 def cmd_status(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     status = ls.workspaces.status()
     model = status.get("model", {})
@@ -42,7 +40,6 @@ def cmd_status(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     return status
 
 
-@server.command("coderflash.clearCache")
 def cmd_clear_cache(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     cleared = ls.workspaces.clear_caches()
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info,
@@ -50,7 +47,6 @@ def cmd_clear_cache(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     return {"cleared": cleared}
 
 
-@server.command("coderflash.pullModel")
 async def cmd_pull_model(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     spec = _arg(args, 0) or ""
     async with ls.progress("coderflash: downloading model", cancellable=False) as report:
@@ -65,7 +61,6 @@ async def cmd_pull_model(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     return {"path": str(path)}
 
 
-@server.command("coderflash.rewriteSelection")
 async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     """Arguments: [uri, range, instruction?] or [{uri, range, instruction?}]."""
     first = _arg(args, 0)
@@ -76,12 +71,12 @@ async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, A
     if not uri or uri not in ls.workspace.text_documents or not isinstance(lsp_range, dict):
         return {"applied": False, "error": "rewriteSelection needs an open document uri and a range"}
     document = ls.workspace.get_text_document(uri)
-    selection = document.range_from_client_units(types.Range(
+    selection = range_from_client(document, types.Range(
         start=types.Position(**lsp_range["start"]), end=types.Position(**lsp_range["end"])))
     path, text = str(ls.document_path(uri)), document.source
     engine = ls.engine_for(uri)
 
-    def work():
+    def work() -> ActionResult | None:
         if not ls.ensure_model(engine):
             return None
         return ActionRunner(engine).run("rewrite", path, text, selection.start.line, selection.end.line,
@@ -90,12 +85,11 @@ async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, A
     result = await asyncio.get_running_loop().run_in_executor(ls.loader, work)
     if result is None:
         return {"applied": False, "error": "no model"}
-    edit = to_workspace_edit(ls, result, _texts_for(ls, result, path, text))
+    edit = action_edit(ls, result, path, text)
     response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="coderflash: rewrite"))
     return {"applied": bool(response.applied)}
 
 
-@server.command("coderflash.showExplanation")
 async def cmd_show_explanation(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     target = Path(str(_arg(args, 0, "")))
     if not target.is_file():
@@ -108,3 +102,12 @@ async def cmd_show_explanation(ls: CoderflashServer, *args: Any) -> dict[str, An
     text = target.read_text(encoding="utf-8")
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=text[:4000]))
     return {"shown": True}
+
+
+def register(server: CoderflashServer) -> None:
+    server.command("coderflash.reindex")(cmd_reindex)
+    server.command("coderflash.status")(cmd_status)
+    server.command("coderflash.clearCache")(cmd_clear_cache)
+    server.command("coderflash.pullModel")(cmd_pull_model)
+    server.command("coderflash.rewriteSelection")(cmd_rewrite_selection)
+    server.command("coderflash.showExplanation")(cmd_show_explanation)

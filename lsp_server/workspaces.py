@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from engine import __version__
 from engine.model_host import ModelHost
 from engine.service import Engine
 
@@ -127,13 +128,8 @@ class WorkspaceSet:
         counters = host.counters.to_json() if host is not None else {}
         model = host.model_info() if host is not None else {}
         indexing = [w["index"] for w in workspaces if w["index"].get("state") in ("building", "updating")]
-        return {"version": _version(), "model": model, "counters": counters, "workspaces": workspaces,
+        return {"version": __version__, "model": model, "counters": counters, "workspaces": workspaces,
                 "indexing": bool(indexing),
                 **{k: counters.get(k, 0) for k in ("requests", "prompt_tokens", "reused_tokens", "evaluated_tokens",
                                                    "cancelled")}}
 
-
-def _version() -> str:
-    from engine import __version__
-
-    return __version__

@@ -9,16 +9,17 @@ server turns into one WorkspaceEdit, so the client applies it with undo.
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
-from engine.model.backend import GenerationRequest, Sampling, chat_stop_ids
+from engine.config import Config
 from engine.context.redact import redact
 from engine.inference.scheduler import Priority
-
-if TYPE_CHECKING:  # pragma: no cover
-    from engine.service import Engine
+from engine.model.backend import Backend, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
+from indexer.languages import language_for_path
+from indexer.models import Definition
 
 DEFAULT_REWRITE_INSTRUCTION = "Improve this code: make it clearer and more idiomatic without changing its behaviour."
 
@@ -30,10 +31,48 @@ ACTION_TITLES = {
     "explain": "coderflash: Explain this code",
 }
 
-_COMMENT_STYLE = {
-    "python": None, "ruby": "#", "bash": "#", "lua": "--",
-}
+#: A definition header in most languages, read from one line without parsing. Listing actions only asks
+#: whether one is at or above the cursor; the fallback of ``find_enclosing`` takes the Python-like ones
+#: (``def``/``class``/``function`` and a name, no modifiers) and their indentation.
+DEFINITION_HEADER = re.compile(
+    r"^(?P<indent>\s*)(?P<modifiers>(?:export\s+)?(?:pub(?:\(\w+\))?\s+)?)(?:async\s+)?(?P<static>static\s+)?"
+    r"(?:(?P<kind>def|class|function|fn|func|fun|struct|interface|impl|module)(?:\s+(?P<name>\w+))?"
+    r"|(?:public|private|protected)\s+[\w<>\[\], ]+\s*\()"
+)
+_INDENTED_KINDS = ("def", "class", "function")
+_MAX_TOKENS = 512  # an action's answer: a function, a docstring, a test file
+_COMMENT_STYLE = {"ruby": "#", "shell": "#", "lua": "--"}  # others: /** */ (Python: a docstring)
 _FENCE = re.compile(r"```[\w+#.-]*[^\n]*\n(.*?)(?:```|\Z)", re.S)
+
+
+class SymbolIndex(Protocol):
+    """What the actions need of the workspace index (indexer.api.Index)."""
+
+    def set_overlay(self, path: str, text: str) -> None: ...
+
+    def symbol_at(self, path: str, line: int, character: int = 0) -> Definition | None: ...
+
+
+class ActionEngine(Protocol):
+    """What the actions need of a workspace's engine (engine.service.Engine)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def root(self) -> Path | None: ...
+
+    @property
+    def backend(self) -> Backend: ...
+
+    def repo_index(self) -> SymbolIndex | None: ...
+
+    def relative_path(self, path: Path | str) -> str: ...
+
+    def generate(self, request: GenerationRequest, *, priority: Priority = Priority.ACTION) -> Future[GenerationResult]: ...
+
+    def chat(self, messages: list[dict], *, max_tokens: int | None = None,
+             sampling: Sampling | None = None) -> Future[GenerationResult]: ...
 
 
 @dataclass
@@ -51,7 +90,6 @@ class ActionResult:
     edits: list[TextEdit] = field(default_factory=list)
     create_files: list[str] = field(default_factory=list)  # absolute paths created before the edits apply
     markdown: str | None = None  # for "explain"
-    generated_tokens: int = 0
 
 
 @dataclass
@@ -59,19 +97,24 @@ class Enclosing:
     """The definition around the cursor: its whole range and where its header ends."""
 
     name: str
-    kind: str
     start_line: int
     end_line: int
     header_end_line: int
     indent: str
 
 
-def language_of(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    return {".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript",
-            ".ts": "typescript", ".tsx": "typescript", ".go": "go", ".rs": "rust", ".java": "java",
-            ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".cs": "csharp", ".rb": "ruby",
-            ".php": "php", ".kt": "kotlin", ".lua": "lua", ".sh": "bash"}.get(suffix, "text")
+def inside_definition(lines: Sequence[str], line: int) -> bool:
+    """Cheap check for listing actions (no model, no index): is there a definition header at ``line`` or
+    within 400 lines above it?"""
+    for number in range(min(line, len(lines) - 1), max(-1, line - 400), -1):
+        if DEFINITION_HEADER.match(lines[number]):
+            return True
+    return False
+
+
+def _language(path: str) -> str:
+    """The language name for prompts and conventions (the index's one extension map)."""
+    return language_for_path(path) or "text"
 
 
 def extract_code(answer: str) -> str:
@@ -85,7 +128,22 @@ def _indent_of(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def find_enclosing(engine: "Engine", path: str, text: str, line: int) -> Enclosing | None:
+def _block(lines: Sequence[str], start: int, end: int) -> str:
+    return "\n".join(lines[start : end + 1])
+
+
+def _replace_lines(path: str, lines: Sequence[str], start: int, end: int, new_text: str) -> TextEdit:
+    end = min(end, len(lines) - 1)
+    return TextEdit(path, start, 0, end, len(lines[end]), new_text)
+
+
+def _file_head(lines: Sequence[str], enc: Enclosing) -> str:
+    """The file's first lines above the definition (its imports), as a hint for completing a body."""
+    head = "\n".join(lines[: min(enc.start_line, 40)])
+    return f"The file starts with:\n```\n{head}\n```" if head.strip() else ""
+
+
+def find_enclosing(engine: ActionEngine, path: str, text: str, line: int) -> Enclosing | None:
     """The innermost function/method/class around ``line``: from the index (tree-sitter) when available,
     else an indentation heuristic for Python-like code."""
     lines = text.split("\n")
@@ -103,13 +161,14 @@ def find_enclosing(engine: "Engine", path: str, text: str, line: int) -> Enclosi
         if definition is not None:
             header_lines = max(1, definition.signature.count("\n") + 1)
             start = definition.start_line
-            return Enclosing(definition.name, definition.kind, start, definition.end_line,
+            return Enclosing(definition.name, start, definition.end_line,
                              min(start + header_lines - 1, definition.end_line),
                              _indent_of(lines[start]) if start < len(lines) else "")
     for number in range(min(line, len(lines) - 1), -1, -1):
-        match = re.match(r"(\s*)(?:async\s+)?(def|class|function)\s+(\w+)", lines[number])
-        if match:
-            indent = match.group(1)
+        match = DEFINITION_HEADER.match(lines[number])
+        if (match and match["kind"] in _INDENTED_KINDS and match["name"]
+                and not match["modifiers"] and not match["static"]):
+            indent = match["indent"]
             end = number
             for later in range(number + 1, len(lines)):
                 if lines[later].strip() and len(_indent_of(lines[later])) <= len(indent):
@@ -118,20 +177,20 @@ def find_enclosing(engine: "Engine", path: str, text: str, line: int) -> Enclosi
             header_end = number
             while header_end < end and not lines[header_end].rstrip().endswith((":", "{")):
                 header_end += 1
-            return Enclosing(match.group(3), match.group(2), number, end, header_end, indent)
+            return Enclosing(match["name"], number, end, header_end, indent)
     return None
 
 
 def test_file_for(path: str, root: Path | None) -> str:
     """Where generated tests go, following each ecosystem's convention."""
     p = Path(path)
-    language = language_of(path)
+    language = _language(path)
     if language == "python":
         tests_dir = (root / "tests") if root is not None else None
         if tests_dir is not None and tests_dir.is_dir():
             return str(tests_dir / f"test_{p.stem}.py")
         return str(p.with_name(f"test_{p.stem}.py"))
-    if language in ("javascript", "typescript"):
+    if language in ("javascript", "typescript", "tsx"):
         return str(p.with_name(f"{p.stem}.test{p.suffix}"))
     if language == "go":
         return str(p.with_name(f"{p.stem}_test.go"))
@@ -143,29 +202,25 @@ def test_file_for(path: str, root: Path | None) -> str:
 class ActionRunner:
     """Runs one code action on the shared model (code-action priority: below keystrokes, above chat)."""
 
-    def __init__(self, engine: "Engine", max_tokens: int = 512) -> None:
+    def __init__(self, engine: ActionEngine) -> None:
         self.engine = engine
-        self.max_tokens = max_tokens
 
     # -- model ------------------------------------------------------------------------------------
-    def ask(self, instruction: str, code: str, path: str, extra: str = "") -> tuple[str, int]:
-        """One chat turn at action priority; returns (answer, generated tokens)."""
+    def ask(self, instruction: str, code: str, path: str, extra: str = "") -> str:
+        """One chat turn at action priority, greedy; returns the answer."""
         backend = self.engine.backend
-        language = language_of(path)
         system = ("You are coderflash, a coding assistant inside the user's editor. Answer with code only, "
                   "in one fenced code block, unless asked to explain.")
-        user = f"{instruction}\n\nFile: {self.engine.relative_path(path)}\n```{language}\n{redact(code)}\n```"
+        user = f"{instruction}\n\nFile: {self.engine.relative_path(path)}\n```{_language(path)}\n{redact(code)}\n```"
         if extra:
             user += "\n\n" + redact(extra)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         greedy = Sampling(temperature=0.0)
         if self.engine.config.backend == "openai":  # the server renders its own template
-            result = self.engine.chat(messages, max_tokens=self.max_tokens, sampling=greedy).result()
-            return result.text, result.generated_tokens
-        request = GenerationRequest(pieces=backend.render_chat(messages), max_tokens=self.max_tokens,
+            return self.engine.chat(messages, max_tokens=_MAX_TOKENS, sampling=greedy).result().text
+        request = GenerationRequest(pieces=backend.render_chat(messages), max_tokens=_MAX_TOKENS,
                                     sampling=greedy, stop_ids=chat_stop_ids(backend))
-        result = self.engine.generate(request, priority=Priority.ACTION).result()
-        return result.text, result.generated_tokens
+        return self.engine.generate(request, priority=Priority.ACTION).result().text
 
     # -- actions ----------------------------------------------------------------------------------
     def run(self, kind: str, path: str, text: str, start_line: int, end_line: int, *,
@@ -188,41 +243,31 @@ class ActionRunner:
             return self._tests(path, lines, enclosing)
         raise ValueError(f"unknown action {kind!r}")
 
-    def _block(self, lines: Sequence[str], start: int, end: int) -> str:
-        return "\n".join(lines[start : end + 1])
-
-    def _replace_lines(self, path: str, lines: Sequence[str], start: int, end: int, new_text: str) -> TextEdit:
-        end = min(end, len(lines) - 1)
-        return TextEdit(path, start, 0, end, len(lines[end]), new_text)
-
     def _fix(self, path: str, lines: Sequence[str], diagnostic: dict[str, Any]) -> ActionResult:
         start = int(diagnostic["start_line"])
         end = int(diagnostic.get("end_line", start))
         lo, hi = max(0, start - 3), min(len(lines) - 1, end + 3)
-        answer, used = self.ask(
-            f"Fix this problem reported at line {start + 1}: {diagnostic.get('message', '')}. "
-            f"Reply with the corrected version of exactly these lines.", self._block(lines, lo, hi), path)
-        code = extract_code(answer)
-        return ActionResult([self._replace_lines(path, lines, lo, hi, code)], generated_tokens=used)
+        answer = self.ask(f"Fix this problem reported at line {start + 1}: {diagnostic.get('message', '')}. "
+                          f"Reply with the corrected version of exactly these lines.", _block(lines, lo, hi), path)
+        return ActionResult([_replace_lines(path, lines, lo, hi, extract_code(answer))])
 
     def _rewrite(self, path: str, lines: Sequence[str], start: int, end: int, instruction: str) -> ActionResult:
-        answer, used = self.ask(f"Rewrite this code. Instruction: {instruction}", self._block(lines, start, end), path)
-        return ActionResult([self._replace_lines(path, lines, start, end, extract_code(answer))], generated_tokens=used)
+        answer = self.ask(f"Rewrite this code. Instruction: {instruction}", _block(lines, start, end), path)
+        return ActionResult([_replace_lines(path, lines, start, end, extract_code(answer))])
 
     def _explain(self, path: str, lines: Sequence[str], start: int, end: int) -> ActionResult:
         if end <= start:
             start, end = max(0, start - 10), min(len(lines) - 1, start + 10)
-        answer, used = self.ask("Explain what this code does, briefly, in Markdown.", self._block(lines, start, end), path)
+        answer = self.ask("Explain what this code does, briefly, in Markdown.", _block(lines, start, end), path)
         rel = self.engine.relative_path(path)
-        return ActionResult(markdown=f"# {rel}, lines {start + 1}–{end + 1}\n\n{answer.strip()}\n",
-                            generated_tokens=used)
+        return ActionResult(markdown=f"# {rel}, lines {start + 1}–{end + 1}\n\n{answer.strip()}\n")
 
     def _docstring(self, path: str, lines: Sequence[str], enc: Enclosing) -> ActionResult:
-        answer, used = self.ask(f"Write a concise docstring for `{enc.name}`: one summary line, then what the "
-                                "arguments and result mean. Reply with the docstring text only.",
-                                self._block(lines, enc.start_line, enc.end_line), path)
+        answer = self.ask(f"Write a concise docstring for `{enc.name}`: one summary line, then what the "
+                          "arguments and result mean. Reply with the docstring text only.",
+                          _block(lines, enc.start_line, enc.end_line), path)
         doc = extract_code(answer).strip().strip('"').strip("'").strip() or f"{enc.name}."
-        language = language_of(path)
+        language = _language(path)
         if language == "python":
             body_indent = enc.indent + "    "
             for later in lines[enc.header_end_line + 1 : enc.end_line + 1]:
@@ -233,42 +278,36 @@ class ActionRunner:
             block = "\n".join([f'{body_indent}"""{doc_lines[0]}'] + [f"{body_indent}{d}" if d else "" for d in doc_lines[1:]])
             block += ("\n" + body_indent if len(doc_lines) > 1 else "") + '"""\n'
             line = enc.header_end_line + 1
-            return ActionResult([TextEdit(path, line, 0, line, 0, block)], generated_tokens=used)
+            return ActionResult([TextEdit(path, line, 0, line, 0, block)])
         marker = _COMMENT_STYLE.get(language)
         if marker:
             block = "\n".join(f"{enc.indent}{marker} {d}".rstrip() for d in doc.split("\n")) + "\n"
         else:
             block = f"{enc.indent}/**\n" + "\n".join(f"{enc.indent} * {d}".rstrip() for d in doc.split("\n")) + f"\n{enc.indent} */\n"
-        return ActionResult([TextEdit(path, enc.start_line, 0, enc.start_line, 0, block)], generated_tokens=used)
+        return ActionResult([TextEdit(path, enc.start_line, 0, enc.start_line, 0, block)])
 
     def _body(self, path: str, lines: Sequence[str], enc: Enclosing) -> ActionResult:
-        answer, used = self.ask(f"Complete the body of `{enc.name}`. Keep its signature. Reply with the whole "
-                                "definition.", self._block(lines, enc.start_line, enc.end_line), path,
-                                extra=self._context_hint(path, lines, enc))
-        code = extract_code(answer)
-        return ActionResult([self._replace_lines(path, lines, enc.start_line, enc.end_line, code)], generated_tokens=used)
-
-    def _context_hint(self, path: str, lines: Sequence[str], enc: Enclosing) -> str:
-        head = "\n".join(lines[: min(enc.start_line, 40)])
-        return f"The file starts with:\n```\n{head}\n```" if head.strip() else ""
+        answer = self.ask(f"Complete the body of `{enc.name}`. Keep its signature. Reply with the whole "
+                          "definition.", _block(lines, enc.start_line, enc.end_line), path,
+                          extra=_file_head(lines, enc))
+        return ActionResult([_replace_lines(path, lines, enc.start_line, enc.end_line, extract_code(answer))])
 
     def _tests(self, path: str, lines: Sequence[str], enc: Enclosing) -> ActionResult:
         target = test_file_for(path, self.engine.root)
-        answer, used = self.ask(f"Write unit tests for `{enc.name}` using the project's usual test framework. "
-                                "Reply with the test code only.", self._block(lines, enc.start_line, enc.end_line), path)
+        answer = self.ask(f"Write unit tests for `{enc.name}` using the project's usual test framework. "
+                          "Reply with the test code only.", _block(lines, enc.start_line, enc.end_line), path)
         code = extract_code(answer).rstrip() + "\n"
         target_path = Path(target)
         if target == path:  # same file (Rust): append at the end
             last = len(lines) - 1
-            return ActionResult([TextEdit(path, last, len(lines[last]), last, len(lines[last]), "\n\n" + code)],
-                                generated_tokens=used)
+            return ActionResult([TextEdit(path, last, len(lines[last]), last, len(lines[last]), "\n\n" + code)])
         if target_path.exists():
             existing = target_path.read_text(encoding="utf-8", errors="replace").split("\n")
             last = len(existing) - 1
             return ActionResult([TextEdit(target, last, len(existing[last]), last, len(existing[last]),
-                                          ("\n\n" if existing[last].strip() else "\n") + code)], generated_tokens=used)
+                                          ("\n\n" if existing[last].strip() else "\n") + code)])
         header = ""
-        if language_of(path) == "python":
+        if _language(path) == "python":
             module = self.engine.relative_path(path)[:-3].replace("/", ".")
             header = f"from {module} import {enc.name}\n\n\n"
-        return ActionResult([TextEdit(target, 0, 0, 0, 0, header + code)], create_files=[target], generated_tokens=used)
+        return ActionResult([TextEdit(target, 0, 0, 0, 0, header + code)], create_files=[target])

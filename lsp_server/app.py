@@ -1,0 +1,31 @@
+"""The one place the language server is put together: the server object, then every handler module
+registers its methods on it. ``coderflash serve`` runs it."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
+
+from . import chat_handlers, code_actions, commands, completion, documents, lifecycle
+from .server import CoderflashServer
+
+
+def build_server() -> CoderflashServer:
+    server = CoderflashServer()
+    for module in (lifecycle, documents, completion, code_actions, commands, chat_handlers):
+        module.register(server)
+    return server
+
+
+def run_server(tcp: str | None = None) -> None:
+    """Serve on stdio, or on ``host:port`` (``--tcp``)."""
+    logging.basicConfig(level=logging.WARNING)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` dumps every thread's stack to stderr
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    server = build_server()
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
