@@ -20,13 +20,23 @@ from .positions import range_from_client, to_client
 from .server import CoderflashServer
 
 ACTION_KINDS = {
-    "quickfix": types.CodeActionKind.QuickFix,
-    "docstring": types.CodeActionKind.RefactorRewrite,
-    "body": types.CodeActionKind.RefactorRewrite,
-    "rewrite": types.CodeActionKind.RefactorRewrite,
+    "quickfix": types.CodeActionKind.QuickFix.value,
+    "docstring": types.CodeActionKind.RefactorRewrite.value,
+    "body": types.CodeActionKind.RefactorRewrite.value,
+    "rewrite": types.CodeActionKind.RefactorRewrite.value,
     "tests": "source.coderflash.generateTests",
     "explain": "source.coderflash.explain",
 }
+
+
+def kind_value(kind: types.CodeActionKind | str) -> str:
+    """The wire string of a kind: ``str()`` of an lsprotocol enum is ``"CodeActionKind.QuickFix"``."""
+    return kind.value if isinstance(kind, types.CodeActionKind) else str(kind)
+
+
+def kind_wanted(kind: str, only: list[types.CodeActionKind | str] | None) -> bool:
+    """LSP's ``only`` filter is hierarchical: ``refactor`` asks for ``refactor.rewrite`` too."""
+    return not only or any(kind == w or kind.startswith(w + ".") for w in map(kind_value, only))
 
 
 def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list[types.CodeAction]:
@@ -41,7 +51,7 @@ def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list
 
     def add(kind: str, title: str, **data: Any) -> None:
         lsp_kind = ACTION_KINDS[kind]
-        if wanted and not any(str(lsp_kind).startswith(str(w)) for w in wanted):
+        if not kind_wanted(lsp_kind, wanted):
             return
         diagnostics = data.pop("_diagnostics", None)
         actions.append(types.CodeAction(title=title, kind=lsp_kind, data={**base, "kind": kind, **data},
@@ -142,6 +152,6 @@ async def on_code_action_resolve(ls: CoderflashServer, action: types.CodeAction)
 
 def register(server: CoderflashServer) -> None:
     server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                   types.CodeActionOptions(code_action_kinds=sorted({str(k) for k in ACTION_KINDS.values()}),
+                   types.CodeActionOptions(code_action_kinds=sorted(set(ACTION_KINDS.values())),
                                            resolve_provider=True))(on_code_action)
     server.feature(types.CODE_ACTION_RESOLVE)(on_code_action_resolve)

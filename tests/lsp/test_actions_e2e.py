@@ -40,7 +40,7 @@ async def client(lsp_client: LanguageClient, workspace: Path):
         client.applied_edits.append(params)
         return types.ApplyWorkspaceEditResult(applied=True)
 
-    await lsp_client.initialize_session(params)
+    lsp_client.initialize_result = await lsp_client.initialize_session(params)
     yield
     await lsp_client.shutdown_session()
 
@@ -52,11 +52,11 @@ def _open(client: LanguageClient, path: Path) -> tuple[str, str]:
     return uri, text
 
 
-async def _actions(client: LanguageClient, uri: str, line: int, diagnostics=()) -> list[types.CodeAction]:
+async def _actions(client: LanguageClient, uri: str, line: int, diagnostics=(), only=None) -> list[types.CodeAction]:
     result = await client.text_document_code_action_async(types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri=uri),
         range=types.Range(start=types.Position(line=line, character=4), end=types.Position(line=line, character=4)),
-        context=types.CodeActionContext(diagnostics=list(diagnostics))))
+        context=types.CodeActionContext(diagnostics=list(diagnostics), only=only)))
     return [a for a in result or [] if isinstance(a, types.CodeAction)]
 
 
@@ -134,3 +134,14 @@ async def test_rewrite_selection_applies_through_the_client(client: LanguageClie
     assert client.applied_edits and client.applied_edits[-1].label == "coderflash: rewrite"
     edits = client.applied_edits[-1].edit.document_changes[0].edits
     assert edits[0].range.start.line == 8
+
+
+async def test_kinds_are_advertised_and_filtered_by_their_wire_names(client: LanguageClient, workspace: Path) -> None:
+    """``only: ["refactor"]`` (VS Code's Refactor… menu) lists the rewrite actions; the capability names
+    the kinds as the protocol spells them ("quickfix", not the enum's Python name)."""
+    kinds = client.initialize_result.capabilities.code_action_provider.code_action_kinds
+    assert "quickfix" in kinds and "refactor.rewrite" in kinds
+    uri, _ = _open(client, workspace / "shop" / "pricing.py")
+    refactors = await _actions(client, uri, 8, only=[types.CodeActionKind.Refactor])
+    assert {a.data["kind"] for a in refactors} == {"docstring", "body"}
+    assert await _actions(client, uri, 8, only=[types.CodeActionKind.QuickFix]) == []
