@@ -21,7 +21,10 @@ import numpy as np
 from .discovery import IgnoreRules, discover, stat_one
 from .languages import is_parseable, language_for_path, load
 from .models import Definition, FileInfo, IndexStats, Reference
-from .parser import ParsedFile, content_hash, decode_refs, from_wire, parse_source, reparse, unpack_positions
+from .parsed import ParsedFile, decode_refs, from_wire, unpack_positions
+from .parser import parse_source
+from .reparse import reparse
+from .worker import content_hash
 from .ranking import RankModel
 from .resolve import Resolver
 from .settings import IndexSettings, is_secret_path
