@@ -68,7 +68,7 @@ def child_floor(corpus: str, cache: str) -> dict:
 
     import tree_sitter as ts
 
-    from indexer.languages import LANGS, _tags_path
+    from indexer.languages import LANGS, tags_path
 
     db = next(Path(cache, "index").glob("*.sqlite"))
     con = sqlite3.connect(db)
@@ -80,7 +80,7 @@ def child_floor(corpus: str, cache: str) -> dict:
     for lang in {lang for _, lang in rows}:
         spec = LANGS[lang]
         language = ts.Language(getattr(importlib.import_module(spec.module), spec.func)())
-        text = "\n".join(open(p).read() for p in (_tags_path(m) for m in spec.tags_from) if p) or spec.extra
+        text = "\n".join(open(p).read() for p in (tags_path(m) for m in spec.tags_from) if p) or spec.extra
         loaded[lang] = (ts.Parser(language), ts.Query(language, text))
     t0 = time.perf_counter()
     c0 = time.process_time()
