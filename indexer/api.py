@@ -176,8 +176,9 @@ class Index:
         return self._queries.outline(path)
 
     def symbol_at(self, path: str, line: int, character: int = 0) -> Definition | None:
-        """Innermost definition whose line range contains (line, character); 0-based."""
-        return self._queries.symbol_at(path, line, character)
+        """Innermost definition whose line range contains ``line`` (0-based).  ``character`` is accepted
+        for LSP-shaped callers but not used: definitions are matched by whole lines."""
+        return self._queries.symbol_at(path, line)
 
     def references_in_range(self, path: str, start_line: int, end_line: int) -> list[Reference]:
         """Identifier uses in [start_line, end_line] (0-based, inclusive), in source order."""

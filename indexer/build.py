@@ -188,8 +188,8 @@ class Builder:
         workers = settings.effective_workers()
         mll = settings.max_line_length
         if workers <= 1 or len(todo) < _POOL_MIN_FILES:
-            for rel, size, mtime, h in todo:
-                yield process_file(root, rel, size, mtime, h, mll)
+            for rel, _size, mtime, h in todo:
+                yield process_file(root, rel, mtime, h, mll)
             return
         # interleave big and small files so chunks cost about the same
         n_chunks = max(workers * 8, len(todo) // 24)

@@ -134,7 +134,7 @@ class Updater:
                                      (fid,)).fetchone() if fid is not None else None
             if row is not None and row[0] == cand.size and row[1] == cand.mtime_ns and not row[3]:
                 return None
-            res = process_file(state.root, rel, cand.size, cand.mtime_ns, row[2] if row else None,
+            res = process_file(state.root, rel, cand.mtime_ns, row[2] if row else None,
                                state.settings.max_line_length, self.edit_parser.parse)
             if res[0] == "skip":
                 reason = res[2]

@@ -71,7 +71,7 @@ class Queries:
         defs = self._defs("f.path=? ORDER BY d.start_byte", (self.state.rel(path),))
         return [replace(d, doc="") for d in defs]
 
-    def symbol_at(self, path: str, line: int, character: int = 0) -> Definition | None:
+    def symbol_at(self, path: str, line: int) -> Definition | None:
         state = self.state
         rel = state.rel(path)
         with state.store.lock:

@@ -48,9 +48,13 @@ def content_skip_reason(data: bytes, max_line_length: int) -> str | None:
     return None
 
 
-def process_file(root: str, rel: str, size: int, mtime_ns: int, known_hash: str | None,
+def process_file(root: str, rel: str, mtime_ns: int, known_hash: str | None,
                  max_line_length: int,
                  parse: Callable[[str, bytes], tuple[str | None, ParsedFile]] | None = None) -> Result:
+    """Read, check and parse one file (``parse``: the parser to use, ``parse_bytes`` when None).
+
+    Unchanged content (hash ``known_hash``) is reported as "same" without parsing; the size reported
+    is that of the bytes read, which is what was indexed even if the file changed since it was listed."""
     path = os.path.join(root, rel)
     try:
         with open(path, "rb") as f:
@@ -88,8 +92,8 @@ def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]])
     # collector only burns ~10% of the worker's CPU here, so it is paused for the chunk.
     gc.disable()
     try:
-        for rel, size, mtime, h in items:
-            r = process_file(root, rel, size, mtime, h, max_line_length)
+        for rel, _size, mtime, h in items:
+            r = process_file(root, rel, mtime, h, max_line_length)
             if r[0] == "parsed":
                 r = r[:6] + (to_wire(r[6]),)
             out.append(r)
