@@ -26,6 +26,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -34,7 +35,8 @@ CORPUS_CACHE = Path(os.environ.get("CODERFLASH_INDEX_BENCH_CACHE", Path.home() /
 
 
 # ----------------------------------------------------------------------------- children
-def child_cold(corpus: str, cache: str) -> dict:
+def _timed_build(corpus: str, cache: str) -> tuple[Any, float]:
+    """Open the index of ``corpus`` and build it (cold or warm, whatever the cache holds): (stats, seconds)."""
     from indexer import Index
 
     t0 = time.perf_counter()
@@ -42,6 +44,11 @@ def child_cold(corpus: str, cache: str) -> dict:
     stats = idx.build()
     elapsed = time.perf_counter() - t0
     idx.close()
+    return stats, elapsed
+
+
+def child_cold(corpus: str, cache: str) -> dict:
+    stats, elapsed = _timed_build(corpus, cache)
     ru_self = resource.getrusage(resource.RUSAGE_SELF)
     ru_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"elapsed_s": elapsed, "stats": stats.to_json(), "rss_main_mb": ru_self.ru_maxrss / 1024,
@@ -51,13 +58,7 @@ def child_cold(corpus: str, cache: str) -> dict:
 
 
 def child_warm(corpus: str, cache: str) -> dict:
-    from indexer import Index
-
-    t0 = time.perf_counter()
-    idx = Index.open(corpus, cache)
-    stats = idx.build()
-    elapsed = time.perf_counter() - t0
-    idx.close()
+    stats, elapsed = _timed_build(corpus, cache)
     return {"elapsed_s": elapsed, "parsed_files": stats.parsed_files, "reused_files": stats.reused_files,
             "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
