@@ -26,6 +26,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -34,7 +35,8 @@ CORPUS_CACHE = Path(os.environ.get("CODERFLASH_INDEX_BENCH_CACHE", Path.home() /
 
 
 # ----------------------------------------------------------------------------- children
-def child_cold(corpus: str, cache: str) -> dict:
+def _timed_build(corpus: str, cache: str) -> tuple[Any, float]:
+    """Open the index of ``corpus`` and build it (cold or warm, whatever the cache holds): (stats, seconds)."""
     from indexer import Index
 
     t0 = time.perf_counter()
@@ -42,6 +44,11 @@ def child_cold(corpus: str, cache: str) -> dict:
     stats = idx.build()
     elapsed = time.perf_counter() - t0
     idx.close()
+    return stats, elapsed
+
+
+def child_cold(corpus: str, cache: str) -> dict:
+    stats, elapsed = _timed_build(corpus, cache)
     ru_self = resource.getrusage(resource.RUSAGE_SELF)
     ru_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"elapsed_s": elapsed, "stats": stats.to_json(), "rss_main_mb": ru_self.ru_maxrss / 1024,
@@ -51,13 +58,7 @@ def child_cold(corpus: str, cache: str) -> dict:
 
 
 def child_warm(corpus: str, cache: str) -> dict:
-    from indexer import Index
-
-    t0 = time.perf_counter()
-    idx = Index.open(corpus, cache)
-    stats = idx.build()
-    elapsed = time.perf_counter() - t0
-    idx.close()
+    stats, elapsed = _timed_build(corpus, cache)
     return {"elapsed_s": elapsed, "parsed_files": stats.parsed_files, "reused_files": stats.reused_files,
             "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -68,7 +69,7 @@ def child_floor(corpus: str, cache: str) -> dict:
 
     import tree_sitter as ts
 
-    from indexer.languages import LANGS, _tags_path
+    from indexer.languages import LANGS, tags_path
 
     db = next(Path(cache, "index").glob("*.sqlite"))
     con = sqlite3.connect(db)
@@ -80,7 +81,7 @@ def child_floor(corpus: str, cache: str) -> dict:
     for lang in {lang for _, lang in rows}:
         spec = LANGS[lang]
         language = ts.Language(getattr(importlib.import_module(spec.module), spec.func)())
-        text = "\n".join(open(p).read() for p in (_tags_path(m) for m in spec.tags_from) if p) or spec.extra
+        text = "\n".join(open(p).read() for p in (tags_path(m) for m in spec.tags_from) if p) or spec.extra
         loaded[lang] = (ts.Parser(language), ts.Query(language, text))
     t0 = time.perf_counter()
     c0 = time.process_time()

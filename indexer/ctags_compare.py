@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections import defaultdict
 from typing import Iterable
@@ -19,10 +18,6 @@ from .languages import language_for_path
 from .parser import parse_source
 
 COMPARED_KINDS = frozenset({"function", "method", "class", "struct", "interface", "func", "generator"})
-
-
-def ctags_available() -> bool:
-    return shutil.which("ctags") is not None
 
 
 def ctags_definitions(root: str, rel_paths: Iterable[str]) -> list[tuple[str, str, int, str]]:

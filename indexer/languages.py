@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import tree_sitter as ts
@@ -23,12 +23,11 @@ import tree_sitter as ts
 @dataclass(frozen=True)
 class LangSpec:
     name: str
-    module: str
-    func: str = "language"
+    module: str  # the grammar wheel's module
+    func: str = "language"  # its function returning the language
     tags_from: tuple[str, ...] = ()  # modules whose queries/tags.scm to use (in order)
     extra: str = ""  # our additional definition / import / scope patterns
-    ident_types: tuple[str, ...] = ("identifier",)
-    comment_prefixes: tuple[str, ...] = ("//", "/*", "*")
+    ident_types: tuple[str, ...] = ("identifier",)  # node types that are identifiers (references)
 
 
 _JS_EXTRA = r"""
@@ -71,44 +70,22 @@ _CPP_EXTRA = _C_EXTRA + r"""
 (concept_definition name: (identifier) @name) @definition.type
 """
 
-LANGS: dict[str, LangSpec] = {
-    "python": LangSpec(
-        "python", "tree_sitter_python", tags_from=("tree_sitter_python",),
-        extra=r"""
+#: Our patterns per language, appended to the grammar's tags.scm: definitions it misses, imports, scopes.
+_EXTRA: dict[str, str] = {
+    "python": r"""
 (assignment left: (identifier) @name right: (lambda)) @definition.function
 (import_statement) @import
 (import_from_statement) @import
 """,
-        comment_prefixes=("#",),
-    ),
-    "javascript": LangSpec(
-        "javascript", "tree_sitter_javascript", tags_from=("tree_sitter_javascript",),
-        extra=_JS_EXTRA + "(field_definition property: (property_identifier) @name value: [(arrow_function) (function_expression)]) @definition.method",
-        ident_types=("identifier", "property_identifier", "shorthand_property_identifier",
-                     "private_property_identifier"),
-    ),
-    "typescript": LangSpec(
-        "typescript", "tree_sitter_typescript", "language_typescript",
-        tags_from=("tree_sitter_javascript", "tree_sitter_typescript"), extra=_TS_EXTRA,
-        ident_types=("identifier", "property_identifier", "shorthand_property_identifier", "type_identifier"),
-    ),
-    "tsx": LangSpec(
-        "tsx", "tree_sitter_typescript", "language_tsx",
-        tags_from=("tree_sitter_javascript", "tree_sitter_typescript"), extra=_TS_EXTRA,
-        ident_types=("identifier", "property_identifier", "shorthand_property_identifier", "type_identifier"),
-    ),
-    "go": LangSpec(
-        "go", "tree_sitter_go", tags_from=("tree_sitter_go",),
-        extra=r"""
+    "javascript": _JS_EXTRA + "(field_definition property: (property_identifier) @name value: [(arrow_function) (function_expression)]) @definition.method",
+    "typescript": _TS_EXTRA,
+    "tsx": _TS_EXTRA,
+    "go": r"""
 (type_alias name: (type_identifier) @name) @definition.type
 (method_elem name: (field_identifier) @name) @definition.method
 (import_spec path: (_) @src) @import
 """,
-        ident_types=("identifier", "type_identifier", "field_identifier"),
-    ),
-    "rust": LangSpec(
-        "rust", "tree_sitter_rust", tags_from=("tree_sitter_rust",),
-        extra=r"""
+    "rust": r"""
 (function_signature_item name: (identifier) @name) @definition.method
 (const_item name: (identifier) @name) @definition.constant
 (static_item name: (identifier) @name) @definition.constant
@@ -116,11 +93,7 @@ LANGS: dict[str, LangSpec] = {
 (use_declaration argument: (_) @src) @import
 (mod_item name: (identifier) @src !body) @import
 """,
-        ident_types=("identifier", "type_identifier", "field_identifier"),
-    ),
-    "java": LangSpec(
-        "java", "tree_sitter_java", tags_from=("tree_sitter_java",),
-        extra=r"""
+    "java": r"""
 (enum_declaration name: (identifier) @name) @definition.enum
 (record_declaration name: (identifier) @name) @definition.class
 (constructor_declaration name: (identifier) @name) @definition.method
@@ -128,11 +101,7 @@ LANGS: dict[str, LangSpec] = {
 (annotation_type_element_declaration name: (identifier) @name) @definition.method
 (import_declaration) @import
 """,
-        ident_types=("identifier", "type_identifier"),
-    ),
-    "kotlin": LangSpec(
-        "kotlin", "tree_sitter_kotlin",
-        extra=r"""
+    "kotlin": r"""
 (class_declaration name: (identifier) @name) @definition.class
 (object_declaration name: (identifier) @name) @definition.class
 (function_declaration name: (identifier) @name) @definition.function
@@ -140,18 +109,9 @@ LANGS: dict[str, LangSpec] = {
 (source_file (property_declaration (variable_declaration (identifier) @name)) @definition.constant)
 (import (qualified_identifier) @src) @import
 """,
-    ),
-    "c": LangSpec(
-        "c", "tree_sitter_c", tags_from=("tree_sitter_c",), extra=_C_EXTRA,
-        ident_types=("identifier", "type_identifier", "field_identifier"),
-    ),
-    "cpp": LangSpec(
-        "cpp", "tree_sitter_cpp", tags_from=("tree_sitter_cpp",), extra=_CPP_EXTRA,
-        ident_types=("identifier", "type_identifier", "field_identifier", "namespace_identifier"),
-    ),
-    "csharp": LangSpec(
-        "csharp", "tree_sitter_c_sharp", tags_from=("tree_sitter_c-sharp",),
-        extra=r"""
+    "c": _C_EXTRA,
+    "cpp": _CPP_EXTRA,
+    "csharp": r"""
 (struct_declaration name: (identifier) @name) @definition.class
 (enum_declaration name: (identifier) @name) @definition.enum
 (record_declaration name: (identifier) @name) @definition.class
@@ -160,18 +120,10 @@ LANGS: dict[str, LangSpec] = {
 (delegate_declaration name: (identifier) @name) @definition.type
 (using_directive) @import
 """,
-    ),
-    "ruby": LangSpec(
-        "ruby", "tree_sitter_ruby", tags_from=("tree_sitter_ruby",),
-        extra=r"""
+    "ruby": r"""
 (call method: (identifier) @_fn arguments: (argument_list . (string) @src) (#match? @_fn "^(require|require_relative|load)$")) @import
 """,
-        ident_types=("identifier", "constant"),
-        comment_prefixes=("#",),
-    ),
-    "php": LangSpec(
-        "php", "tree_sitter_php", "language_php", tags_from=("tree_sitter_php",),
-        extra=r"""
+    "php": r"""
 (enum_declaration name: (name) @name) @definition.enum
 (namespace_use_clause) @import
 (require_once_expression (string) @src) @import
@@ -179,9 +131,36 @@ LANGS: dict[str, LangSpec] = {
 (include_expression (string) @src) @import
 (include_once_expression (string) @src) @import
 """,
-        ident_types=("name",),
-        comment_prefixes=("//", "/*", "*", "#"),
-    ),
+}
+
+_JS_TAGS = ("tree_sitter_javascript",)
+_TS_TAGS = ("tree_sitter_javascript", "tree_sitter_typescript")
+_TYPED_IDENTS = ("identifier", "type_identifier", "field_identifier")
+_TS_IDENTS = ("identifier", "property_identifier", "shorthand_property_identifier", "type_identifier")
+
+#: language -> (grammar module, its language function, modules whose tags.scm to use, identifier node types)
+_GRAMMARS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
+    "python": ("tree_sitter_python", "language", ("tree_sitter_python",), ("identifier",)),
+    "javascript": ("tree_sitter_javascript", "language", _JS_TAGS,
+                   ("identifier", "property_identifier", "shorthand_property_identifier",
+                    "private_property_identifier")),
+    "typescript": ("tree_sitter_typescript", "language_typescript", _TS_TAGS, _TS_IDENTS),
+    "tsx": ("tree_sitter_typescript", "language_tsx", _TS_TAGS, _TS_IDENTS),
+    "go": ("tree_sitter_go", "language", ("tree_sitter_go",), _TYPED_IDENTS),
+    "rust": ("tree_sitter_rust", "language", ("tree_sitter_rust",), _TYPED_IDENTS),
+    "java": ("tree_sitter_java", "language", ("tree_sitter_java",), ("identifier", "type_identifier")),
+    "kotlin": ("tree_sitter_kotlin", "language", (), ("identifier",)),  # ships no tags.scm
+    "c": ("tree_sitter_c", "language", ("tree_sitter_c",), _TYPED_IDENTS),
+    "cpp": ("tree_sitter_cpp", "language", ("tree_sitter_cpp",), _TYPED_IDENTS + ("namespace_identifier",)),
+    "csharp": ("tree_sitter_c_sharp", "language", ("tree_sitter_c-sharp",), ("identifier",)),
+    "ruby": ("tree_sitter_ruby", "language", ("tree_sitter_ruby",), ("identifier", "constant")),
+    "php": ("tree_sitter_php", "language_php", ("tree_sitter_php",), ("name",)),
+}
+
+#: The languages we parse, by name.
+LANGS: dict[str, LangSpec] = {
+    name: LangSpec(name, module, func, tags_from, _EXTRA[name], ident_types)
+    for name, (module, func, tags_from, ident_types) in _GRAMMARS.items()
 }
 
 EXTENSIONS: dict[str, str] = {
@@ -230,7 +209,7 @@ def is_parseable(lang: str | None) -> bool:
     return lang in LANGS
 
 
-def _tags_path(module: str) -> str | None:
+def tags_path(module: str) -> str | None:
     """Locate ``queries/tags.scm`` shipped by a grammar wheel (C# ships it under a dashed dir)."""
     if module.endswith("-sharp"):
         base = importlib.import_module("tree_sitter_c_sharp").__file__ or ""
@@ -248,7 +227,6 @@ class LoadedLanguage:
     parser: ts.Parser
     query: ts.Query  # definitions + imports + scopes + every identifier (@ref), one tree walk
     tags_text: str  # the definition/import part alone (for tools and tests)
-    ident_types: frozenset[str] = field(default_factory=frozenset)
 
 
 def _split_patterns(text: str) -> list[str]:
@@ -306,11 +284,11 @@ def load(name: str) -> LoadedLanguage:
     language = ts.Language(getattr(mod, spec.func)())
     parts: list[str] = []
     for m in spec.tags_from:
-        p = _tags_path(m)
+        p = tags_path(m)
         if p:
             with open(p, encoding="utf-8") as f:
                 parts.extend(_definition_patterns(f.read()))
     parts.append(spec.extra)
     tags_text = "\n".join(parts)
     query = ts.Query(language, tags_text + "\n" + "\n".join(f"({t}) @ref" for t in spec.ident_types))
-    return LoadedLanguage(spec, language, ts.Parser(language), query, tags_text, frozenset(spec.ident_types))
+    return LoadedLanguage(spec, language, ts.Parser(language), query, tags_text)

@@ -111,7 +111,6 @@ class IndexSettings:
     extra_ignore: list[str] = field(default_factory=list)
     workers: int | None = None
     ignored_dirs: frozenset[str] = DEFAULT_IGNORED_DIRS
-    follow_symlinks: bool = True  # only ever inside the root
     max_line_length: int = 2_000  # longer average line => treated as minified
     debounce_s: float = 0.05
     watch_overflow: int = 5_000  # more pending paths than this => full rescan

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .parser import ParsedFile
+from .parsed import ParsedFile
 
 SCHEMA_VERSION = 4
 
@@ -159,10 +159,6 @@ class Store:
     def file_rows(self) -> dict[str, tuple[int, int, int, str, int]]:
         """path -> (id, size, mtime_ns, hash, overlay)."""
         return {r[0]: r[1:] for r in self.conn.execute("SELECT path, id, size, mtime_ns, hash, overlay FROM files")}
-
-    def file_id(self, path: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
-        return row[0] if row else None
 
     def touch_file(self, fid: int, size: int, mtime_ns: int) -> None:
         self.conn.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?", (size, mtime_ns, fid))

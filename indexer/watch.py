@@ -21,17 +21,16 @@ How, by platform:
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Iterable, Protocol
 
 from .discovery import IgnoreRules, discover
-
-if TYPE_CHECKING:
-    from .api import Index
+from .settings import IndexSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +43,27 @@ class WatchLimitReached(OSError):
     """The OS (or ``settings.watch_limit``) allows no more watches."""
 
 
+class WatchedIndex(Protocol):
+    """What the watcher needs of the index it keeps up to date (``indexer.api.Index`` is one)."""
+
+    @property
+    def root(self) -> str: ...
+
+    @property
+    def settings(self) -> IndexSettings: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    def build(self) -> object: ...
+
+    def update_paths(self, paths: Iterable[str]) -> list[str]: ...
+
+
 class Watcher:
     """Watches one index's root and applies batches of changed paths to it on a thread of its own."""
 
-    def __init__(self, index: "Index", on_change: Callable[[list[str]], None] | None) -> None:
+    def __init__(self, index: WatchedIndex, on_change: Callable[[list[str]], None] | None) -> None:
         self.index = index
         self.on_change = on_change
         self.mode = ""
@@ -192,7 +208,7 @@ def _inotify_available() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import inotify_simple  # noqa: F401
+        importlib.import_module("inotify_simple")
     except ImportError:
         return False
     return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import multiprocessing as mp
 import os
 import threading
@@ -17,7 +18,8 @@ from multiprocessing.pool import Pool
 from typing import Any, Callable, Iterator
 
 from .languages import is_parseable, language_for_path
-from .parser import ParsedFile, content_hash, content_skip_reason, parse_source, to_wire
+from .parsed import ParsedFile, to_wire
+from .parser import parse_source
 
 # Result tuples:
 #   ("parsed", rel, size, mtime_ns, hash, language, ParsedFile)
@@ -26,9 +28,33 @@ from .parser import ParsedFile, content_hash, content_skip_reason, parse_source,
 Result = tuple[Any, ...]
 
 
-def process_file(root: str, rel: str, size: int, mtime_ns: int, known_hash: str | None,
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def content_skip_reason(data: bytes, max_line_length: int) -> str | None:
+    """Reasons found by looking at the bytes: binary, not UTF-8, minified."""
+    if b"\x00" in data:
+        return "binary"
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_utf8"
+    if len(data) > 20_000:
+        nl = data.count(b"\n") + 1
+        if len(data) / nl > max_line_length or (nl < 5 and len(data) > 50_000):
+            return "minified"
+    return None
+
+
+def process_file(root: str, rel: str, mtime_ns: int, known_hash: str | None,
                  max_line_length: int,
                  parse: Callable[[str, bytes], tuple[str | None, ParsedFile]] | None = None) -> Result:
+    """Read, check and parse one file (``parse``: the parser to use, ``parse_bytes`` when None).
+
+    Unchanged content (hash ``known_hash``) is reported as "same" without parsing; the size reported
+    is that of the bytes read, which is what was indexed even if the file changed since it was listed."""
     path = os.path.join(root, rel)
     try:
         with open(path, "rb") as f:
@@ -59,15 +85,15 @@ def parse_bytes(rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
 
 
 def process_chunk(args: tuple[str, int, list[tuple[str, int, int, str | None]]]) -> list[Result]:
-    """Worker entry point: parsed files travel back as marshal bytes (see parser.to_wire)."""
+    """Worker entry point: parsed files travel back as marshal bytes (see parsed.to_wire)."""
     root, max_line_length, items = args
     out: list[Result] = []
     # Parsing allocates millions of short-lived objects and no reference cycles: the cyclic
     # collector only burns ~10% of the worker's CPU here, so it is paused for the chunk.
     gc.disable()
     try:
-        for rel, size, mtime, h in items:
-            r = process_file(root, rel, size, mtime, h, max_line_length)
+        for rel, _size, mtime, h in items:
+            r = process_file(root, rel, mtime, h, max_line_length)
             if r[0] == "parsed":
                 r = r[:6] + (to_wire(r[6]),)
             out.append(r)

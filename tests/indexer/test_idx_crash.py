@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from indexer import Index
-from indexer.parser import decode_refs
+from indexer.parsed import decode_refs
 
 from idx_helpers import STDLIB, wait_for
 

@@ -192,7 +192,8 @@ def test_incremental_reparse_matches_full_parse(sample: str) -> None:
 
     from idx_helpers import SAMPLES
     from indexer.languages import language_for_path, load
-    from indexer.parser import parse_source, reparse
+    from indexer.parser import parse_source
+    from indexer.reparse import reparse
 
     lang = language_for_path(sample)
     text = (SAMPLES / sample).read_bytes()

@@ -1,0 +1,62 @@
+"""Open editor buffers (overlays): their text wins over the disk until the buffer closes.
+
+A buffer is re-parsed on every change the editor sends, so it goes through the edit parser (which
+reuses the previous tree) and skips the write when its content hash is the one already indexed.
+"""
+
+from __future__ import annotations
+
+from .incremental import Updater
+from .ranker import Ranker
+from .reparse import EditParser
+from .settings import is_secret_path
+from .state import IndexState
+from .worker import content_hash
+
+
+class Overlays:
+    """Sets and clears the overlays of one index."""
+
+    def __init__(self, state: IndexState, ranker: Ranker, edit_parser: EditParser, updater: Updater) -> None:
+        self.state = state
+        self.ranker = ranker
+        self.edit_parser = edit_parser
+        self.updater = updater
+
+    def set_overlay(self, path: str, text: str) -> None:
+        state = self.state
+        rel = state.rel(path)
+        if not rel or is_secret_path(rel, state.settings.secret_globs):
+            return
+        data = text.encode("utf-8", "surrogatepass")
+        h = content_hash(data)
+        store = state.store
+        with store.lock:
+            state.overlays[rel] = text
+            row = store.conn.execute("SELECT id, hash, overlay FROM files WHERE path=?", (rel,)).fetchone()
+            if row is not None and row[1] == h and row[2]:
+                return
+            lang, parsed = self.edit_parser.parse(rel, data)
+            store.begin()
+            try:
+                fid = store.write_file(row[0] if row else None, rel, len(data), -1, h, lang, parsed, overlay=True)
+                if row is None:
+                    state.files_changed()
+                state.resolve_imports(None if row is None else {fid})
+                store.commit()
+            except BaseException:
+                if store.conn.in_transaction:
+                    store.conn.execute("ROLLBACK")
+                raise
+            self.ranker.update(fid, parsed)
+            state.changed()
+            state.touch_recent(rel)
+
+    def clear_overlay(self, path: str) -> None:
+        state = self.state
+        rel = state.rel(path)
+        with state.store.lock:
+            self.edit_parser.forget(rel)
+            if state.overlays.pop(rel, None) is None:
+                return
+            self.updater.update_paths([rel])
