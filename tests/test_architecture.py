@@ -135,6 +135,10 @@ def _defined_private_names(tree: ast.AST) -> set[str]:
     return {name for name in names if name.startswith("_") and not name.startswith("__")}
 
 
+# Receivers that are third-party objects whose private fields we use on purpose: llama-cpp-python's ``Llama``
+# exposes the loaded model's vocabulary (end-of-generation ids, grammar checks) only as ``Llama._model``.
+THIRD_PARTY_RECEIVERS = {"llm", "self.llm"}
+
 TREES = {module: ast.parse(path.read_text(encoding="utf-8")) for module, path in MODULES.items()}
 DEFINED = {module: _defined_private_names(tree) for module, tree in TREES.items()}
 OURS = set().union(*DEFINED.values())
@@ -156,7 +160,7 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
                     reaches += [f"{module}: from {target} import {a.name}" for a in node.names
                                 if a.name.startswith("_") and not a.name.startswith("__")]
             elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                if node.attr in OURS and node.attr not in own:
+                if node.attr in OURS and node.attr not in own and ast.unparse(node.value) not in THIRD_PARTY_RECEIVERS:
                     reaches.append(f"{module}:{node.lineno}: .{node.attr}")
     assert reaches == []
 
