@@ -17,7 +17,6 @@ from engine.model.backend import Backend, CancelToken, GenerationRequest, Genera
 from engine.config import Config
 from engine.context.result import ContextResult
 from engine.context import builder as context
-from engine.context.builder import ContextCache, Workspace
 from engine.model_host import Counters, ModelHost
 from engine.model.resolution import ModelError, ResolvedModel
 from engine.inference.runtime import Runtime
@@ -60,7 +59,7 @@ class Engine:
         self.host = host if host is not None else ModelHost(config, self.log)
         self._owns_host = host is None
         self.background_index = background_index
-        self._context: tuple[Workspace, ContextCache] | None = None
+        self._context: tuple[context.Workspace, context.ContextCache] | None = None
         self._context_source: str | None = None
         # One lock for the context builder, its caches and the redaction cache: the inference worker
         # (completions, prepare, warm-up) and the chat threads both build contexts.
@@ -103,7 +102,7 @@ class Engine:
         return TokenCounter(backend.tokenize, name=str(backend.info().get("model_name", backend.name)))
 
     # -- context ------------------------------------------------------------------------------
-    def context_workspace(self) -> tuple[Workspace, ContextCache]:
+    def context_workspace(self) -> tuple[context.Workspace, context.ContextCache]:
         """Repository-level context's inputs: the workspace (format, counter, index) and its caches. Works
         without a loaded model: a resolvable GGUF gives its vocabulary (exact counts, same ids), no model
         gives the estimate counter and the Qwen format by token text. Rebuilt (with fresh caches) once the
@@ -128,10 +127,11 @@ class Engine:
                     self.log(f"tokenizer for context unavailable ({exc}); using the estimate")
                     fmt, counter = context_tokenizer(None, None)
                 self._context_source = source or ("vocab" if model_path else "estimate")
-                workspace = Workspace(fmt, counter, self.repo_index, repo_name=self.root.name if self.root else "",
-                                      suffix_tokens=self.config.context.suffix_tokens,
-                                      root=str(self.root) if self.root else None, log=self.log)
-                self._context = (workspace, ContextCache(counter))
+                workspace = context.Workspace(fmt, counter, self.repo_index,
+                                              repo_name=self.root.name if self.root else "",
+                                              suffix_tokens=self.config.context.suffix_tokens,
+                                              root=str(self.root) if self.root else None, log=self.log)
+                self._context = (workspace, context.ContextCache(counter))
             return self._context
 
     def repo_index(self):
