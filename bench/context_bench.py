@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.context.builder import RepoContextBuilder  # noqa: E402
+from engine.context import builder as context  # noqa: E402
 from engine.model.prompt_format import text_format  # noqa: E402
 from engine.model.tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter  # noqa: E402
 
@@ -314,7 +314,8 @@ def run_recall(args: argparse.Namespace) -> dict:
         index = open_index(root, work / "cache")
         cases, data = sample_cases(index, lang, args.cases, args.seed)
         fmt, counter = counter_factory()
-        builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name=name, root=str(root))
+        ws = context.Workspace(fmt, counter, lambda: index, repo_name=name, root=str(root))
+        cache = context.ContextCache(counter)
         jacc = JaccardWindows(data["texts"])
         aider = AiderMap(index, data)
         hits = {m: {b: 0 for b in BUDGETS} for m in ("engine", "buffer_only", "jaccard_windows", "aider_map")}
@@ -326,8 +327,8 @@ def run_recall(args: argparse.Namespace) -> dict:
             row = {k: case[k] for k in ("file", "line", "character", "symbol", "def_path")}
             index.set_overlay(case["file"], buf)  # the opened document, as the editor integration does
             for b in BUDGETS:
-                builder.invalidate()
-                res = builder.build(case["file"], buf, case["line"], case["character"], b)
+                cache.invalidate()
+                res = context.build(ws, cache, case["file"], buf, case["line"], case["character"], b)
                 assert res.prompt_tokens <= b
                 if b == BUDGETS[0]:  # the overlay is installed: the index must not see the cut symbol
                     seen = [r for r in index.references_in_range(case["file"], case["line"], case["line"])
@@ -406,7 +407,8 @@ def run_speed(args: argparse.Namespace) -> dict:
     cold_s = time.time() - t0
     cases, data = sample_cases(index, "python", args.cases, args.seed)
     fmt, counter = _counter_factory(args)()
-    builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name="repo", root=str(root))
+    ws = context.Workspace(fmt, counter, lambda: index, repo_name="repo", root=str(root))
+    cache = context.ContextCache(counter)
     out: dict = {"lines": total, "files": len(data["texts"]), "index_cold_s": round(cold_s, 1),
                  "keystrokes_per_file": args.keystrokes, "budgets": {}}
     for b in (8192, 262144):
@@ -415,8 +417,8 @@ def run_speed(args: argparse.Namespace) -> dict:
         sampled = {c["file"] for c in cases}
         other = next((p for p in sorted(data["texts"]) if p not in sampled), cases[0]["file"])
         t_warm = time.perf_counter()
-        builder.warm()  # every file read, redacted and counted once
-        builder.build(other, data["texts"][other], 0, 0, b)
+        context.warm(ws, cache)  # every file read, redacted and counted once
+        context.build(ws, cache, other, data["texts"][other], 0, 0, b)
         warm_ms = (time.perf_counter() - t_warm) * 1000
         first, repeat, shared, prepare = [], [], [], []
         for case in cases:
@@ -425,16 +427,16 @@ def run_speed(args: argparse.Namespace) -> dict:
             buf = cut_buffer(text, case["line"], case["character"])
             if not args.no_prepare:  # the document opens: the server's didOpen hook prepares the file
                 t_prep = time.perf_counter()
-                builder.prepare_file(case["file"], buf, b)
+                context.prepare_file(ws, cache, case["file"], buf, b)
                 prepare.append((time.perf_counter() - t_prep) * 1000)
-            res = builder.build(case["file"], buf, case["line"], case["character"], b)
+            res = context.build(ws, cache, case["file"], buf, case["line"], case["character"], b)
             first.append(res.elapsed_ms)
             assert res.prompt_tokens <= b
             # the user types on: one request per character typed (the rest of the symbol, then the line)
             for k in range(1, args.keystrokes + 1):
                 col2 = min(len(full_line), case["character"] + k)
                 buf2 = cut_buffer(text, case["line"], col2)
-                res2 = builder.build(case["file"], buf2, case["line"], col2, b)
+                res2 = context.build(ws, cache, case["file"], buf2, case["line"], col2, b)
                 repeat.append(res2.elapsed_ms)
                 shared.append(res2.shared_prefix_tokens / max(1, res2.prompt_tokens))
                 assert res2.prompt_tokens <= b

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from engine.model.backend import Backend, CancelToken, GenerationRequest, GenerationResult, Sampling
 from engine.config import Config
 from engine.context.result import ContextResult
-from engine.context.builder import RepoContextBuilder
+from engine.context import builder as context
 from engine.model_host import Counters, ModelHost
 from engine.model.resolution import ModelError, ResolvedModel
 from engine.inference.runtime import Runtime
@@ -59,7 +59,7 @@ class Engine:
         self.host = host if host is not None else ModelHost(config, self.log)
         self._owns_host = host is None
         self.background_index = background_index
-        self._context: RepoContextBuilder | None = None
+        self._context: tuple[context.Workspace, context.ContextCache] | None = None
         self._context_source: str | None = None
         # One lock for the context builder, its caches and the redaction cache: the inference worker
         # (completions, prepare, warm-up) and the chat threads both build contexts.
@@ -102,11 +102,12 @@ class Engine:
         return TokenCounter(backend.tokenize, name=str(backend.info().get("model_name", backend.name)))
 
     # -- context ------------------------------------------------------------------------------
-    def context_builder(self) -> RepoContextBuilder:
-        """Repository-level context. Works without a loaded model: a resolvable GGUF gives its vocabulary
-        (exact counts, same ids), no model gives the estimate counter and the Qwen format by token text.
-        Rebuilt once the model is loaded so completion prompts always carry the backend's own ids.
-        Callers that use the builder hold ``_context_lock`` (it is not thread-safe)."""
+    def context_workspace(self) -> tuple[context.Workspace, context.ContextCache]:
+        """Repository-level context's inputs: the workspace (format, counter, index) and its caches. Works
+        without a loaded model: a resolvable GGUF gives its vocabulary (exact counts, same ids), no model
+        gives the estimate counter and the Qwen format by token text. Rebuilt (with fresh caches) once the
+        model is loaded so completion prompts always carry the backend's own ids. Callers hold
+        ``_context_lock`` while they use them (the caches are not thread-safe)."""
         backend = self.host.current_backend
         source = "backend" if backend is not None else None
         with self._context_lock:
@@ -126,10 +127,11 @@ class Engine:
                     self.log(f"tokenizer for context unavailable ({exc}); using the estimate")
                     fmt, counter = context_tokenizer(None, None)
                 self._context_source = source or ("vocab" if model_path else "estimate")
-                self._context = RepoContextBuilder(fmt, counter, self.repo_index,
-                                                   repo_name=self.root.name if self.root else "",
-                                                   suffix_tokens=self.config.context.suffix_tokens,
-                                                   root=str(self.root) if self.root else None, log=self.log)
+                workspace = context.Workspace(fmt, counter, self.repo_index,
+                                              repo_name=self.root.name if self.root else "",
+                                              suffix_tokens=self.config.context.suffix_tokens,
+                                              root=str(self.root) if self.root else None, log=self.log)
+                self._context = (workspace, context.ContextCache(counter))
             return self._context
 
     def repo_index(self):
@@ -152,7 +154,7 @@ class Engine:
         """Repository context for chat (system or first user turn), as text within ``budget`` tokens."""
         rel = self.relative_path(path) if path is not None else None
         with self._context_lock:
-            return self.context_builder().chat_context(budget, rel, text, line)
+            return context.chat_context(*self.context_workspace(), budget, rel, text, line)
 
     def relative_path(self, path: Path | str) -> str:
         """The path as the index and the prompt name it: relative to the root, POSIX. A file outside the
@@ -173,7 +175,7 @@ class Engine:
                       budget: int | None = None) -> ContextResult:
         budget = budget or self.config.context.budget
         with self._context_lock:
-            return self.context_builder().build(self.relative_path(path), text, line, character, budget)
+            return context.build(*self.context_workspace(), self.relative_path(path), text, line, character, budget)
 
     # -- completion ---------------------------------------------------------------------------
     # Inference goes through one worker (engine/inference/runtime.py): inline completion > code action > chat >
@@ -229,7 +231,7 @@ class Engine:
 
         def job(token: CancelToken) -> float:
             with self._context_lock:
-                return self.context_builder().prepare_file(rel, text, budget)
+                return context.prepare_file(*self.context_workspace(), rel, text, budget)
 
         return self.runtime.scheduler.submit(job, Priority.WARMUP, key=f"prepare:{self.document_key(path)}")
 
@@ -346,10 +348,8 @@ class Engine:
             cleared += self._runtime.cache.stats()["entries"]
             self._runtime.cache = CompletionCache(self._runtime.cache.size)
         if self._context is not None:
-            counter = getattr(self._context, "counter", None)
-            if counter is not None and hasattr(counter, "clear"):
-                counter.clear()
-                cleared += 1
+            self._context[0].counter.clear()
+            cleared += 1
         return cleared
 
     def status(self) -> dict[str, Any]:

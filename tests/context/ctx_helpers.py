@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from engine.context.builder import RepoContextBuilder
-from engine.model.prompt_format import text_format
+from engine.context.builder import ContextCache, Workspace
+from engine.model.prompt_format import PromptFormat, text_format
 from engine.model.synth import BYTE_TO_UNICODE, CHATML_TEMPLATE, TOKEN_CONTROL, TOKEN_NORMAL, Vocabulary
 from engine.model.tokens import TokenCounter
 
@@ -114,12 +114,14 @@ def write_repo(root: Path, extra_files: dict[str, str] | None = None) -> Path:
     return root
 
 
+def make_context(fmt: PromptFormat, counter: TokenCounter, index, repo: Path) -> tuple[Workspace, ContextCache]:
+    """The workspace "repo" over ``index`` and fresh caches: the first two arguments of every entry point."""
+    return Workspace(fmt, counter, lambda: index, repo_name="repo", root=str(repo)), ContextCache(counter)
 
 
-def estimate_builder(repo: Path, index) -> RepoContextBuilder:
-    """A Qwen-format context builder counting with the documented estimate (no model needed)."""
-    return RepoContextBuilder(text_format("qwen"), TokenCounter(None), lambda: index, repo_name="repo",
-                              root=str(repo))
+def estimate_context(repo: Path, index) -> tuple[Workspace, ContextCache]:
+    """A Qwen-format workspace counting with the documented estimate (no model needed)."""
+    return make_context(text_format("qwen"), TokenCounter(None), index, repo)
 
 
 def write_big_file(repo: Path, index) -> tuple[list[str], str]:

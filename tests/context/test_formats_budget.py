@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.context.builder import RepoContextBuilder
+from engine.context.builder import build
 from engine.model.context_tokenizer import VocabTokenizer, context_tokenizer
 from engine.model.prompt_format import FAMILIES, detect_format, dict_lookup, text_format
 from engine.context.redact import redact
 
-from ctx_helpers import FAMILY_TOKENS, estimate_builder
+from ctx_helpers import FAMILY_TOKENS, estimate_context, make_context
 
 
 def test_detect_every_family_from_a_lookup_dict():
@@ -32,11 +32,11 @@ def test_budget_is_exact_on_every_format(family, family_models, repo, index):
     fmt, counter = context_tokenizer(None, family_models[family])
     assert fmt.name == family
     vocab = VocabTokenizer(family_models[family])
-    builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name="repo", root=str(repo))
+    ctx = make_context(fmt, counter, index, repo)
     text = (repo / "app/report.py").read_text()
     for budget in (120, 200, 400, 900, 3000, 262_144):
         for line, character in ((10, 4), (4, 0), (12, 30)):
-            res = builder.build("app/report.py", text, line, character, budget)
+            res = build(*ctx, "app/report.py", text, line, character, budget)
             ids = []
             for piece in res.pieces:  # what the backend sends: control ids + user text tokenized without specials
                 ids.extend([piece] if isinstance(piece, int) else vocab.tokenize(piece))
@@ -44,7 +44,7 @@ def test_budget_is_exact_on_every_format(family, family_models, repo, index):
             assert sum(s.tokens for s in res.sections) == res.prompt_tokens
             if fmt.fim:
                 assert fmt.middle_id in ids or fmt.order == "spm"
-    big = builder.build("app/report.py", text, 10, 4, 262_144)
+    big = build(*ctx, "app/report.py", text, 10, 4, 262_144)
     for f in index.files():  # the whole (small) repository is in: every other file, whole (redacted)
         whole = redact(index.read_text(f.path) or "")
         if f.path != "app/report.py" and whole.strip():
@@ -53,11 +53,11 @@ def test_budget_is_exact_on_every_format(family, family_models, repo, index):
 
 
 def test_estimate_budget_and_tiny_budgets(repo, index):
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     text = (repo / "app/report.py").read_text()
     for budget in range(40, 2000, 37):
-        res = builder.build("app/report.py", text, 11, 10, budget)
+        res = build(*ctx, "app/report.py", text, 11, 10, budget)
         assert res.prompt_tokens <= budget
         assert res.tokenizer == "estimate"
     with pytest.raises(ValueError):
-        builder.build("app/report.py", text, 11, 10, 3)
+        build(*ctx, "app/report.py", text, 11, 10, 3)

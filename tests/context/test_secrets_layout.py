@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ctx_helpers import SECRETS, estimate_builder, write_big_file
+from ctx_helpers import SECRETS, estimate_context, make_context, write_big_file
 
-from engine.context.builder import RepoContextBuilder
+from engine.context.builder import build, chat_context
 from engine.context.redact import redact
 
 
@@ -13,15 +13,15 @@ def test_planted_secrets_never_reach_the_prompt_at_256k(repo, index, tiny_model)
 
     current = (repo / "app/report.py").read_text() + f'\nTOKEN = "{SECRETS["github"]}"\npassword = "{SECRETS["password"]}"\n'
     for fmt, counter in (context_tokenizer(None, None), context_tokenizer(None, tiny_model)):
-        builder = RepoContextBuilder(fmt, counter, lambda: index, repo_name="repo", root=str(repo))
+        ctx = make_context(fmt, counter, index, repo)
         for path, text, line in (("app/report.py", current, 10), ("app/settings.py", (repo / "app/settings.py").read_text(), 14)):
-            res = builder.build(path, text, line, 0, 262_144)
+            res = build(*ctx, path, text, line, 0, 262_144)
             assert "def database_url() -> str:" in res.prompt or path == "app/settings.py"
             assert "AKIA" not in res.prompt
             for value in SECRETS.values():
                 assert value not in res.prompt, value
             assert "<redacted>" in res.prompt
-        chat = builder.chat_context(100_000, "app/report.py", current, 10)
+        chat = chat_context(*ctx, 100_000, "app/report.py", current, 10)
         assert "database_url" in chat and all(v not in chat for v in SECRETS.values())
 
 
@@ -33,12 +33,12 @@ def test_redaction_keeps_code_shape():
 
 def test_consecutive_keystrokes_share_the_prompt_prefix(repo, index):
     lines, text = write_big_file(repo, index)
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     line = len(lines) - 1
-    base = builder.build("app/big.py", text, line, len(lines[-1]), 8192)
+    base = build(*ctx, "app/big.py", text, line, len(lines[-1]), 8192)
     assert base.shared_prefix_tokens == 0
     typed = text.replace("ledger.bal\n", "ledger.balan\n")
-    nxt = builder.build("app/big.py", typed, line, len(lines[-1]) + 2, 8192)
+    nxt = build(*ctx, "app/big.py", typed, line, len(lines[-1]) + 2, 8192)
     assert nxt.prompt_tokens <= 8192
     assert nxt.shared_prefix_tokens >= 0.95 * nxt.prompt_tokens
     kinds = [s.kind for s in nxt.sections]
@@ -47,9 +47,9 @@ def test_consecutive_keystrokes_share_the_prompt_prefix(repo, index):
 
 
 def test_chat_context_within_budget(repo, index):
-    builder = estimate_builder(repo, index)
-    counter = builder.counter
+    ctx = estimate_context(repo, index)
+    counter = ctx[0].counter
     for budget in (50, 300, 5000):
-        text = builder.chat_context(budget, "app/report.py")
+        text = chat_context(*ctx, budget, "app/report.py")
         assert counter.count(text) <= budget
-    assert "File: app/models.py" in builder.chat_context(5000)
+    assert "File: app/models.py" in chat_context(*ctx, 5000)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from ctx_helpers import estimate_builder
+from ctx_helpers import estimate_context
+
+from engine.context.builder import build, prepare_file, repo_view
+from engine.context.neighbourhood import ranked_candidates
+from engine.context.snippets import breadth, make_snip
 
 
 SHAPES = '''
@@ -79,13 +83,13 @@ def _blocks(prompt: str, path: str) -> list[str]:
 def test_prepare_file_does_the_per_file_work_and_changes_nothing(repo, index):
     _write(repo, index, {"app/shapes.py": SHAPES})
     text = "from app.shapes import Square\n\n\ndef main():\n    sq = Square(2.0)\n    print(sq.\n"
-    cold = estimate_builder(repo, index).build("app/main.py", text, 5, 13, 2048)
-    builder = estimate_builder(repo, index)
-    assert builder.prepare_file("app/main.py", text, 2048) >= 0
+    cold = build(*estimate_context(repo, index), "app/main.py", text, 5, 13, 2048)
+    ctx = estimate_context(repo, index)
+    assert prepare_file(*ctx, "app/main.py", text, 2048) >= 0
     calls = []
     real = index.ranked_definitions
     index.ranked_definitions = lambda *a, **k: (calls.append(a), real(*a, **k))[1]  # type: ignore[method-assign]
-    warm = builder.build("app/main.py", text, 5, 13, 2048)
+    warm = build(*ctx, "app/main.py", text, 5, 13, 2048)
     assert calls == []  # ranked when the file was prepared, not on the first request
     assert warm.prompt == cold.prompt
 
@@ -93,7 +97,7 @@ def test_prepare_file_does_the_per_file_work_and_changes_nothing(repo, index):
 def test_outline_entries_are_python_stubs(repo, index):
     _write(repo, index, {"app/polys.py": _big_module()})
     text = "from app.polys import Poly1, Poly2\n\nx = Poly1()\ny = \n"
-    res = estimate_builder(repo, index).build("app/main.py", text, 3, 4, 2048)
+    res = build(*estimate_context(repo, index), "app/main.py", text, 3, 4, 2048)
     blocks = _blocks(res.prompt, "app/polys.py")
     assert blocks and any("class Poly2:\n    def area_2(self) -> float: ...\n" in b for b in blocks)
     for block in blocks:
@@ -104,7 +108,7 @@ def test_outline_entries_are_python_stubs(repo, index):
 def test_receiver_naming_an_unimported_module_gets_its_outline(repo, index):
     _write(repo, index, {"app/net/codec.py": CODEC, "app/net/conn.py": "import os\n"})
     text = "def send(sock, payload):\n    sock.sendall(codec.)\n"
-    res = estimate_builder(repo, index).build("app/net/conn.py", text, 1, 23, 2048)
+    res = build(*estimate_context(repo, index), "app/net/conn.py", text, 1, 23, 2048)
     assert "def decode_frame(data: bytes) -> bytes:" in res.prompt
 
 
@@ -112,19 +116,19 @@ def test_receiver_of_unknown_type_gets_the_type_that_has_its_members(repo, index
     _write(repo, index, {"app/shapes.py": SHAPES})
     text = ("def report(thing):\n    print(thing.area(), thing.side)\n    big = thing.scale_by(2)\n"
             "    return thing.\n")
-    res = estimate_builder(repo, index).build("app/report.py", text, 3, 17, 2048)
+    res = build(*estimate_context(repo, index), "app/report.py", text, 3, 17, 2048)
     assert "class Square(Shape):" in res.prompt and "def scale_by(self, factor: float)" in res.prompt
 
 
 def test_typing_past_a_receiver_keeps_the_prompt_before_the_current_file(repo, index):
     _write(repo, index, {"app/shapes.py": SHAPES})
     head = "from app.shapes import unit_square\n\n\ndef main():\n    sq = unit_square()\n"
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     line = "    value = sq."
-    builder.build("app/main.py", head + line + "\n", 5, len(line), 2048)
+    build(*ctx, "app/main.py", head + line + "\n", 5, len(line), 2048)
     for typed in "scale_by(2":
         line += typed
-        res = builder.build("app/main.py", head + line + "\n", 5, len(line), 2048)
+        res = build(*ctx, "app/main.py", head + line + "\n", 5, len(line), 2048)
         assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, line
 
 
@@ -132,7 +136,7 @@ def test_member_of_a_call_result_gets_the_returned_type(repo, index):
     _write(repo, index, {"app/polys.py": _big_module(),
                          "app/factory.py": "from app.polys import *\n\n\ndef make_poly(side: float) -> Poly37:\n    return Poly37()\n"})
     text = "from app.factory import make_poly\n\n\ndef main():\n    make_poly(2.0).\n"
-    res = estimate_builder(repo, index).build("app/main.py", text, 4, 19, 1024)
+    res = build(*estimate_context(repo, index), "app/main.py", text, 4, 19, 1024)
     assert "def grow_37(self, by: float) -> None: ..." in res.prompt
 
 
@@ -153,9 +157,8 @@ def test_ranked_list_puts_repeated_names_and_test_code_last(repo, index):
         + "".join(f"    Handle{i}().flush_pending_{i}()\n" for i in range(5)))
     (repo / "app/main.py").write_text(text)
     index.build()
-    builder = estimate_builder(repo, index)
-    st = builder._state(index)
-    first, later, _ = builder._ranked_candidates(index, {"app/main.py": 1.0}, 500, 2, "app/main.py", st)
+    ws, cache = estimate_context(repo, index)
+    first, later, _ = ranked_candidates(repo_view(ws, cache, index), {"app/main.py": 1.0}, 500, 2, "app/main.py", None)
     names = [c.forms[0].symbol for c in first]
     later_names = [c.forms[0].symbol for c in later]
     assert names.count("close") == 2 and later_names.count("close") == 3
@@ -174,13 +177,13 @@ def test_breadth_cut_keeps_the_line_holding_the_name_and_the_enclosing_header(re
     """At small budgets a long multi-line header is cut to its lines up to the name's line (not always
     the first line: a header can open lines before its name), and a member keeps its enclosing header."""
 
-    builder = estimate_builder(repo, index)
-    parent = builder._snip("a.ts", 0, 0, "export class Registry {\n", "outline", "Registry", 2)
+    counter = estimate_context(repo, index)[0].counter
+    parent = make_snip(counter, "a.ts", 0, 0, "export class Registry {\n", "outline", "Registry", 2)
     lines = ["    static readonly\n", "    registerEverything(first: number, second: number, third: number,\n",
              "        fourth: number, fifth: number, sixth: number, seventh: number): void {\n"]
-    snip = builder._snip("a.ts", 5, 7, "".join(lines), "outline", "registerEverything", 2)
+    snip = make_snip(counter, "a.ts", 5, 7, "".join(lines), "outline", "registerEverything", 2)
     snip.body_end, snip.name_line, snip.parent = 20, 6, parent
-    cut = builder._breadth(snip, 8192)
+    cut = breadth(counter, snip, 8192)
     assert cut.text == lines[0] + lines[1] and (cut.start, cut.end) == (5, 6)
     assert cut.parent is parent and cut.name_line == 6 and cut.tokens < snip.tokens
-    assert builder._breadth(snip, 65536) is snip  # large budgets keep whole signatures
+    assert breadth(counter, snip, 65536) is snip  # large budgets keep whole signatures

@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from ctx_helpers import SECRETS, estimate_builder, write_big_file
+from ctx_helpers import SECRETS, estimate_context, write_big_file
 
-from engine.context.builder import PREFIX_GRID_LINES
+from engine.context.builder import build
+from engine.context.current_file import PREFIX_GRID_LINES
 from engine.model.prompt_format import text_format
 from engine.context.redact import redact, redact_reference
 
@@ -16,29 +17,29 @@ from engine.context.redact import redact, redact_reference
 @pytest.mark.parametrize("budget", [2048, 8192, 32768, 262_144])
 def test_keystrokes_write_nothing_to_the_index_and_share_the_prefix(repo, index, budget):
     lines, text = write_big_file(repo, index)
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     writes = []
     real = index.set_overlay
     index.set_overlay = lambda *a, **k: (writes.append(a), real(*a, **k))  # type: ignore[method-assign]
     line = len(lines) - 1
-    builder.build("app/big.py", text, line, len(lines[-1]), budget)
-    gen = index._gen
+    build(*ctx, "app/big.py", text, line, len(lines[-1]), budget)
+    gen = index.generation
     typed = lines[-1]
     for extra in "ance_cents":
         typed += extra
         buffer = text.replace(lines[-1] + "\n", typed + "\n")
-        res = builder.build("app/big.py", buffer, line, len(typed), budget)
+        res = build(*ctx, "app/big.py", buffer, line, len(typed), budget)
         assert res.prompt_tokens <= budget
         assert sum(s.tokens for s in res.sections) == res.prompt_tokens
         assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, (budget, typed)
-    assert writes == [] and index._gen == gen  # nothing re-parsed or re-ranked while typing
+    assert writes == [] and index.generation == gen  # nothing re-parsed or re-ranked while typing
 
 
 def test_prefix_cells_are_grid_aligned_pieces(repo, index):
     lines, text = write_big_file(repo, index)
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     line = len(lines) - 1
-    res = builder.build("app/big.py", text, line, len(lines[-1]), 8192)
+    res = build(*ctx, "app/big.py", text, line, len(lines[-1]), 8192)
     start = res.pieces.index(text_format("qwen").prefix_id) + 1
     end = res.pieces.index(text_format("qwen").suffix_id)
     cells = res.pieces[start:end]
@@ -49,13 +50,13 @@ def test_prefix_cells_are_grid_aligned_pieces(repo, index):
 
 
 def test_switching_files_syncs_the_edited_open_buffer_once(repo, index):
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     report = (repo / "app/report.py").read_text()
     index.set_overlay("app/report.py", report)  # opened in the editor
     edited = report + "\n\ndef brand_new_helper() -> int:\n    return 1\n"
-    builder.build("app/report.py", edited, 10, 4, 4096)
+    build(*ctx, "app/report.py", edited, 10, 4, 4096)
     assert index.overlays["app/report.py"] == report  # not per keystroke
-    res = builder.build("app/models.py", (repo / "app/models.py").read_text(), 5, 0, 4096)
+    res = build(*ctx, "app/models.py", (repo / "app/models.py").read_text(), 5, 0, 4096)
     assert index.overlays["app/report.py"] == edited  # synced when completion moved on
     assert res.prompt_tokens <= 4096
     assert [d.path for d in index.definitions("brand_new_helper")] == ["app/report.py"]
@@ -64,10 +65,10 @@ def test_switching_files_syncs_the_edited_open_buffer_once(repo, index):
 def test_current_file_text_comes_only_from_the_buffer(repo, index):
     (repo / "app/report.py").write_text((repo / "app/report.py").read_text() + "\nSAVED_ONLY = 1\n")
     index.build()
-    builder = estimate_builder(repo, index)
+    ctx = estimate_context(repo, index)
     buffer = "from app.models import Ledger\n\n\ndef unsaved():\n    ledger = Ledger()\n    ledger.\n"
     for budget in (512, 4096, 262_144):
-        res = builder.build("app/report.py", buffer, 5, 11, budget)
+        res = build(*ctx, "app/report.py", buffer, 5, 11, budget)
         assert "SAVED_ONLY" not in res.prompt
         assert "def balance_cents(self) -> int:" in res.prompt or budget < 1000
 

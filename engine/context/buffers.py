@@ -1,0 +1,41 @@
+"""Editor buffers into the index: the index is read as the repository state, so an edited buffer must
+become the index's overlay of its file, but never per keystroke (an overlay re-parses the file and
+bumps the index generation, which drops every memoised answer).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from engine.context.index_view import RepoIndex
+
+
+def sync_overlay(index: RepoIndex, root: str, path: str, text: str) -> None:
+    """The buffer replaces the saved file in the index (an overlay) when they differ (re-parses)."""
+    overlays = index.overlays
+    if path in overlays:
+        if overlays[path] != text:
+            index.set_overlay(path, text)
+        return
+    try:
+        with open(os.path.join(root, path), "rb") as f:
+            on_disk = f.read().decode("utf-8", "replace")
+    except OSError:
+        on_disk = None
+    if on_disk != text:
+        index.set_overlay(path, text)
+
+
+def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Callable[[str], None]) -> None:
+    """Completion is in ``rel``; ``last`` is the (path, buffer) of the previous request. When completion
+    moved to another file, that buffer, when it is open in the index (an overlay) and was edited since,
+    becomes that overlay."""
+    if last is None or last[0] == rel:
+        return
+    overlays = index.overlays
+    if last[0] in overlays and overlays[last[0]] != last[1]:
+        try:
+            index.set_overlay(last[0], last[1])
+        except Exception as exc:
+            log(f"overlay sync failed: {exc}")

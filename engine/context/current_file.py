@@ -1,0 +1,139 @@
+"""The current buffer's part of a prompt: the prefix before the cursor (favoured) and a bounded suffix.
+
+The prefix share is sublinear in the budget (``512 + budget/8``, at most 30%): beyond ~100 lines the far
+prefix is worth less than the repository's ranked definitions, which is where a repository map wins at
+small budgets. The prefix starts on a line grid and is laid out as one piece per grid cell, so typing
+changes (and re-counts) only the cursor's cell and does not shift the first line of the prompt's
+current-file part. Only the buffer is read (never the index's copy of the file).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from engine.context.redact import redact, redact_cached
+from engine.context.result import split_at_cursor
+from engine.model.tokens import TokenCounter
+
+# Lines per prefix grid cell: the current file's prefix starts on a multiple of this, and each cell is
+# its own prompt piece, so typing does not shift the first line of the prompt's current-file part.
+PREFIX_GRID_LINES = 32
+SUFFIX_CHARS_PER_TOKEN = 16  # a suffix is pre-cut to this many characters per allowed token
+
+
+def suffix_cap(suffix_tokens: int, budget: int) -> int:
+    return min(suffix_tokens, max(budget // 32, min(128, budget // 8)))
+
+
+def prefix_cap(budget: int) -> int:
+    return min(max(min(512, budget // 2), budget * 3 // 10), 512 + budget // 8)
+
+
+def reserve(budget: int, current_cost: int) -> int:
+    """Room kept for the current file, rounded up so small edits keep the rest of the layout stable."""
+    quantum = max(32, budget // 64)
+    return -(-current_cost // quantum) * quantum
+
+
+def full_reserve(budget: int, suffix_tokens: int) -> int:
+    """Room the current file may take at most (its caps), as ``reserve`` rounds it: what the repository
+    layers leave for it whatever the file holds, so their content does not depend on the file's length."""
+    return reserve(budget, prefix_cap(budget) + suffix_cap(suffix_tokens, budget))
+
+
+def current_part(counter: TokenCounter, fim: bool, suffix_tokens: int, text: str, line: int, character: int,
+                 budget: int, fixed: int) -> tuple[list[str], str, int]:
+    """(prefix cells, suffix, cursor offset): the redacted current-file part within its caps; ``fixed``
+    is what the prompt format's fixed pieces cost. No suffix when the format has no infill."""
+    prefix_raw, suffix_raw = split_at_cursor(text, line, character)
+    offset = len(prefix_raw)
+    cap = min(suffix_cap(suffix_tokens, budget), (budget - fixed) // 4)
+    if "PRIVATE KEY" in text:  # a key block may span the cut: redact the whole buffer first
+        prefix, suffix = redact(prefix_raw), redact(suffix_raw)
+        suffix = head_lines(counter, suffix, cap) if fim else ""
+        room = min(prefix_cap(budget), budget - fixed - counter.count(suffix))
+        cells = [cut_prefix(counter, prefix, room)]
+    else:
+        suffix = redact(head_lines(counter, suffix_raw, cap)) if fim else ""
+        suffix = head_lines(counter, suffix, cap)
+        room = min(prefix_cap(budget), budget - fixed - counter.count(suffix))
+        cells = prefix_cells(counter, text, offset, line, room)
+    return [c for c in cells if c], suffix, offset
+
+
+def cut_prefix(counter: TokenCounter, prefix: str, cap: int) -> str:
+    """The prefix from the earliest grid line whose tail fits ``cap`` tokens (whole text; slow path)."""
+    if counter.count(prefix) <= cap:
+        return prefix
+    lines = prefix.splitlines(keepends=True)
+    cells = [("".join(lines[i:i + PREFIX_GRID_LINES]), i) for i in range(0, len(lines), PREFIX_GRID_LINES)]
+    used = 0
+    start_line = len(lines)
+    for cell_text, first in reversed(cells):
+        cost = counter.count(cell_text)
+        if used + cost > cap:
+            break
+        used += cost
+        start_line = first
+    if start_line >= len(lines):  # not even the cursor's cell fits: keep whole lines from the end
+        return tail_lines(counter, lines, cap)
+    return "".join(lines[start_line:])
+
+
+def tail_lines(counter: TokenCounter, lines: list[str], cap: int) -> str:
+    """The last whole lines that fit ``cap`` tokens."""
+    return "".join(reversed(_lines_within(counter, reversed(lines), cap)))
+
+
+def _lines_within(counter: TokenCounter, lines: Iterable[str], cap: int) -> list[str]:
+    """The leading ``lines`` (in the order given) whose tokens add up to at most ``cap``."""
+    kept: list[str] = []
+    used = 0
+    for text_line in lines:
+        cost = counter.count(text_line)
+        if used + cost > cap:
+            break
+        kept.append(text_line)
+        used += cost
+    return kept
+
+
+def prefix_cells(counter: TokenCounter, text: str, offset: int, line: int, cap: int) -> list[str]:
+    """The prefix before ``offset`` as redacted grid cells (absolute lines ``k*GRID…``), the earliest
+    kept cell being the first whose tail fits ``cap``. Only the cells kept are read, redacted and
+    counted, and all but the cursor's cell are cache hits while typing."""
+    grid = PREFIX_GRID_LINES
+    line_start = text.rfind("\n", 0, offset) + 1
+    cell_first = (line // grid) * grid
+    # the cursor's cell: from its first line to the cursor
+    pos = line_start
+    for _ in range(line - cell_first):
+        pos = text.rfind("\n", 0, pos - 1) + 1
+    cells: list[str] = [redact(text[pos:offset])]
+    used = counter.count(cells[0])
+    if used > cap:  # not even the cursor's cell fits: whole lines from the end
+        return [tail_lines(counter, cells[0].splitlines(keepends=True), cap)]
+    while pos > 0:
+        end = pos
+        for _ in range(grid):
+            pos = text.rfind("\n", 0, pos - 1) + 1
+            if pos == 0:
+                break
+        cell = redact_cached(text[pos:end])
+        cost = counter.count(cell)
+        if used + cost > cap:
+            break
+        used += cost
+        cells.append(cell)
+    cells.reverse()
+    return [c for c in cells if c]
+
+
+def head_lines(counter: TokenCounter, text: str, cap: int) -> str:
+    """The first whole lines of ``text`` that fit ``cap`` tokens (a long text is pre-cut by characters)."""
+    if len(text) > cap * SUFFIX_CHARS_PER_TOKEN:
+        text = text[:cap * SUFFIX_CHARS_PER_TOKEN]
+        text = text[:text.rfind("\n") + 1] if "\n" in text else text
+    if counter.count(text) <= cap:
+        return text
+    return "".join(_lines_within(counter, text.splitlines(keepends=True), cap))

@@ -1,0 +1,54 @@
+"""Repository file texts as prompts show them (redacted), cached across requests and index generations.
+
+Keyed by path and (size, mtime) so edits on disk are seen; an open buffer (an index overlay) by its text.
+A file on disk is stat'ed at most once per index generation (``checked``, kept by that generation's
+memo), not on every request that shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+from engine.context.index_view import RepoIndex
+from engine.context.redact import redact_cached
+
+
+class FileCache:
+    """Redacted file texts and their line lists (an LRU of ``max_files``)."""
+
+    def __init__(self, max_files: int = 50_000) -> None:
+        self._data: OrderedDict[str, tuple[tuple, str, list[str]]] = OrderedDict()
+        self._max = max_files
+
+    def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, list[str]] | None:
+        """(text, lines) of ``path`` as the prompt may show it; None when the index cannot read it."""
+        overlays = index.overlays
+        hit = self._data.get(path)
+        text = None
+        if path in overlays:
+            text = overlays[path]
+            stamp: tuple = ("overlay", hash(text))
+        elif hit is not None and path in checked and hit[0][0] != "overlay":
+            self._data.move_to_end(path)
+            return hit[1], hit[2]
+        else:
+            try:
+                st = os.stat(os.path.join(root, path))
+                stamp = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                stamp = ("missing",)
+            checked.add(path)
+        if hit is not None and hit[0] == stamp:
+            self._data.move_to_end(path)
+            return hit[1], hit[2]
+        if text is None:
+            text = index.read_text(path)
+        if text is None:
+            return None
+        text = redact_cached(text)
+        lines = text.splitlines(keepends=True)
+        self._data[path] = (stamp, text, lines)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+        return text, lines
