@@ -205,6 +205,18 @@ def language_for_path(rel: str) -> str | None:
     return EXTENSIONS.get(ext) or TEXT_LANGUAGES.get(ext)
 
 
+#: How a language writes a line comment where it is not ``//`` (the context marks lines it leaves out of a
+#: file with one: ``# ...`` in Python).
+_LINE_COMMENTS = {"python": "#", "ruby": "#", "shell": "#", "r": "#", "perl": "#", "toml": "#", "yaml": "#",
+                  "make": "#", "dockerfile": "#", "cmake": "#", "starlark": "#", "elixir": "#", "julia": "#",
+                  "nim": "#", "lua": "--", "sql": "--", "haskell": "--"}
+
+
+def line_comment(lang: str | None) -> str:
+    """The line-comment marker of a language (``//`` for the C family and anything unknown)."""
+    return _LINE_COMMENTS.get(lang or "", "//")
+
+
 def is_parseable(lang: str | None) -> bool:
     return lang in LANGS
 

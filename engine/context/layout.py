@@ -18,20 +18,13 @@ from engine.model.prompt_format import Piece, PromptFormat
 from engine.model.tokens import TokenCounter
 
 _PREFIX_SLOT = "\x00<current prefix cells>\x00"  # where the prefix cells go in the format's infill
-# Line comments of the languages the indexer reads as text only (parseable languages' come from the
-# indexer's language registry).
-_TEXT_LINE_COMMENT = {"shell": "#", "r": "#", "perl": "#", "toml": "#", "yaml": "#",
-                      "lua": "--", "sql": "--", "haskell": "--"}
 
 
 def elision_line(path: str) -> str:
     """The comment line that marks lines left out of a file's block (``# ...`` in Python)."""
-    from indexer.languages import LANGS, language_for_path  # lazy: the engine imports the indexer on use
+    from indexer.languages import language_for_path, line_comment  # lazy: the engine imports the indexer on use
 
-    lang = language_for_path(path) or ""
-    spec = LANGS.get(lang)
-    prefix = spec.comment_prefixes[0] if spec is not None else _TEXT_LINE_COMMENT.get(lang, "//")
-    return f"{prefix} ...\n"
+    return f"{line_comment(language_for_path(path))} ...\n"
 
 
 @dataclass
