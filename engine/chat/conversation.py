@@ -111,14 +111,6 @@ class ConversationStore:
                 self._items.popitem(last=False)
             return conv
 
-    def drop(self, conversation_id: str) -> bool:
-        with self._lock:
-            return self._items.pop(conversation_id, None) is not None
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._items)
-
 
 def trim_history(messages: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
     """At most ``limit`` messages, starting at a user turn (never at a dangling tool result or answer)."""

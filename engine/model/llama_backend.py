@@ -180,11 +180,8 @@ class LlamaBackend:
                                            "flash_attn": cfg.flash_attn})
 
     def save_prefix(self, prefix: Sequence[int], wait: bool = False) -> Path | None:
-        """Snapshot the KV cache when it starts with ``prefix`` (lean: KV bytes + token ids).
-
-        Only the copy out of llama.cpp happens here, on the inference worker; the file is written by a
-        background thread, so a keystroke never waits behind gigabytes of disk I/O (the real model's KV is
-        ~96 KiB per token). ``wait`` blocks until the file is on disk."""
+        """Snapshot the KV cache when it starts with ``prefix`` (lean: KV bytes + token ids). Only the copy
+        out of llama.cpp happens here; ``SnapshotWriter`` writes the file. ``wait``: until it is on disk."""
         import llama_cpp
 
         if self.kv_store is None:
