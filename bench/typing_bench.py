@@ -177,8 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sample = prompts[1:: max(1, len(prompts) // args.scratch_samples)][: args.scratch_samples]
     scratch = []
     for text, line, col in sample:
-        backend.llm.n_tokens = 0  # type: ignore[attr-defined]
-        backend.llm._ctx.kv_cache_seq_rm(-1, 0, -1)  # type: ignore[attr-defined]
+        backend.clear_kv()  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         out = engine.complete(path, text, line, col, use_cache=False)
         scratch.append({"wall_ms": (time.perf_counter() - t0) * 1000, "evaluated": out.result.evaluated_tokens,
@@ -237,8 +236,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "excluding_bench_context_setup_ms": round(total - (t_ctx - t0) * 1000, 3),
                           "evaluated_tokens": out.result.evaluated_tokens, "prompt_tokens": out.result.prompt_tokens,
                           "warm_up": info}
-        fresh.runtime.scheduler.close()  # no shutdown snapshot: keep the stores as they are
-        fresh._runtime = None
         fresh.close()
     restart["speedup"] = round(restart["cold"]["excluding_bench_context_setup_ms"]
                                / restart["snapshot"]["excluding_bench_context_setup_ms"], 2)

@@ -136,12 +136,6 @@ class Config:
         """Where index, KV snapshots and logs live; the platform cache dir unless configured."""
         return Path(self.cache_dir).expanduser() if self.cache_dir else Path(platformdirs.user_cache_dir(APP_NAME))
 
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if data["remote"].get("api_key"):
-            data["remote"]["api_key"] = "***"
-        return data
-
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("llama", "openai"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,28 +18,9 @@ from engine.context.result import ContextResult
 from engine.context import builder as context
 from engine.model_host import Counters, ModelHost
 from engine.model.resolution import ModelError, ResolvedModel
-from engine.inference.runtime import Runtime
+from engine.inference.chat_turn import ChatTurn
+from engine.inference.runtime import CompletionOutput, Runtime
 from engine.inference.scheduler import Priority
-from engine.model.tokens import TokenCounter
-
-
-@dataclass
-class CompletionOutput:
-    completion: str
-    result: GenerationResult
-    context: ContextResult
-    model: str
-    multiline: bool
-    cached: str = ""  # "" (model ran), "lru" or "typed_ahead" (served from the completion cache)
-    syntax: str | None = None  # what tree-sitter saw at the cursor (shape decision)
-
-    def to_json(self, include_prompt: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {"completion": self.completion, "model": self.model, "multiline": self.multiline,
-                                "cached": self.cached, "syntax": self.syntax}
-        data.update(self.result.counters())
-        data["finish_reason"] = self.result.finish_reason
-        data["context"] = {k: v for k, v in self.context.to_json().items() if include_prompt or k != "prompt"}
-        return data
 
 
 class Engine:
@@ -96,10 +76,6 @@ class Engine:
 
     def model_info(self) -> dict[str, Any]:
         return self.host.model_info()
-
-    def token_counter(self) -> TokenCounter:
-        backend = self.backend
-        return TokenCounter(backend.tokenize, name=str(backend.info().get("model_name", backend.name)))
 
     # -- context ------------------------------------------------------------------------------
     def context_workspace(self) -> tuple[context.Workspace, context.ContextCache]:
@@ -184,7 +160,7 @@ class Engine:
     def runtime(self) -> Runtime:
         with self._lock:
             if self._runtime is None:
-                self._runtime = Runtime(self)
+                self._runtime = Runtime(self, self.host, self.config, self.log)
             return self._runtime
 
     def complete(self, path: Path | str, text: str, line: int, character: int, *,
@@ -210,8 +186,16 @@ class Engine:
              on_text: Callable[[str], None] | None = None, cancel: CancelToken | None = None,
              max_tokens: int | None = None, sampling: Sampling | None = None) -> Future[GenerationResult]:
         """An assistant turn with the model's chat template, streamed to ``on_text`` (chat sampling defaults)."""
-        return self.runtime.submit_chat(messages, tools=tools, on_text=on_text, cancel=cancel,
-                                        max_tokens=max_tokens, sampling=sampling)
+        return self.runtime.chat(messages, tools=tools, on_text=on_text, cancel=cancel, max_tokens=max_tokens,
+                                 sampling=sampling)
+
+    def chat_turn(self, turn: ChatTurn, key: str) -> Future[GenerationResult]:
+        """A chat session's step on the shared model; ``cancel_job(key)`` stops it."""
+        return self.runtime.submit_chat(turn, key=key)
+
+    def cancel_job(self, key: str) -> None:
+        """Drop the queued and stop the running inference job with this key."""
+        self.runtime.cancel(key)
 
     def warm_up(self, path: Path | str, text: str, line: int | None = None,
                 character: int | None = None) -> Future[dict[str, object]]:
@@ -238,7 +222,7 @@ class Engine:
     def cancel_document(self, path: Path | str) -> None:
         """Drop queued and stop running completions for a document (closed, or the user pressed Escape)."""
         if self._runtime is not None:
-            self._runtime.scheduler.cancel(f"complete:{self.document_key(path)}")
+            self._runtime.cancel(f"complete:{self.document_key(path)}")
 
     # -- editor buffers -------------------------------------------------------------------------
     # Open buffers overlay the saved files: in the context (open_documents) and in the index, where an
@@ -343,10 +327,7 @@ class Engine:
         """Forget cached completions and token counts (the KV cache refills on the next request)."""
         cleared = 0
         if self._runtime is not None:
-            from engine.inference.completion_cache import CompletionCache
-
-            cleared += self._runtime.cache.stats()["entries"]
-            self._runtime.cache = CompletionCache(self._runtime.cache.size)
+            cleared += self._runtime.clear_cache()
         if self._context is not None:
             self._context[0].counter.clear()
             cleared += 1

@@ -85,12 +85,12 @@ def test_scaled_down_30b_shape_uses_the_quantized_path(tmp_path: Path) -> None:
 
 
 def test_full_30b_shape_plan_matches_the_real_model() -> None:
-    from engine.model.synth import _tensor_plans
+    from engine.model.synth import tensor_plans
 
     shape = SHAPES["qwen3-coder-30b-a3b"]
     assert (shape.n_layer, shape.n_embd, shape.n_head, shape.n_head_kv, shape.head_dim) == (48, 2048, 32, 4, 128)
     assert (shape.n_expert, shape.n_expert_used, shape.n_ff_exp, shape.context_length) == (128, 8, 768, 262144)
-    plans = {p.name: p for p in _tensor_plans(shape, 151936)}
+    plans = {p.name: p for p in tensor_plans(shape, 151936)}
     assert plans["blk.47.ffn_down_exps.weight"].shape == (128, 2048, 768)
     params = sum(int(__import__("numpy").prod(p.shape)) for p in plans.values())
     assert 29e9 < params < 32e9  # about 30.5B parameters, like the real model

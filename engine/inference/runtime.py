@@ -7,23 +7,61 @@ snapshotting, resumable chat) live here and are driven by thin ``Engine`` method
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from engine.model.backend import Cancelled, CancelToken, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
-from engine.inference.completion_cache import CompletionCache
+from engine.config import Config
 from engine.context.result import ContextResult, split_at_cursor
-from engine.model.kv_store import prefix_hash
+from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
+from engine.inference.completion_cache import CompletionCache
 from engine.inference.postprocess import choose_shape, syntax_at_cursor, trim_completion, trim_interrupted
-from engine.model.prompt_format import Piece, PromptFormat
 from engine.inference.scheduler import Priority, Scheduler
+from engine.model.backend import (
+    Backend,
+    Cancelled,
+    CancelToken,
+    GenerationRequest,
+    GenerationResult,
+    Sampling,
+    chat_stop_ids,
+)
+from engine.model.kv_store import prefix_hash
+from engine.model.prompt_format import Piece, PromptFormat
+from engine.model_host import ModelHost
 from engine.text_position import offset_at
 
-if TYPE_CHECKING:  # pragma: no cover
-    from engine.service import CompletionOutput, Engine
+
+@dataclass
+class CompletionOutput:
+    completion: str
+    result: GenerationResult
+    context: ContextResult
+    model: str
+    multiline: bool
+    cached: str = ""  # "" (model ran), "lru" or "typed_ahead" (served from the completion cache)
+    syntax: str | None = None  # what tree-sitter saw at the cursor (shape decision)
+
+    def to_json(self, include_prompt: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"completion": self.completion, "model": self.model, "multiline": self.multiline,
+                                "cached": self.cached, "syntax": self.syntax}
+        data.update(self.result.counters())
+        data["finish_reason"] = self.result.finish_reason
+        data["context"] = {k: v for k, v in self.context.to_json().items() if include_prompt or k != "prompt"}
+        return data
+
+
+class Workspace(Protocol):
+    """What the runtime needs from the workspace it completes in (``engine.service.Engine``)."""
+
+    def relative_path(self, path: Path | str) -> str: ...
+
+    def document_key(self, path: Path | str) -> str: ...
+
+    def build_context(self, path: Path | str, text: str, line: int, character: int,
+                      budget: int | None = None) -> ContextResult: ...
 
 
 def repository_prefix(pieces: Sequence[Piece], fmt: PromptFormat) -> list[Piece]:
@@ -48,12 +86,18 @@ def cancelled_result(reason: str = "cancelled") -> GenerationResult:
 
 
 class Runtime:
-    """One model's worker, cache and background jobs for one ``Engine``."""
+    """One workspace's completion cache and jobs on the process's one model (``host``).
 
-    def __init__(self, engine: "Engine") -> None:
-        self.engine = engine
-        self.host = engine.host
-        self.cache = CompletionCache(engine.config.completion.cache_size)
+    ``config`` is the workspace's (completion, context and chat settings); ``workspace`` names documents
+    and builds their contexts."""
+
+    def __init__(self, workspace: Workspace, host: ModelHost, config: Config,
+                 log: Callable[[str], None]) -> None:
+        self.workspace = workspace
+        self.host = host
+        self.config = config
+        self.log = log
+        self.cache = CompletionCache(config.completion.cache_size)
         self.last_warm_up: dict[str, object] = {}
 
     @property
@@ -61,15 +105,22 @@ class Runtime:
         """The process's one inference worker (shared by every workspace's engine)."""
         return self.host.scheduler
 
+    def cancel(self, key: str) -> None:
+        """Drop the queued and stop the running jobs with this key."""
+        self.scheduler.cancel(key)
+
+    def clear_cache(self) -> int:
+        """Forget every cached completion; returns how many there were."""
+        entries = self.cache.stats()["entries"]
+        self.cache = CompletionCache(self.cache.size)
+        return entries
+
     # -- inline completion ------------------------------------------------------------------------------
     def submit_complete(self, path: Path | str, text: str, line: int, character: int, *,
                         budget: int | None = None, cancel: CancelToken | None = None,
-                        priority: Priority = Priority.INLINE, use_cache: bool = True) -> "Future[CompletionOutput]":
+                        priority: Priority = Priority.INLINE, use_cache: bool = True) -> Future[CompletionOutput]:
         """Cache first (no model call), else a job keyed by document: a newer one supersedes it."""
-        from engine.service import CompletionOutput
-
-        engine = self.engine
-        rel = engine.relative_path(path)
+        rel = self.workspace.relative_path(path)
         prefix, suffix = split_at_cursor(text, line, character)
         if use_cache:
             hit = self.cache.get(rel, prefix, suffix)
@@ -80,9 +131,9 @@ class Runtime:
                                        "\n" in hit[0])
                 out.cached = hit[1]
                 done.set_result(out)
-                engine.counters.cache_hit()
+                self.host.counters.cache_hit()
                 return done
-        timeout = engine.config.completion.timeout_ms / 1000.0
+        timeout = self.config.completion.timeout_ms / 1000.0
         deadline = time.monotonic() + timeout
 
         def job(token: CancelToken) -> CompletionOutput:
@@ -94,21 +145,19 @@ class Runtime:
             self._after_completion(out)
             return out
 
-        return self.scheduler.submit(job, priority, key=f"complete:{engine.document_key(path)}", deadline=deadline,
-                                     cancel=cancel)
+        return self.scheduler.submit(job, priority, key=f"complete:{self.workspace.document_key(path)}",
+                                     deadline=deadline, cancel=cancel)
 
     def complete(self, path: Path | str, text: str, line: int, character: int, *,
                  budget: int | None = None, cancel: CancelToken | None = None,
-                 priority: Priority = Priority.INLINE, use_cache: bool = True) -> "CompletionOutput":
-        from engine.service import CompletionOutput
-
+                 priority: Priority = Priority.INLINE, use_cache: bool = True) -> CompletionOutput:
         future = self.submit_complete(path, text, line, character, budget=budget, cancel=cancel,
                                       priority=priority, use_cache=use_cache)
         try:
             return future.result()
         except Cancelled as exc:
             prefix, suffix = split_at_cursor(text, line, character)
-            self.engine.counters.cancelled_before_start()
+            self.host.counters.cancelled_before_start()
             return CompletionOutput("", cancelled_result(str(exc)), empty_context(prefix, suffix),
                                     self._model_name(), False)
 
@@ -116,18 +165,15 @@ class Runtime:
         return self.host.model_name()
 
     def _run_completion(self, path: Path | str, rel: str, text: str, line: int, character: int,
-                        budget: int | None, cancel: CancelToken, deadline: float) -> "CompletionOutput":
-        from engine.service import CompletionOutput
-
-        engine = self.engine
-        backend = engine.backend
-        cfg = engine.config.completion
+                        budget: int | None, cancel: CancelToken, deadline: float) -> CompletionOutput:
+        backend = self.host.backend
+        cfg = self.config.completion
         n_ctx = int(backend.info().get("n_ctx") or 0)
-        budget = budget or engine.config.context.budget
+        budget = budget or self.config.context.budget
         if n_ctx:
             budget = min(budget, n_ctx - cfg.max_tokens - 1)
         cancel.check()
-        context = engine.build_context(path, text, line, character, budget)
+        context = self.workspace.build_context(path, text, line, character, budget)
         syntax = syntax_at_cursor(rel, text, offset_at(text, line, character))
         shape = choose_shape(context.prefix, context.suffix, cfg.max_lines, syntax)
         request = GenerationRequest(
@@ -139,7 +185,7 @@ class Runtime:
             deadline=deadline,
         )
         result = backend.generate(request, cancel)
-        engine.counters.add(result)
+        self.host.counters.add(result)
         completion = trim_completion(result.text, context.prefix, context.suffix, shape)
         if result.finish_reason == "deadline":  # cut mid-generation: whole tokens that parse, or nothing
             completion = trim_interrupted(completion, context.prefix, context.suffix, rel)
@@ -150,7 +196,7 @@ class Runtime:
         return out
 
     # -- warm-up and snapshots ---------------------------------------------------------------------------
-    def _after_completion(self, out: "CompletionOutput") -> None:
+    def _after_completion(self, out: CompletionOutput) -> None:
         """Queue a snapshot of a repository prefix not yet on disk (runs when nothing else is queued)."""
         backend = self.host.current_backend
         if backend is None or not hasattr(backend, "save_prefix") or not out.context.pieces:
@@ -169,7 +215,7 @@ class Runtime:
                               key="warm-up", resumable=True)
 
     def warm_up(self, path: Path | str, text: str, line: int | None = None,
-                character: int | None = None) -> "Future[dict[str, object]]":
+                character: int | None = None) -> Future[dict[str, object]]:
         """Make the repository prefix for this document resident (snapshot restore or prefill + save).
 
         Lowest priority and pre-emptible: a keystroke interrupts it, and it resumes afterwards from what
@@ -180,66 +226,62 @@ class Runtime:
             line, character = len(lines) - 1, len(lines[-1])
 
         def job(token: CancelToken) -> dict[str, object]:
-            engine = self.engine
-            backend = engine.backend
-            context = engine.build_context(path, text, line, character)
+            backend = self.host.backend
+            context = self.workspace.build_context(path, text, line, character)
             prefix = repository_prefix(context.pieces, backend.prompt_format)
             if not prefix:
                 return {"skipped": "no repository prefix in this prompt format"}
             info = backend.warm_prefix(prefix, token)
             self.last_warm_up = info
-            engine.log(f"warm-up: {info}")
+            self.log(f"warm-up: {info}")
             return info
 
         return self.scheduler.submit(job, Priority.WARMUP, key="warm-up", resumable=True)
 
     # -- code actions and chat ---------------------------------------------------------------------------
     def submit_generate(self, request: GenerationRequest, *, priority: Priority = Priority.ACTION,
-                        key: str | None = None, cancel: CancelToken | None = None) -> "Future[GenerationResult]":
+                        key: str | None = None, cancel: CancelToken | None = None) -> Future[GenerationResult]:
         """Any raw generation (code actions, commands) on the shared worker."""
 
         def job(token: CancelToken) -> GenerationResult:
-            result = self.engine.backend.generate(request, token)
-            self.engine.counters.add(result)
+            result = self.host.backend.generate(request, token)
+            self.host.counters.add(result)
             return result
 
         return self.scheduler.submit(job, priority, key=key, cancel=cancel)
 
-    def submit_chat(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None,
-                    on_text: Callable[[str], None] | None = None, cancel: CancelToken | None = None,
-                    max_tokens: int | None = None, sampling: Sampling | None = None,
-                    key: str | None = None) -> "Future[GenerationResult]":
-        """An assistant turn, streamed through ``on_text``; pre-empted by keystrokes, then resumed.
-
-        Resuming re-renders the conversation plus the text generated so far and continues from there, so
-        the stream never repeats itself; counters add up over the runs.
-        """
-        cfg = self.engine.config.chat
-        sampling = sampling or Sampling(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                        repeat_penalty=cfg.repeat_penalty)
-        limit = max_tokens or cfg.max_tokens
-        state: dict[str, Any] = {"text": "", "results": []}
+    def submit_chat(self, turn: ChatTurn, *, key: str | None = None,
+                    cancel: CancelToken | None = None) -> Future[GenerationResult]:
+        """An assistant turn at chat priority, pre-empted by keystrokes and then resumed (``ChatTurn``)."""
 
         def job(token: CancelToken) -> GenerationResult:
-            backend = self.engine.backend
-            remaining = limit - sum(r.generated_tokens for r in state["results"])
-            request = GenerationRequest(pieces=[], max_tokens=max(1, remaining), sampling=sampling,
-                                        on_text=_collect(state, on_text))
-            if state["text"] and hasattr(backend, "render_chat") and self.engine.config.backend != "openai":
-                pieces = backend.render_chat(messages, tools) + [state["text"]]
-                result = backend.generate(dataclasses.replace(request, pieces=pieces,
-                                                              stop_ids=_chat_stops(backend)), token)
-            else:
-                result = backend.chat(messages, request, tools, token)
-            state["results"].append(result)
-            self.engine.counters.add(result)
-            return _combine(state["text"], state["results"])
+            return turn.run(self.host.backend, token)
 
-        if self.engine.config.backend == "openai":
+        if self.config.backend == "openai":
             # A server runs requests concurrently: chat need not wait behind (or pre-empt) completions.
-            token = cancel or CancelToken()
-            return self.host.remote_pool().submit(job, token)
+            return self.host.remote_pool().submit(job, cancel or CancelToken())
         return self.scheduler.submit(job, Priority.CHAT, key=key, resumable=True, cancel=cancel)
+
+    def chat(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None,
+             on_text: Callable[[str], None] | None = None, cancel: CancelToken | None = None,
+             max_tokens: int | None = None, sampling: Sampling | None = None) -> Future[GenerationResult]:
+        """An assistant turn on a fixed conversation, streamed through ``on_text``.
+
+        The first run lets the backend apply its template (``Backend.chat``); a resumed one renders the
+        conversation plus the text so far and continues it."""
+        cfg = self.config.chat
+        limit = max_tokens or cfg.max_tokens
+        local = self.config.backend != "openai"
+
+        def render(backend: Backend, text: str, generated: int) -> ChatPrompt:
+            room = max(1, limit - generated)
+            if text and local:
+                return ChatPrompt(backend.render_chat(messages, tools), room, chat_stop_ids(backend))
+            return ChatPrompt(max_tokens=room, messages=messages, tools=tools)
+
+        turn = ChatTurn(render, sampling=sampling or chat_sampling(cfg), record=self.host.counters.add,
+                        on_text=on_text)
+        return self.submit_chat(turn, cancel=cancel)
 
     # -- status -----------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -250,30 +292,3 @@ class Runtime:
         if self.last_warm_up:
             data["last_warm_up"] = self.last_warm_up
         return data
-
-
-def _collect(state: dict[str, Any], on_text: Callable[[str], None] | None) -> Callable[[str], None]:
-    def collect(piece: str) -> None:
-        state["text"] += piece
-        if on_text is not None:
-            on_text(piece)
-
-    return collect
-
-
-def _chat_stops(backend: Any) -> frozenset[int]:
-    return chat_stop_ids(backend)
-
-
-def _combine(text: str, results: list[GenerationResult]) -> GenerationResult:
-    last = results[-1]
-    return GenerationResult(
-        text=text,
-        prompt_tokens=last.prompt_tokens,
-        reused_tokens=sum(r.reused_tokens for r in results),
-        evaluated_tokens=sum(r.evaluated_tokens for r in results),
-        generated_tokens=sum(r.generated_tokens for r in results),
-        elapsed_ms=round(sum(r.elapsed_ms for r in results), 3),
-        finish_reason=last.finish_reason,
-        first_token_ms=results[0].first_token_ms,
-    )

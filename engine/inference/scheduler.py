@@ -71,7 +71,6 @@ class Job(Generic[T]):
     resumable: bool = field(compare=False, default=False)
     cancel: CancelToken = field(compare=False, default_factory=CancelToken)
     future: Future = field(compare=False, default_factory=Future)
-    submitted: float = field(compare=False, default_factory=time.monotonic)
     runs: int = field(compare=False, default=0)
 
 
@@ -87,7 +86,6 @@ class Scheduler:
         self._closed = False
         self.stats = {"submitted": 0, "completed": 0, "superseded": 0, "preempted": 0, "resumed": 0,
                       "stale": 0, "shed": 0, "failed": 0}
-        self._idle_since = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -168,8 +166,6 @@ class Scheduler:
             self._run(job)
             with self._cond:
                 self._running = None
-                if not self._heap:
-                    self._idle_since = time.monotonic()
                 self._cond.notify_all()
 
     def _run(self, job: Job[Any]) -> None:
@@ -210,18 +206,6 @@ class Scheduler:
         return True
 
     # -- introspection -------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        with self._cond:
-            return self._running is not None or bool(self._heap)
-
-    def idle_for(self) -> float:
-        """Seconds since the worker last ran out of work (0 while busy)."""
-        with self._cond:
-            if self._running is not None or self._heap:
-                return 0.0
-            return time.monotonic() - self._idle_since
-
     def wait_idle(self, timeout: float | None = None) -> bool:
         end = None if timeout is None else time.monotonic() + timeout
         with self._cond:

@@ -118,6 +118,15 @@ def elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
 
 
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
+"""Spellings of the tokens that end an assistant turn in the chat templates we meet (ChatML, Llama 3, Gemma)."""
+
+
+def end_of_turn_ids(token_id: Callable[[str], int | None]) -> set[int]:
+    """The ids of ``END_OF_TURN`` in a vocabulary (``token_id``: text → id, None when it has no such token)."""
+    return {tid for text in END_OF_TURN if (tid := token_id(text)) is not None}
+
+
 def chat_stop_ids(backend: object) -> frozenset[int]:
     """Token ids that end an assistant turn: the FIM/control stops, the chat end markers, and every token
     llama.cpp itself treats as end of generation (e.g. Qwen3's ``</s>``); a grammar that has finished allows
@@ -125,9 +134,6 @@ def chat_stop_ids(backend: object) -> frozenset[int]:
     stops = set(getattr(getattr(backend, "prompt_format", None), "stop_ids", ()) or ())
     token_id = getattr(backend, "token_id", None)
     if token_id is not None:
-        for text in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
-            tid = token_id(text)
-            if tid is not None:
-                stops.add(tid)
+        stops |= end_of_turn_ids(token_id)
     stops |= getattr(backend, "eog_ids", frozenset())
     return frozenset(stops)

@@ -59,3 +59,29 @@ def render_chat_pieces(
             pieces.append(sentinels[key])
         rest = rest[pos + len(key):]
     return pieces
+
+
+_PROBE = "__coderflash_probe__"
+
+
+def _render_text(template: str, messages: list[dict], tools: list[dict] | None) -> str:
+    try:
+        return "".join(str(p) for p in render_chat_pieces(template, messages, tools, lambda t: [t]))
+    except Exception:  # noqa: BLE001 - a template that cannot render this is one that lacks the feature
+        return ""
+
+
+def renders_tools(template: str) -> bool:
+    """Whether the template declares tools itself (else the chat writes them into the system turn)."""
+    probe = [{"type": "function", "function": {"name": _PROBE, "description": "probe",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    return _PROBE in _render_text(template, [{"role": "user", "content": "x"}], probe)
+
+
+def renders_tool_role(template: str) -> bool:
+    """Whether the template renders ``tool`` messages as ``<tool_response>`` (else the chat sends tool
+    results as user turns, the way Qwen3-Coder renders them)."""
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"},
+                {"role": "tool", "content": _PROBE}]
+    out = _render_text(template, messages, None)
+    return "<tool_response>" in out and _PROBE in out

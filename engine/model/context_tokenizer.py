@@ -22,18 +22,18 @@ class VocabTokenizer:
     """A GGUF's tokenizer without its weights."""
 
     def __init__(self, path: Path | str) -> None:
-        from engine.model.llama_backend import open_llama
+        from engine.model.llama_loader import open_llama
 
         self.llm = open_llama(model_path=str(path), vocab_only=True)
         self.name = str(self.llm.metadata.get("general.name", Path(path).stem))
 
     def token_id(self, text: str) -> int | None:
-        from engine.model.llama_backend import special_token_id
+        from engine.model.llama_loader import special_token_id
 
         return special_token_id(self.llm, text)
 
     def tokenize(self, text: str) -> list[int]:
-        from engine.model.llama_backend import tokenize_user_text
+        from engine.model.llama_loader import tokenize_user_text
 
         return tokenize_user_text(self.llm, text)
 

@@ -11,12 +11,14 @@ Layout: ``MAGIC`` · u32 header length · header JSON · int32 token ids · stat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import struct
 import tempfile
 from array import array
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -98,6 +100,40 @@ class KVStore:
         files = sorted(self.directory.glob(f"{model}-*.kv"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[self.keep:]:
             old.unlink(missing_ok=True)
+
+
+class SnapshotWriter:
+    """Writes a store's snapshot files on a thread of its own.
+
+    Why: only the copy out of llama.cpp has to happen on the inference worker; the file is written here,
+    so a keystroke never waits behind gigabytes of disk I/O (the real model's KV is ~96 KiB per token)."""
+
+    def __init__(self, store: KVStore) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coderflash-kv-writer")
+        self._in_flight: dict[Path, Future] = {}
+
+    def submit(self, model: str, prefix: Sequence[int], tokens: Sequence[int], state: bytes) -> "Future[Path]":
+        """Queue ``KVStore.save``; the future carries the file's path."""
+        target = self.store.path_for(model, prefix)
+        future = self._executor.submit(self.store.save, model, prefix, tokens, state)
+        self._in_flight[target] = future
+        future.add_done_callback(lambda _f: self._in_flight.pop(target, None))
+        return future
+
+    def pending(self, model: str, prefix: Sequence[int]) -> bool:
+        """True while a snapshot of ``prefix`` is being written (don't start a second one)."""
+        return self.store.path_for(model, list(prefix)) in self._in_flight
+
+    def flush(self) -> None:
+        """Wait for the files being written (shutdown, tests)."""
+        for future in list(self._in_flight.values()):
+            with contextlib.suppress(Exception):
+                future.result()
+
+    def close(self) -> None:
+        self.flush()
+        self._executor.shutdown(wait=True)
 
 
 def read_snapshot(path: Path) -> Snapshot:

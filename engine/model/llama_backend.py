@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from engine.config import LlamaConfig
 from engine.model.backend import (
     BackendError,
     Cancelled,
@@ -25,80 +24,12 @@ from engine.model.backend import (
     GenerationRequest,
     GenerationResult,
     elapsed_ms,
+    end_of_turn_ids,
 )
-from engine.config import LlamaConfig
-from engine.model.kv_store import KVStore, SnapshotError, model_key
-from engine.model.resolution import ModelError, check_gguf
+from engine.model.kv_store import KVStore, SnapshotError, SnapshotWriter, model_key
+from engine.model.llama_loader import gpu_offload_supported, load_model, special_token_id, tokenize_user_text
 from engine.model.prompt_format import Piece, PromptFormat, detect_format
-
-_KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}
-_LOG_LOCK = threading.Lock()
-_LOG_LINES: list[str] = []
-YARN_ORIGINAL_CONTEXT = 262_144  # Qwen3-Coder's native context; factor 4 reaches 1M
-
-
-class _Output:
-    """Generated tokens → text, streamed without splitting UTF-8 sequences or leaking a stop string."""
-
-    def __init__(self, request: GenerationRequest) -> None:
-        import codecs
-
-        self.ids: list[int] = []
-        self.text = ""
-        self.streamed = 0
-        self.first_token_ms = 0.0
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._stops = request.stop_strings
-        self._hold = max((len(s) for s in self._stops), default=1) - 1
-        self._on_text = request.on_text
-
-    def add(self, token: int, data: bytes) -> bool:
-        """Append a token; True when a stop string has appeared."""
-        self.ids.append(token)
-        piece = self._decoder.decode(data)
-        if not piece:
-            return False
-        self.text += piece
-        window = self.text[max(0, len(self.text) - len(piece) - self._hold):]
-        if any(s in window for s in self._stops):
-            return True
-        self._emit(len(self.text) - self._hold)
-        return False
-
-    def _emit(self, upto: int) -> None:
-        if self._on_text is not None and upto > self.streamed:
-            self._on_text(self.text[self.streamed:upto])
-            self.streamed = upto
-
-    def finish(self) -> tuple[str, bool]:
-        """Final text (cut at the first stop string) and whether a stop string cut it."""
-        text = self.text + self._decoder.decode(b"", final=True)
-        cut = False
-        for stop in self._stops:
-            at = text.find(stop)
-            if at >= 0:
-                text, cut = text[:at], True
-        self.text = text
-        self._emit(len(text))
-        return text, cut
-
-
-def _install_log_capture() -> None:
-    """Route llama.cpp's log into a buffer so load errors can be reported instead of 'Failed to load'."""
-    import llama_cpp
-
-    if getattr(_install_log_capture, "done", False):
-        return
-
-    @llama_cpp.llama_log_callback
-    def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:  # pragma: no cover - C callback
-        with _LOG_LOCK:
-            _LOG_LINES.append(text.decode("utf-8", "replace"))
-            del _LOG_LINES[:-200]
-
-    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
-    _install_log_capture.callback = _callback  # type: ignore[attr-defined]  # keep a reference alive
-    _install_log_capture.done = True  # type: ignore[attr-defined]
+from engine.model.text_stream import TextStream
 
 
 class PrefillDeadline(Exception):
@@ -110,52 +41,6 @@ class PrefillDeadline(Exception):
         self.evaluated = evaluated
 
 
-def open_llama(*, verbose: bool = False, **kwargs: Any) -> Any:
-    """``llama_cpp.Llama(**kwargs)`` without llama-cpp-python's output silencing.
-
-    Why: with ``verbose=False`` llama-cpp-python ``dup2``s /dev/null over file descriptors 1 and 2 of the
-    whole process while it loads a model. In the language server fd 1 is the LSP channel: every message any
-    thread writes during a load is lost, and two loads that overlap (the model on a loader thread, a
-    vocabulary for the context builder on another) restore each other's /dev/null, leaving the server mute
-    for good (seen: a code action never answered). llama.cpp's own log goes to our callback either way;
-    llama-cpp-python's Python-level banner stays off ``sys.stderr`` unless ``verbose``."""
-    import llama_cpp
-
-    _install_log_capture()
-    if verbose:
-        return llama_cpp.Llama(verbose=True, **kwargs)
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-        return llama_cpp.Llama(verbose=True, **kwargs)
-
-
-def _recent_log_errors() -> str:
-    with _LOG_LOCK:
-        lines = [ln.strip() for ln in _LOG_LINES
-                 if any(word in ln.lower() for word in ("error", "failed", "does not", "not supported"))]
-    return "; ".join(dict.fromkeys(lines))[-400:]
-
-
-def gpu_offload_supported() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def special_token_id(llm: object, text: str) -> int | None:
-    """The id of a control/special token, looked up by its text in the model's vocabulary (never hard-coded)."""
-    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)  # type: ignore[attr-defined]
-    if len(ids) != 1 or llm._model.token_get_text(ids[0]) != text:  # type: ignore[attr-defined]
-        return None
-    return ids[0]
-
-
-def tokenize_user_text(llm: object, text: str) -> list[int]:
-    """User text: control-token spellings inside it stay plain text (``special=False``)."""
-    if not text:
-        return []
-    return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)  # type: ignore[attr-defined]
-
-
 class LlamaBackend:
     """One loaded GGUF model and its single evaluated sequence (the KV cache we keep warm)."""
 
@@ -163,52 +48,17 @@ class LlamaBackend:
 
     def __init__(self, model_path: Path | str, config: LlamaConfig | None = None,
                  kv_dir: Path | str | None = None) -> None:
-        import llama_cpp
-
         config = config or LlamaConfig()
         self.config = config
         self.model_path = Path(model_path)
-        check_gguf(self.model_path)
-        _install_log_capture()
-        with _LOG_LOCK:
-            _LOG_LINES.clear()
-        kwargs: dict[str, object] = dict(
-            model_path=str(self.model_path),
-            n_ctx=config.n_ctx,
-            n_batch=config.n_batch,
-            n_ubatch=config.n_batch,
-            n_gpu_layers=config.n_gpu_layers if gpu_offload_supported() else 0,
-            flash_attn=config.flash_attn,
-            type_k=_KV_TYPES[config.kv_cache_type],
-            type_v=_KV_TYPES[config.kv_cache_type],
-            verbose=config.verbose,
-            logits_all=False,
-            seed=0,
-        )
-        # llama-cpp-python's default runs prefill on every logical CPU; with hyper-threads or other busy
-        # processes, ggml's spinning thread barriers then stall (measured here: 3.8 s instead of 0.45 s for a
-        # 3.7K-token prefill on 2 shared vCPUs). Default to one thread per physical core for both phases.
-        threads = config.threads if config.threads > 0 else max(1, (os.cpu_count() or 2) // 2)
-        kwargs["n_threads"] = threads
-        kwargs["n_threads_batch"] = threads
-        if config.rope_scaling == "yarn":
-            kwargs["rope_scaling_type"] = llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN
-            kwargs["yarn_orig_ctx"] = YARN_ORIGINAL_CONTEXT
-            kwargs["rope_freq_scale"] = 1.0 / config.yarn_factor  # llama-server's --rope-scale 4
-        try:
-            self.llm = open_llama(**kwargs)  # type: ignore[arg-type]
-        except (ValueError, RuntimeError) as exc:
-            detail = _recent_log_errors() or str(exc)
-            raise ModelError(f"llama.cpp could not load {self.model_path.name}: {detail}") from None
+        self.llm = load_model(self.model_path, config)
         self.n_ctx = self.llm.n_ctx()
         self._lock = threading.RLock()
         self.prompt_format: PromptFormat = detect_format(self.token_id, self.llm.token_eos())
-        self._special_cache: dict[str, int | None] = {}
         self.chat_template: str = self.llm.metadata.get("tokenizer.chat_template", "")
         self.metadata = dict(self.llm.metadata)
         self.kv_store = KVStore(kv_dir) if kv_dir else None
-        self._snapshot_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coderflash-kv-writer")
-        self._snapshots_in_flight: dict[Path, Future] = {}
+        self._writer = SnapshotWriter(self.kv_store) if self.kv_store is not None else None
         self._piece_ids: OrderedDict[str, list[int]] = OrderedDict()
         self._piece_tokens = 0
         self.last_llama_evaluated = 0
@@ -273,6 +123,13 @@ class LlamaBackend:
         diff = np.nonzero(llm.input_ids[:limit] != np.asarray(ids[:limit], dtype=llm.input_ids.dtype))[0]
         return int(diff[0]) if len(diff) else limit
 
+    def clear_kv(self) -> None:
+        """Empty the KV cache: the next prompt is evaluated from its first token (a rejected snapshot, and
+        benchmarks that measure a cold prefill)."""
+        with self._lock:
+            self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            self.llm.n_tokens = 0
+
     def llama_eval_count(self) -> int:
         """Tokens llama.cpp itself reports as decoded (prompt batches + single-token steps).
 
@@ -308,14 +165,7 @@ class LlamaBackend:
             llm.eval(rest[pos : pos + step])
         return common
 
-    def prefill(self, pieces: Sequence[Piece], cancel: CancelToken | None = None) -> tuple[int, int]:
-        """Warm the KV cache with a prompt; returns (prompt_tokens, reused)."""
-        with self._lock:
-            ids = self.pieces_to_ids(pieces)
-            self._check_fits(ids, 0)
-            return len(ids), self._prefill(ids, cancel)
-
-    def _check_fits(self, ids: list[int], max_tokens: int) -> None:
+    def _check_fits(self, ids: list[int]) -> None:
         if len(ids) + 1 > self.n_ctx:
             raise BackendError(
                 f"prompt of {len(ids)} tokens does not fit the context window of {self.n_ctx} tokens "
@@ -330,11 +180,8 @@ class LlamaBackend:
                                            "flash_attn": cfg.flash_attn})
 
     def save_prefix(self, prefix: Sequence[int], wait: bool = False) -> Path | None:
-        """Snapshot the KV cache when it starts with ``prefix`` (lean: KV bytes + token ids).
-
-        Only the copy out of llama.cpp happens here, on the inference worker; the file is written by a
-        background thread, so a keystroke never waits behind gigabytes of disk I/O (the real model's KV is
-        ~96 KiB per token). ``wait`` blocks until the file is on disk."""
+        """Snapshot the KV cache when it starts with ``prefix`` (lean: KV bytes + token ids). Only the copy
+        out of llama.cpp happens here; ``SnapshotWriter`` writes the file. ``wait``: until it is on disk."""
         import llama_cpp
 
         if self.kv_store is None:
@@ -349,23 +196,20 @@ class LlamaBackend:
             written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
             state, tokens, key = bytes(buf)[:written], self.cached_tokens, self._model_key()
             del buf
-        target = self.kv_store.path_for(key, prefix)
-        future = self._snapshot_writer.submit(self.kv_store.save, key, prefix, tokens, state)
-        self._snapshots_in_flight[target] = future
-        future.add_done_callback(lambda _f: self._snapshots_in_flight.pop(target, None))
+        assert self._writer is not None
+        future = self._writer.submit(key, prefix, tokens, state)
         if wait:
             future.result()
-        return target
+        return self.kv_store.path_for(key, prefix)
 
     def snapshot_pending(self, prefix: Sequence[int]) -> bool:
         """True while a snapshot of ``prefix`` is being written (don't start a second one)."""
-        return self.kv_store is not None and self.kv_store.path_for(self._model_key(), list(prefix)) in self._snapshots_in_flight
+        return self._writer is not None and self._writer.pending(self._model_key(), prefix)
 
     def flush_snapshots(self) -> None:
         """Wait for snapshot files being written (shutdown, tests)."""
-        for future in list(self._snapshots_in_flight.values()):
-            with contextlib.suppress(Exception):
-                future.result()
+        if self._writer is not None:
+            self._writer.flush()
 
     def restore_prefix(self, prefix: Sequence[int]) -> int:
         """Load a saved snapshot for ``prefix`` into the KV cache; returns the tokens restored (0: none).
@@ -380,9 +224,8 @@ class LlamaBackend:
             snap = self.kv_store.load(self._model_key(), list(prefix))
             if snap is None:
                 return 0
+            self.clear_kv()
             llm = self.llm
-            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-            llm.n_tokens = 0
             buf = (ctypes.c_uint8 * len(snap.state)).from_buffer_copy(snap.state)
             if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(snap.state), 0) == 0:
                 raise SnapshotError("llama.cpp rejected the snapshot (different model or settings)")
@@ -400,7 +243,7 @@ class LlamaBackend:
         start = time.perf_counter()
         with self._lock:
             ids = self.pieces_to_ids(pieces)
-            self._check_fits(ids, 0)
+            self._check_fits(ids)
             info: dict[str, object] = {"prefix_tokens": len(ids)}
             common = self.common_prefix(ids)
             if common >= len(ids):
@@ -413,8 +256,7 @@ class LlamaBackend:
                     info["snapshot_error"] = str(exc)
                     assert self.kv_store is not None
                     self.kv_store.path_for(self._model_key(), ids).unlink(missing_ok=True)
-                    self.llm.n_tokens = 0
-                    self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+                    self.clear_kv()
                 if restored:
                     info["source"] = "snapshot"
                     info["evaluated_tokens"] = 0
@@ -433,9 +275,9 @@ class LlamaBackend:
         start = time.perf_counter()
         with self._lock:
             ids = self.pieces_to_ids(request.pieces)
-            self._check_fits(ids, request.max_tokens)
+            self._check_fits(ids)
             max_tokens = max(0, min(request.max_tokens, self.n_ctx - len(ids) - 1))
-            out = _Output(request)
+            out = TextStream(request)
             finish = "length"
             reused = 0
             evaluated = None
@@ -462,7 +304,7 @@ class LlamaBackend:
                 first_token_ms=out.first_token_ms,
             )
 
-    def _sample_loop(self, request: GenerationRequest, max_tokens: int, out: "_Output",
+    def _sample_loop(self, request: GenerationRequest, max_tokens: int, out: "TextStream",
                      cancel: CancelToken | None, start: float) -> str:
         """Sample, check stops/deadline/cancel, decode one token: a cancel lands within one decode step."""
         import llama_cpp
@@ -543,10 +385,7 @@ class LlamaBackend:
         import dataclasses
 
         pieces = self.render_chat(messages, tools)
-        stops = set(request.stop_ids)
-        for text in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
-            if (tid := self.token_id(text)) is not None:
-                stops.add(tid)
+        stops = set(request.stop_ids) | end_of_turn_ids(self.token_id)
         return self.generate(dataclasses.replace(request, pieces=pieces, stop_ids=frozenset(stops)), cancel)
 
     def _special_pieces(self, text: str) -> list[Piece]:
@@ -570,7 +409,7 @@ class LlamaBackend:
         }
 
     def close(self) -> None:
-        self.flush_snapshots()
-        self._snapshot_writer.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.close()
         with contextlib.suppress(Exception):
             self.llm.close()

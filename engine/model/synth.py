@@ -210,41 +210,41 @@ def _q4_0_random(rng: np.random.Generator, rows: int, cols: int, scale: float) -
 
 
 @dataclass
-class _TensorPlan:
+class TensorPlan:
     name: str
     shape: tuple[int, ...]  # numpy shape (ggml dims reversed)
     scale: float
     quantize: bool
 
 
-def _tensor_plans(shape: ModelShape, n_vocab: int) -> list[_TensorPlan]:
+def tensor_plans(shape: ModelShape, n_vocab: int) -> list[TensorPlan]:
     e, hd = shape.n_embd, shape.head_dim
     q = shape.quantized
     plans = [
-        _TensorPlan("token_embd.weight", (n_vocab, e), 1.0, q),
-        _TensorPlan("output_norm.weight", (e,), 1.0, False),
-        _TensorPlan("output.weight", (n_vocab, e), 0.5, q),
+        TensorPlan("token_embd.weight", (n_vocab, e), 1.0, q),
+        TensorPlan("output_norm.weight", (e,), 1.0, False),
+        TensorPlan("output.weight", (n_vocab, e), 0.5, q),
     ]
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         plans += [
-            _TensorPlan(p + "attn_norm.weight", (e,), 1.0, False),
-            _TensorPlan(p + "attn_q.weight", (shape.n_head * hd, e), 0.1, q),
-            _TensorPlan(p + "attn_k.weight", (shape.n_head_kv * hd, e), 0.1, q),
-            _TensorPlan(p + "attn_v.weight", (shape.n_head_kv * hd, e), 0.1, q),
-            _TensorPlan(p + "attn_output.weight", (e, shape.n_head * hd), 0.5, q),
-            _TensorPlan(p + "attn_q_norm.weight", (hd,), 1.0, False),
-            _TensorPlan(p + "attn_k_norm.weight", (hd,), 1.0, False),
-            _TensorPlan(p + "ffn_norm.weight", (e,), 1.0, False),
-            _TensorPlan(p + "ffn_gate_inp.weight", (shape.n_expert, e), 0.1, False),
-            _TensorPlan(p + "ffn_gate_exps.weight", (shape.n_expert, shape.n_ff_exp, e), 0.1, q),
-            _TensorPlan(p + "ffn_up_exps.weight", (shape.n_expert, shape.n_ff_exp, e), 0.1, q),
-            _TensorPlan(p + "ffn_down_exps.weight", (shape.n_expert, e, shape.n_ff_exp), 0.5, q),
+            TensorPlan(p + "attn_norm.weight", (e,), 1.0, False),
+            TensorPlan(p + "attn_q.weight", (shape.n_head * hd, e), 0.1, q),
+            TensorPlan(p + "attn_k.weight", (shape.n_head_kv * hd, e), 0.1, q),
+            TensorPlan(p + "attn_v.weight", (shape.n_head_kv * hd, e), 0.1, q),
+            TensorPlan(p + "attn_output.weight", (e, shape.n_head * hd), 0.5, q),
+            TensorPlan(p + "attn_q_norm.weight", (hd,), 1.0, False),
+            TensorPlan(p + "attn_k_norm.weight", (hd,), 1.0, False),
+            TensorPlan(p + "ffn_norm.weight", (e,), 1.0, False),
+            TensorPlan(p + "ffn_gate_inp.weight", (shape.n_expert, e), 0.1, False),
+            TensorPlan(p + "ffn_gate_exps.weight", (shape.n_expert, shape.n_ff_exp, e), 0.1, q),
+            TensorPlan(p + "ffn_up_exps.weight", (shape.n_expert, shape.n_ff_exp, e), 0.1, q),
+            TensorPlan(p + "ffn_down_exps.weight", (shape.n_expert, e, shape.n_ff_exp), 0.5, q),
         ]
     return plans
 
 
-def _materialize(plan: _TensorPlan, rng: np.random.Generator, printable: np.ndarray) -> np.ndarray:
+def _materialize(plan: TensorPlan, rng: np.random.Generator, printable: np.ndarray) -> np.ndarray:
     """Create one tensor's data. Norm weights are ones; embeddings carry a constant first dimension
     that the output layer turns into a large bonus for printable tokens (and a penalty for the rest)."""
     if plan.name.endswith("norm.weight"):
@@ -311,7 +311,7 @@ def synthesize(
     writer.add_add_bos_token(False)
     writer.add_chat_template(vocab.chat_template)
 
-    plans = _tensor_plans(shape, n_vocab)
+    plans = tensor_plans(shape, n_vocab)
     for plan in plans:
         if plan.quantize:
             byte_shape = (*plan.shape[:-1], plan.shape[-1] // 32 * 18)

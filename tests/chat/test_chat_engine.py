@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from engine.model.backend import CancelToken
-from engine.chat.session import ChatRequest, ChatSession, Conversation, ConversationStore, trim_history
+from engine.chat.conversation import ChatRequest, Conversation, ConversationStore, trim_history
+from engine.chat.prompt import render_messages
+from engine.chat.session import ChatSession
 from engine.config import Config
 from engine.service import Engine
 
@@ -64,7 +66,7 @@ def test_tool_call_result_and_final_answer(engine: Engine) -> None:
     # the tool result went back to the model as a <tool_response> user turn
     msgs = session.conversation.messages
     assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "assistant"]
-    rendered = session._render_messages(session.conversation.system, msgs)
+    rendered = render_messages(session.conversation.system, msgs, session.native_tool_role)
     assert rendered[3]["role"] == "user" and rendered[3]["content"].startswith("<tool_response>\n")
     # the tiny model's ChatML template does not declare tools: the system turn carries the <tools> block
     assert "<tools>" in session.conversation.system and "<name>propose_edit</name>" in session.conversation.system

@@ -211,12 +211,13 @@ async def test_cancel_by_conversation_id_and_cancel_request(client: LanguageClie
 
     # $/cancelRequest: the request is answered with RequestCancelled and generation stops
     client.deltas.clear()
-    future = client.protocol.send_request("coderflash/chat", {**request, "conversationId": "to-cancel-2"})
+    msg_id = "chat-to-cancel-2"
+    future = client.protocol.send_request("coderflash/chat", {**request, "conversationId": "to-cancel-2"},
+                                          msg_id=msg_id)
     for _ in range(600):
         if client.deltas:
             break
         await asyncio.sleep(0.05)
-    msg_id = next(k for k, v in client.protocol._request_futures.items() if v is future)
     client.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
     with pytest.raises(Exception):
         await asyncio.wait_for(asyncio.wrap_future(future), 30)

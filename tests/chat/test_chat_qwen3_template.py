@@ -35,7 +35,9 @@ def qwen3_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_native_template_tools_and_tool_responses(qwen3_model: Path, tmp_path: Path) -> None:
-    from engine.chat.session import ChatRequest, ChatSession, Conversation
+    from engine.chat.conversation import ChatRequest, Conversation
+    from engine.chat.prompt import render_messages
+    from engine.chat.session import ChatSession
     from engine.config import Config
     from engine.service import Engine
     from engine.chat.tools import tool_specs
@@ -58,7 +60,8 @@ def test_native_template_tools_and_tool_responses(qwen3_model: Path, tmp_path: P
         assert result.finish_reason == "stop" and result.steps == 2, result
         assert result.text == "Checking.\nIt sums the cart." and result.tool_calls[0]["ok"]
         backend = engine.backend
-        messages = session._render_messages(session.conversation.system, session.conversation.messages)
+        messages = render_messages(session.conversation.system, session.conversation.messages,
+                                   session.native_tool_role)
         pieces = backend.render_chat(messages, tool_specs(config))
         ids = backend.pieces_to_ids(pieces)
         im_start = backend.token_id("<|im_start|>")

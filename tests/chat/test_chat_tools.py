@@ -14,7 +14,9 @@ import pytest
 from engine.config import Config
 from engine.indexing import open_index
 from engine.chat.tool_calls import ToolCall
-from engine.chat.tools import EditProposal, ToolEnv, glob_regex, run_tool
+from engine.chat.repo_tools import glob_regex
+from engine.chat.tool_runner import run_tool
+from engine.chat.tools import EditProposal, ToolEnv
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
 

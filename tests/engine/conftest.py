@@ -8,8 +8,6 @@ import pytest
 
 from engine.config import LlamaConfig
 
-from engine_helpers import STDLIB_FILE, tiny_config  # noqa: F401  (re-exported for fixtures)
-
 
 @pytest.fixture
 def backend(tiny_model: Path, tmp_path: Path):
