@@ -23,7 +23,8 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpc
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
-from engine.chat.session import ChatError, ChatRequest, ChatSession, ConversationStore
+from engine.chat.conversation import ChatError, ChatRequest, ConversationStore
+from engine.chat.session import ChatSession
 from engine.chat.tools import EditProposal
 from engine.model.backend import CancelToken
 from engine.service import Engine

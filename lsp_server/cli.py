@@ -199,7 +199,8 @@ def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = Fals
 
     Edits cannot be reviewed in a terminal: ``propose_edit`` is reported (``edits``) but never applied.
     """
-    from engine.chat.session import ChatRequest, ChatSession, Conversation
+    from engine.chat.conversation import ChatRequest, Conversation
+    from engine.chat.session import ChatSession
     from engine.service import Engine
 
     engine = Engine(config, root, log=lambda m: None)

@@ -11,7 +11,7 @@ from typing import Any
 from lsprotocol import types
 
 from engine.model.backend import CancelToken, Cancelled
-from engine.service import CompletionOutput
+from engine.inference.runtime import CompletionOutput
 
 from .positions import from_client
 from .server import CoderflashServer
