@@ -175,9 +175,8 @@ class Index:
         """Definitions of a file in order, with signatures only (no docs, no bodies)."""
         return self._queries.outline(path)
 
-    def symbol_at(self, path: str, line: int, character: int = 0) -> Definition | None:
-        """Innermost definition whose line range contains ``line`` (0-based).  ``character`` is accepted
-        for LSP-shaped callers but not used: definitions are matched by whole lines."""
+    def symbol_at(self, path: str, line: int) -> Definition | None:
+        """Innermost definition whose line range contains ``line`` (0-based): matched by whole lines."""
         return self._queries.symbol_at(path, line)
 
     def references_in_range(self, path: str, start_line: int, end_line: int) -> list[Reference]:

@@ -50,7 +50,7 @@ class SymbolIndex(Protocol):
 
     def set_overlay(self, path: str, text: str) -> None: ...
 
-    def symbol_at(self, path: str, line: int, character: int = 0) -> Definition | None: ...
+    def symbol_at(self, path: str, line: int) -> Definition | None: ...
 
 
 class ActionEngine(Protocol):
@@ -155,7 +155,7 @@ def find_enclosing(engine: ActionEngine, path: str, text: str, line: int) -> Enc
         rel = engine.relative_path(path)
         try:
             index.set_overlay(rel, text)
-            definition = index.symbol_at(rel, line, 0)
+            definition = index.symbol_at(rel, line)
         except Exception:
             definition = None
         if definition is not None:

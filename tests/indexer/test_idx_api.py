@@ -82,10 +82,10 @@ def test_definition_queries(py_index: Index) -> None:
 
 
 def test_symbol_at_and_outline(py_index: Index) -> None:
-    s = py_index.symbol_at("pkg/models.py", 3, 10)
+    s = py_index.symbol_at("pkg/models.py", 3)
     assert s is not None and s.qualified_name == "User.save"
-    assert py_index.symbol_at("pkg/models.py", 1, 0).qualified_name == "User"  # type: ignore[union-attr]
-    assert py_index.symbol_at("pkg/models.py", 4, 0) is None
+    assert py_index.symbol_at("pkg/models.py", 1).qualified_name == "User"  # type: ignore[union-attr]
+    assert py_index.symbol_at("pkg/models.py", 4) is None
     outline = py_index.outline("pkg/models.py")
     assert [d.signature for d in outline] == ["class User:", "def save(self, db):",
                                               "def make_user(name: str) -> User:"]
