@@ -169,3 +169,18 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
 def test_every_module_is_small_enough_to_have_one_job(module: str) -> None:
     lines = MODULES[module].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_MODULE_LINES, f"{MODULES[module].relative_to(ROOT)}: {lines} lines"
+
+
+def test_tests_use_only_public_pieces() -> None:
+    """A test that calls a private method pins an implementation detail; it tests public pieces instead."""
+    reaches: list[str] = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        own = _defined_private_names(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in OURS and node.attr not in own:
+                reaches.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+                reaches += [f"{path.relative_to(ROOT)}: from {node.module} import {a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert reaches == []
