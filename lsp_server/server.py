@@ -30,7 +30,7 @@ from pygls.uris import to_fs_path
 from engine import __version__
 from engine.config import Config, load_config
 from engine.model.backend import CancelToken
-from engine.model.resolution import PULL_HINT, ModelError
+from engine.model.resolution import ModelError, model_notice
 from engine.model_host import ModelHost
 from engine.service import Engine
 
@@ -236,6 +236,5 @@ class CoderflashServer(LanguageServer):
             return False
         resolved = engine.resolve()
         if resolved is not None and resolved.is_small_default:
-            self.show_once("small-default", f"coderflash is using the small embedded default model "
-                           f"({resolved.path.name}). {PULL_HINT}", types.MessageType.Info)
+            self.show_once("small-default", model_notice(resolved), types.MessageType.Info)
         return True

