@@ -8,6 +8,7 @@ from typing import Any
 
 from engine import __version__
 from engine.config import ConfigError, load_config, user_config_path
+from engine.model.pypi_models import models_dir
 from engine.model.resolution import DEFAULT_REPO, PULL_HINT, ModelError, check_gguf, model_notice, resolve_model
 
 
@@ -51,6 +52,7 @@ def run_doctor(root: Path) -> tuple[dict[str, Any], list[str]]:
             except ModelError as exc:
                 report["model"] = {"configured": config.model, "error": str(exc)}
                 problems.append(str(exc))
+        report["models_dir"] = str(models_dir())  # pulled PyPI models (CODERFLASH_MODELS_DIR)
         index_dir = config.cache_path / "index"
         report["index_dir"] = str(index_dir) + ("" if index_dir.is_dir() else " (no index yet)")
     report["problems"] = problems
