@@ -1,16 +1,47 @@
-"""Shared fixtures: the tiny synthesized GGUF (built once per session), a sample repository, an isolated
-config/cache so tests never read the developer's own settings."""
+"""Shared fixtures: the tiny synthesized GGUF (built once per session), the real Qwen2.5-Coder-0.5B GGUF
+(when present), a sample repository, an isolated config/cache so tests never read the developer's own
+settings."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_REPO = REPO / "examples" / "sample_repo"
+
+# The environment as the developer started pytest, read before ``isolated_environment`` removes every
+# ``CODERFLASH_*`` variable: where the real coder model is comes from the developer's machine.
+STARTING_ENVIRON = dict(os.environ)
+REAL_CODER_MODEL_PULL = "coderflash model pull qwen2.5-coder-0.5b"
+
+
+def find_real_coder_model(environ: Mapping[str, str] = STARTING_ENVIRON) -> Path | None:
+    """The real Qwen2.5-Coder-0.5B-Instruct GGUF for the real-model tests, or None.
+
+    The one place that decides where it is (switch this to the model resolution's short name once
+    ``coderflash model pull qwen2.5-coder-0.5b`` exists): ``CODERFLASH_TEST_CODER_MODEL``, else the copy
+    assembled at ``/tmp/qwen05``.
+    """
+    named = environ.get("CODERFLASH_TEST_CODER_MODEL")
+    candidates = [Path(named)] if named else [Path("/tmp/qwen05/qwen2.5-coder-0.5b-instruct.gguf")]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def real_coder_model() -> Path:
+    """The real Qwen2.5-Coder-0.5B-Instruct GGUF (a real code model with FIM tokens), or a skip that says
+    how to get it."""
+    path = find_real_coder_model()
+    if path is None:
+        named = STARTING_ENVIRON.get("CODERFLASH_TEST_CODER_MODEL")
+        where = f"CODERFLASH_TEST_CODER_MODEL={named} is not a file" if named else "no real coder model found"
+        pytest.skip(f"{where}: run `{REAL_CODER_MODEL_PULL}` (or set CODERFLASH_TEST_CODER_MODEL to its GGUF)")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Billing: the ledger and invoices."""

@@ -1,0 +1,1 @@
+"""Geometry on the sphere."""
