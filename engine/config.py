@@ -118,7 +118,8 @@ class ToolsConfig:
 
 @dataclass
 class Config:
-    """The whole configuration. ``model`` is a GGUF path, ``REPO[:QUANT]`` or empty (embedded default)."""
+    """The whole configuration. ``model`` is a GGUF path, ``REPO[:QUANT]``, a short name of a PyPI-hosted model
+    (``qwen2.5-coder-0.5b``) or empty (Qwen3-Coder if pulled, else the pulled Qwen2.5-Coder-0.5B)."""
 
     model: str = ""
     backend: str = "llama"  # "llama" | "openai"

@@ -23,13 +23,15 @@ REAL_CODER_MODEL_PULL = "coderflash model pull qwen2.5-coder-0.5b"
 def find_real_coder_model(environ: Mapping[str, str] = STARTING_ENVIRON) -> Path | None:
     """The real Qwen2.5-Coder-0.5B-Instruct GGUF for the real-model tests, or None.
 
-    The one place that decides where it is (switch this to the model resolution's short name once
-    ``coderflash model pull qwen2.5-coder-0.5b`` exists): ``CODERFLASH_TEST_CODER_MODEL``, else the copy
-    assembled at ``/tmp/qwen05``.
+    ``CODERFLASH_TEST_CODER_MODEL`` names a file; else the model ``coderflash model pull qwen2.5-coder-0.5b``
+    put into the models directory (``scripts/install.sh`` pulls it, so README's test command has it).
     """
+    from engine.model.pypi_models import lookup, pulled_path
+
     named = environ.get("CODERFLASH_TEST_CODER_MODEL")
-    candidates = [Path(named)] if named else [Path("/tmp/qwen05/qwen2.5-coder-0.5b-instruct.gguf")]
-    return next((path for path in candidates if path.is_file()), None)
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    return pulled_path(lookup("qwen2.5-coder-0.5b"))
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +56,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory):
-    """No user config, a private cache dir, no network for Hugging Face."""
+    """No user config, a private cache dir, no network for Hugging Face (pulled models stay where they are)."""
     home = tmp_path_factory.mktemp("home")
     saved = dict(os.environ)
     for key in list(os.environ):
-        if key.startswith("CODERFLASH_"):
+        if key.startswith("CODERFLASH_") and key != "CODERFLASH_MODELS_DIR":  # pulled models stay findable
             del os.environ[key]
     os.environ["CODERFLASH_CONFIG"] = str(home / "config.toml")
     os.environ["CODERFLASH_CACHE_DIR"] = str(home / "cache")
