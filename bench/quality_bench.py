@@ -154,13 +154,17 @@ def baseline_prompt(c: dict, case: dict, method: str, state: dict, count) -> tup
 
 def run_baseline(c: dict, case: dict, method: str, state: dict) -> dict:
     engine = c["engine"]
+    pieces, prefix, suffix = baseline_prompt(c, case, method, state, engine.backend.count_tokens)
+    state[f"prompt:{method}"] = engine.backend.prompt_format.render(pieces)
+    return complete_like_engine(engine, pieces, prefix, suffix, state["syntax"])
+
+
+def complete_like_engine(engine: Engine, pieces: list, prefix: str, suffix: str, syntax: str | None) -> dict:
+    """Generate from ``pieces`` with the request shape and trim engine/inference/runtime.py uses for a
+    completion (``prefix``/``suffix``: the current file's text in the prompt; ``syntax``: at the cursor)."""
     backend = engine.backend
     cfg = engine.config.completion
-    count = backend.count_tokens
-    pieces, prefix, suffix = baseline_prompt(c, case, method, state, count)
-    state[f"prompt:{method}"] = backend.prompt_format.render(pieces)
-    # the request and trim exactly as engine/inference/runtime.py makes them for a completion
-    shape = choose_shape(prefix, suffix, cfg.max_lines, state["syntax"])
+    shape = choose_shape(prefix, suffix, cfg.max_lines, syntax)
     request = GenerationRequest(pieces=pieces, max_tokens=cfg.max_tokens if shape.multiline else min(cfg.max_tokens, 48),
                                 sampling=Sampling(), stop_ids=backend.prompt_format.stop_ids,
                                 stop_strings=() if shape.multiline else ("\n",))
