@@ -73,21 +73,33 @@ def fetch_corpora(cache: Path) -> list[tuple[str, str, Path]]:
     cache.mkdir(parents=True, exist_ok=True)
     out = [(f"python-{p}", "python", STDLIB / p)
            for p in ("asyncio", "email", "multiprocessing", "importlib", "logging", "json")]
-    mobx = cache / "mobx" / "package" / "src"
-    if not mobx.is_dir():
-        subprocess.run(["npm", "pack", "mobx@6.13.5"], cwd=cache, check=True, capture_output=True)
-        (cache / "mobx").mkdir(exist_ok=True)
-        tgz = next(cache.glob("mobx-*.tgz"))
-        subprocess.run(["tar", "xzf", str(tgz), "-C", str(cache / "mobx")], check=True)
-    out.append(("typescript-mobx", "typescript", mobx))
-    rx = list((cache / "regex-syntax").glob("usr/share/cargo/registry/regex-syntax-*/src"))
-    if not rx:
-        subprocess.run(["apt-get", "download", "librust-regex-syntax-dev"], cwd=cache, check=True, capture_output=True)
-        deb = next(cache.glob("librust-regex-syntax-dev_*.deb"))
-        subprocess.run(["dpkg", "-x", str(deb), str(cache / "regex-syntax")], check=True)
-        rx = list((cache / "regex-syntax").glob("usr/share/cargo/registry/regex-syntax-*/src"))
-    out.append(("rust-regex-syntax", "rust", rx[0]))
+    out.append(("typescript-mobx", "typescript", npm_package_dir(cache, "mobx@6.13.5", "mobx") / "src"))
+    out.append(("rust-regex-syntax", "rust", debian_crate_src(cache, "librust-regex-syntax-dev", "regex-syntax")))
     return out
+
+
+def npm_package_dir(cache: Path, spec: str, name: str) -> Path:
+    """``npm pack spec`` unpacked once under ``cache/name``; returns its ``package`` directory."""
+    pkg = cache / name / "package"
+    if not pkg.is_dir():
+        before = set(cache.glob("*.tgz"))
+        subprocess.run(["npm", "pack", spec], cwd=cache, check=True, capture_output=True)
+        new = sorted(set(cache.glob("*.tgz")) - before) or sorted(cache.glob(f"{name}-*.tgz"))
+        (cache / name).mkdir(exist_ok=True)
+        subprocess.run(["tar", "xzf", str(new[0]), "-C", str(cache / name)], check=True)
+    return pkg
+
+
+def debian_crate_src(cache: Path, package: str, name: str) -> Path:
+    """A Debian ``librust-*-dev`` package's crate ``src`` directory (``apt-get download``, ``dpkg -x``) under
+    ``cache/name``."""
+    found = list((cache / name).glob("usr/share/cargo/registry/*/src"))
+    if not found:
+        subprocess.run(["apt-get", "download", package], cwd=cache, check=True, capture_output=True)
+        deb = next(cache.glob(f"{package}_*.deb"))
+        subprocess.run(["dpkg", "-x", str(deb), str(cache / name)], check=True)
+        found = list((cache / name).glob("usr/share/cargo/registry/*/src"))
+    return found[0]
 
 
 def copy_corpus(src: Path, dst: Path, lang: str) -> None:
@@ -194,19 +206,24 @@ class JaccardWindows:
             ls = t.split("\n")
             for i in range(0, max(1, len(ls) - size + stride), stride):
                 w = "\n".join(ls[i:i + size])
-                self.windows.append((p, w, set(_IDENT.findall(w))))
+                self.windows.append((p, i, w, set(_IDENT.findall(w))))
 
-    def select(self, current: str, prefix: str, chars: int) -> str:
+    def ranked(self, current: str, prefix: str) -> list[tuple[float, str, int, str]]:
+        """(Jaccard similarity to the prefix's last 20 lines, path, first line, window) for the windows of
+        the other files, most similar first."""
         query = set(_IDENT.findall("\n".join(prefix.split("\n")[-20:])))
         scored = []
-        for p, w, toks in self.windows:
+        for p, start, w, toks in self.windows:
             if p == current or not toks:
                 continue
             union = len(query | toks)
-            scored.append((len(query & toks) / union if union else 0.0, p, w))
+            scored.append((len(query & toks) / union if union else 0.0, p, start, w))
         scored.sort(key=lambda x: -x[0])
+        return scored
+
+    def select(self, current: str, prefix: str, chars: int) -> str:
         out, used = [], 0
-        for _, p, w in scored:
+        for _, p, _, w in self.ranked(current, prefix):
             piece = f"# {p}\n{w}\n"
             if used + len(piece) > chars:
                 continue
@@ -246,7 +263,8 @@ class AiderMap:
             mul *= 0.1
         return mul
 
-    def select(self, current: str, current_refs: Counter, chars: int) -> str:
+    def ranked_headers(self, current: str, current_refs: Counter) -> list[tuple[str, str]]:
+        """(path, definition header line) of the other files, in the map's rank order."""
         n = len(self.files)
         refs = dict(self.refs)
         refs[current] = current_refs
@@ -284,17 +302,17 @@ class AiderMap:
             if out_w[s] > 0:
                 ranked[(self.files[d], name)] += x[s] * w / out_w[s]
         order = sorted(ranked.items(), key=lambda kv: -kv[1])
+        return [(path, h) for (path, name), _ in order if path != current for h in self.def_lines.get((path, name), [])]
+
+    def select(self, current: str, current_refs: Counter, chars: int) -> str:
         by_file: dict[str, list[str]] = defaultdict(list)
         used = 0
-        for (path, name), _ in order:
-            if path == current:
+        for path, h in self.ranked_headers(current, current_refs):
+            cost = len(h) + 2 + (len(path) + 2 if path not in by_file else 0)
+            if used + cost > chars:
                 continue
-            for h in self.def_lines.get((path, name), []):
-                cost = len(h) + 2 + (len(path) + 2 if path not in by_file else 0)
-                if used + cost > chars:
-                    continue
-                by_file[path].append(h)
-                used += cost
+            by_file[path].append(h)
+            used += cost
         return "".join(f"{p}:\n" + "".join(f"│{h}\n" for h in hs) for p, hs in by_file.items())
 
 

@@ -1,0 +1,134 @@
+"""Aggregates and the Markdown tables of the quality benchmark (``bench/quality_bench.py``).
+
+Only complete cases count: a case at a budget enters the figures once every method has run on it, so a
+cut-short run compares the methods on the same cases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+BASELINES = ("buffer_only", "jaccard_windows", "aider_map")
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def aggregate(rows: list[dict]) -> dict:
+    idents = [r["ident_em"] for r in rows if r["ident_em"] is not None]
+    parses = [r["parses"] for r in rows if "parses" in r]
+    return {"n": len(rows), "ident_em": _mean(idents), "n_ident": len(idents),
+            "first_line_em": _mean([r["first_line_em"] for r in rows]),
+            "edit_sim": _mean([r["edit_sim"] for r in rows]),
+            "parses": _mean(parses), "n_parse": len(parses)}
+
+
+def complete_rows(rows: list[dict], methods: Sequence[str]) -> list[dict]:
+    have: dict[tuple, set] = defaultdict(set)
+    for r in rows:
+        have[(r["budget"], r["case"])].add(r["method"])
+    return [r for r in rows if have[(r["budget"], r["case"])] >= set(methods)]
+
+
+def summarize(rows: list[dict], methods: Sequence[str]) -> dict:
+    rows = complete_rows(rows, methods)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        b, m = str(r["budget"]), r["method"]
+        groups[("overall", b, m)].append(r)
+        groups[("kind", b, r["kind"], m)].append(r)
+        groups[("corpus", b, r["corpus"], r["kind"], m)].append(r)
+    out: dict = {"overall": {}, "by_kind": {}, "by_corpus": {}, "acceptance": {}, "prompt_tokens": {},
+                 "leaks": sum(bool(r.get("leak")) for r in rows)}
+    for key, rs in groups.items():
+        node = out[{"overall": "overall", "kind": "by_kind", "corpus": "by_corpus"}[key[0]]]
+        for k in key[1:-1]:
+            node = node.setdefault(k, {})
+        node[key[-1]] = aggregate(rs)
+    for b, per_method in out["overall"].items():
+        eng = per_method.get("engine")
+        bases = {m: per_method[m] for m in BASELINES if m in per_method}
+        if eng is None or not bases or eng["ident_em"] is None:
+            continue
+        best = max(bases, key=lambda m: bases[m]["ident_em"] or 0.0)
+        best_first = max(bases, key=lambda m: bases[m]["first_line_em"] or 0.0)
+        delta = round(eng["ident_em"] - (bases[best]["ident_em"] or 0.0), 3)
+        out["acceptance"][b] = {
+            "engine_ident_em": eng["ident_em"], "best_baseline": best,
+            "best_baseline_ident_em": bases[best]["ident_em"], "delta": delta, "ident_em_beats_by_0.10": delta >= 0.10,
+            "engine_first_line_em": eng["first_line_em"], "best_first_line_baseline": best_first,
+            "best_baseline_first_line_em": bases[best_first]["first_line_em"],
+            "first_line_at_least_best": (eng["first_line_em"] or 0) >= (bases[best_first]["first_line_em"] or 0),
+            "cases": eng["n"]}
+    for b in out["overall"]:
+        base_rows = [r for r in rows if str(r["budget"]) == b and r["method"] != "engine"]
+        short = [r["target_tokens"] - r["prompt_tokens"] for r in base_rows]
+        out["prompt_tokens"][b] = {
+            "baseline_prompts": len(short), "exactly_engine_tokens": sum(1 for s in short if s == 0),
+            "max_under": max(short, default=0), "max_over": -min(short, default=0),
+            "engine_mean_tokens": _mean([r["prompt_tokens"] for r in rows
+                                         if str(r["budget"]) == b and r["method"] == "engine"])}
+    return out
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def _table(title: str, per_method: dict, methods: Sequence[str]) -> list[str]:
+    lines = [title, "", "| method | cases | identifier EM | first-line EM | edit sim. | parses (body) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for m in methods:
+        a = per_method.get(m)
+        if a is None:
+            continue
+        parse = f"{_fmt(a['parses'])} ({a['n_parse']})" if a["n_parse"] else "–"
+        lines.append(f"| {m} | {a['n']} | {_fmt(a['ident_em'])} ({a['n_ident']}) | {_fmt(a['first_line_em'])} | "
+                     f"{_fmt(a['edit_sim'])} | {parse} |")
+    return lines + [""]
+
+
+def markdown(data: dict, methods: Sequence[str]) -> str:
+    cfg, s = data["config"], data["summary"]
+    info = cfg.get("model_info", {})
+    out = ["# Completion quality with the model in the loop (`bench/quality_bench.py`)", "",
+           f"Model `{info.get('model_name', cfg['model'])}` ({info.get('architecture', '')}), greedy, "
+           f"{cfg['threads']} threads, flash attention {'on' if cfg['flash_attn'] else 'off'}; seed {cfg['seed']}; "
+           f"cases per corpus per cut kind {cfg['cases_per_kind']}, kinds {cfg['kinds']}; "
+           f"{cfg.get('seconds', '?')} s in all. Identifier EM counts the cases whose expected text has an "
+           "identifier (in brackets); parses: body cuts only.", "",
+           "| corpus | language | source | files | lines | cases sampled |", "|---|---|---|---:|---:|---|"]
+    for name, c in data["corpora"].items():
+        out.append(f"| {name} | {c['language']} | {c['source']} | {c['files']} | {c['lines']} | "
+                   f"{', '.join(f'{k} {v}' for k, v in c['cases'].items())} |")
+    out.append("")
+    for b, acc in s["acceptance"].items():
+        out.append(f"- **{b} tokens**: engine identifier EM {_fmt(acc['engine_ident_em'])} vs best baseline "
+                   f"{acc['best_baseline']} {_fmt(acc['best_baseline_ident_em'])} (Δ {acc['delta']:+.2f}; "
+                   f"{'meets' if acc['ident_em_beats_by_0.10'] else 'misses'} the +0.10 bar); first-line EM "
+                   f"{_fmt(acc['engine_first_line_em'])} vs {acc['best_first_line_baseline']} "
+                   f"{_fmt(acc['best_baseline_first_line_em'])}; {acc['cases']} cases.")
+    for b, t in s["prompt_tokens"].items():
+        out.append(f"- {b}: {t['exactly_engine_tokens']}/{t['baseline_prompts']} baseline prompts have exactly the "
+                   f"engine's token count (mean {t['engine_mean_tokens']}); at most {t['max_under']} under, "
+                   f"{t['max_over']} over.")
+    out.append(f"- Leaks (the index saw a removed symbol on its cut line): {s['leaks']}.")
+    out.append("")
+    for b in s["overall"]:
+        out += _table(f"## {b} tokens, all corpora and cut kinds", s["overall"][b], methods)
+        for kind, per_method in s["by_kind"].get(b, {}).items():
+            out += _table(f"### {b} tokens, {kind} cuts", per_method, methods)
+    out += ["## Per corpus (identifier EM / first-line EM / edit similarity; cases)", "",
+            "| budget | corpus | kind | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
+    for b, corpora in s["by_corpus"].items():
+        for corpus, kinds in corpora.items():
+            for kind, per_method in kinds.items():
+                cells = []
+                for m in methods:
+                    a = per_method.get(m)
+                    cells.append("–" if a is None else f"{_fmt(a['ident_em'])} / {_fmt(a['first_line_em'])} / "
+                                 f"{_fmt(a['edit_sim'])}; {a['n']}")
+                out.append(f"| {b} | {corpus} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
