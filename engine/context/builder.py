@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from engine.context.buffers import leave_file, sync_overlay
-from engine.context.current_file import current_part, full_reserve, reserve
+from engine.context.current_file import current_part, file_reserve, full_reserve, reserve
 from engine.context.fill import fill
 from engine.context.files import FileCache
 from engine.context.index_view import IndexMemo, RepoIndex, memo_for
@@ -171,7 +171,7 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     cells, suffix, offset = current_part(counter, fmt.fim, ws.suffix_tokens, text, line, character, budget, fixed)
     prefix = "".join(cells)
     current_cost = sum(counter.count(c) for c in cells) + counter.count(suffix)
-    max_room = budget - fixed - full_reserve(budget, ws.suffix_tokens)
+    max_room = budget - fixed - file_reserve(budget, ws.suffix_tokens, len(text), current_cost)
     room = budget - fixed - reserve(budget, current_cost)
 
     index = _index(ws) if room > 0 else None
@@ -245,7 +245,7 @@ def prepare_file(ws: Workspace, cache: ContextCache, path: str, text: str, budge
     if index is None:
         return 0.0
     head = _head(ws)
-    max_room = budget - _fixed_tokens(ws, head, path) - full_reserve(budget, ws.suffix_tokens)
+    max_room = budget - _fixed_tokens(ws, head, path) - file_reserve(budget, ws.suffix_tokens, len(text))
     if max_room <= 0:
         return 0.0
     try:
