@@ -41,14 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from context_bench import AiderMap, JaccardWindows  # noqa: E402
 from quality_cases import CORPORA, KINDS, body_cuts, corpus_source, install_corpus, random_cuts, score, \
-    symbol_cuts  # noqa: E402
+    symbol_cuts, xfile_cuts  # noqa: E402
 from quality_prompts import buffer_only, count_pieces, engine_tail, fill_material  # noqa: E402
 from quality_report import markdown, summarize  # noqa: E402
 
 from engine.config import Config  # noqa: E402
 from engine.context.result import split_at_cursor  # noqa: E402
-from engine.inference.postprocess import choose_shape, trim_completion  # noqa: E402
-from engine.model.backend import GenerationRequest, Sampling  # noqa: E402
+from engine.inference.postprocess import choose_shape, finish_completion  # noqa: E402
+from engine.inference.runtime import completion_request  # noqa: E402
 from engine.model_host import ModelHost  # noqa: E402
 from engine.service import Engine  # noqa: E402
 
@@ -95,6 +95,7 @@ def setup_corpus(args, host, config, work, name, lang, how, n_max):
     index = engine.repo_index()
     cases, data = symbol_cuts(index, lang, n_max, args.seed)
     cases += random_cuts(data, lang, n_max, args.seed) + body_cuts(index, data, lang, n_max, args.seed)
+    cases += xfile_cuts(index, lang, n_max, args.seed)  # last: the other kinds' case ids stay as they were
     info = {"language": lang, "source": " ".join(how[:2]), "path": str(src), "files": len(data["texts"]),
             "lines": sum(len(v) for v in data["lines"].values()),
             "bytes": sum(len(t.encode()) for t in data["texts"].values()),
@@ -113,13 +114,14 @@ def run_engine(c: dict, case: dict, budget: int) -> tuple[dict, dict]:
         out = engine.complete(path, buf, case["line"], case["character"], budget=budget, use_cache=False)
         engine.runtime.scheduler.wait_idle(timeout=600)  # the snapshot job it queued, while the KV holds it
         cur_refs = Counter(r.name for r in index.references_in_range(case["file"], 0, buf.count("\n") + 1))
-        leak = case["kind"] == "symbol" and any(  # the index must not see the removed symbol on the cut line
+        leak = case["kind"] in ("symbol", "xfile") and any(  # the index must not see the removed symbol on the cut line
             r.name == case["symbol"] for r in index.references_in_range(case["file"], case["line"], case["line"]))
     finally:
         engine.document_closed(path)
     r = out.result
     state = {"target": r.prompt_tokens, "tail": engine_tail(out.context.pieces, engine.backend.prompt_format),
-             "prefix": out.context.prefix, "suffix": out.context.suffix, "syntax": out.syntax,
+             "prefix": out.context.prefix, "suffix": out.context.suffix, "indent": out.context.indent,
+             "syntax": out.syntax,
              "cur_refs": cur_refs}
     row = {"completion": out.completion, "raw": r.text, "prompt_tokens": r.prompt_tokens,
            "context_tokens": out.context.prompt_tokens, "reused_tokens": r.reused_tokens,
@@ -131,12 +133,15 @@ def run_engine(c: dict, case: dict, budget: int) -> tuple[dict, dict]:
 
 
 def baseline_prompt(c: dict, case: dict, method: str, state: dict, count) -> tuple[list, str, str]:
+    """(pieces, prefix, suffix): the prompt, and the current file's text in it (without the cursor line's
+    indentation when the engine leaves it out: ``ContextResult.indent``)."""
     engine = c["engine"]
     fmt = engine.backend.prompt_format
     target = state["target"]
     if method == "buffer_only":
         prefix, suffix = split_at_cursor(case["buffer"], case["line"], case["character"])
-        return buffer_only(count, fmt, c["name"], case["file"], prefix, suffix, target)
+        return buffer_only(count, fmt, c["name"], case["file"], prefix[:len(prefix) - len(state["indent"])],
+                           suffix, target)
     head = fmt.repo_header(c["name"])
     room = target - count_pieces(count, head) - count_pieces(count, state["tail"])
     if method == "jaccard_windows":
@@ -156,20 +161,21 @@ def run_baseline(c: dict, case: dict, method: str, state: dict) -> dict:
     engine = c["engine"]
     pieces, prefix, suffix = baseline_prompt(c, case, method, state, engine.backend.count_tokens)
     state[f"prompt:{method}"] = engine.backend.prompt_format.render(pieces)
-    return complete_like_engine(engine, pieces, prefix, suffix, state["syntax"])
+    return complete_like_engine(engine, pieces, prefix + state["indent"], suffix, state["syntax"], case["file"],
+                                state["indent"])
 
 
-def complete_like_engine(engine: Engine, pieces: list, prefix: str, suffix: str, syntax: str | None) -> dict:
-    """Generate from ``pieces`` with the request shape and trim engine/inference/runtime.py uses for a
-    completion (``prefix``/``suffix``: the current file's text in the prompt; ``syntax``: at the cursor)."""
-    backend = engine.backend
+def complete_like_engine(engine: Engine, pieces: list, prefix: str, suffix: str, syntax: str | None,
+                         path: str, indent: str = "") -> dict:
+    """Generate from ``pieces`` with the request shape and finishing the engine uses for a completion
+    (``engine/inference/runtime.completion_request``, ``postprocess.finish_completion``; ``prefix``/``suffix``:
+    the current file's text around the cursor as far as the prompt has it, ``prefix`` with the cursor line's
+    ``indent`` even when the prompt leaves it out; ``syntax``: at the cursor)."""
     cfg = engine.config.completion
     shape = choose_shape(prefix, suffix, cfg.max_lines, syntax)
-    request = GenerationRequest(pieces=pieces, max_tokens=cfg.max_tokens if shape.multiline else min(cfg.max_tokens, 48),
-                                sampling=Sampling(), stop_ids=backend.prompt_format.stop_ids,
-                                stop_strings=() if shape.multiline else ("\n",))
+    request = completion_request(pieces, shape, cfg.max_tokens, engine.backend.prompt_format.stop_ids)
     r = engine.generate(request).result()
-    completion = trim_completion(r.text, prefix, suffix, shape)
+    completion = finish_completion(r.text, r.finish_reason, prefix, suffix, shape, path, indent)
     return {"completion": completion, "raw": r.text, "prompt_tokens": r.prompt_tokens,
             "reused_tokens": r.reused_tokens, "evaluated_tokens": r.evaluated_tokens,
             "generated_tokens": r.generated_tokens, "elapsed_ms": round(r.elapsed_ms),

@@ -8,6 +8,11 @@ Cuts, each seeded and reproducible:
   bench's sampler, ``context_bench.sample_cases``); the rest of the line is removed.
 - ``random``: at a random column strictly inside a random code line (not blank, not a comment, not an
   import); the rest of the line is removed.
+- ``xfile``: a ``symbol`` cut whose name the cut buffer shows nowhere but in its imports — the model can
+  only copy it from an import line or learn it from another file (RepoBench's cross-file-first setting,
+  CrossCodeEval's "needs cross-file context"). A ``symbol`` cut's name is often used elsewhere in the
+  file (the buffer alone got 0.80 of them right at 2K), which measures the current file, not the
+  repository.
 - ``body``: a small function's body (2–10 lines, at most 400 characters) removed after its header line;
   the cursor sits on a new line at the body's indentation, as after Enter in an editor. The expected
   answer is the body. Only files that parse without error nodes are used, so "parses" means something.
@@ -25,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from context_bench import (STDLIB, copy_corpus, cut_buffer, debian_crate_src, in_import,  # noqa: E402
-                           npm_package_dir, sample_cases)
+from context_bench import (IMPORT_LINE, STDLIB, copy_corpus, cut_buffer, debian_crate_src,  # noqa: E402
+                           in_import, npm_package_dir, sample_cases)
 
 CORPORA = (  # (name, language, how to get it)
     ("python-xml", "python", ("stdlib", "xml")),
@@ -35,7 +40,7 @@ CORPORA = (  # (name, language, how to get it)
     ("typescript-immer", "typescript", ("npm", "immer@11.2.13", "immer")),
     ("rust-serde-json", "rust", ("deb", "librust-serde-json-dev", "serde-json")),
 )
-KINDS = ("symbol", "random", "body")
+KINDS = ("symbol", "random", "body", "xfile")
 IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 COMMENT_START = ("#", "//", "/*", "*", "///", "//!")
 BODY_LINES = (2, 10)
@@ -79,6 +84,27 @@ def symbol_cuts(index, lang: str, n: int, seed: int) -> tuple[list[dict], dict]:
                       "buffer": cut_buffer(text, c["line"], c["character"]),
                       "expected": line_text[c["character"]:].rstrip()})
     return cases, data
+
+
+def xfile_cuts(index, lang: str, n: int, seed: int) -> list[dict]:
+    """``symbol`` cuts (another draw: ``seed + 1``) whose name the cut buffer names only on import lines."""
+    picked, data = sample_cases(index, lang, 10 ** 6, seed + 1)
+    cases = []
+    for c in picked:
+        text = data["texts"][c["file"]]
+        buffer = cut_buffer(text, c["line"], c["character"])
+        lines = buffer.split("\n")
+        word = re.compile(rf"(?<![\w$]){re.escape(c['symbol'])}(?![\w$])")
+        if any(word.search(t) and not (IMPORT_LINE[lang].search(t) or in_import(lines, i, lang))
+               for i, t in enumerate(lines)):
+            continue
+        line_text = text.split("\n")[c["line"]]
+        cases.append({"kind": "xfile", "file": c["file"], "line": c["line"], "character": c["character"],
+                      "symbol": c["symbol"], "def_path": c["def_path"], "buffer": buffer,
+                      "expected": line_text[c["character"]:].rstrip()})
+        if len(cases) >= n:
+            break
+    return cases
 
 
 def random_cuts(data: dict, lang: str, n: int, seed: int) -> list[dict]:

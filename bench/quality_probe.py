@@ -106,7 +106,7 @@ def main() -> int:
                     syntax = syntax_at_cursor(case["file"], case["buffer"], offset)
                     for share in args.shares:
                         pieces, pre, suf = with_share(count, fmt, name, case, list(ctx.pieces), total, share)
-                        got = complete_like_engine(engine, pieces, pre, suf, syntax)
+                        got = complete_like_engine(engine, pieces, pre, suf, syntax, case["file"])
                         got.update(score(case, got["completion"], lang))
                         got.update(case=case["id"], kind=case["kind"], corpus=name, budget=budget, share=share,
                                    target_tokens=total, rebuilt_identically=same)

@@ -38,7 +38,7 @@ from engine.context.layout import assemble, chat_text
 from engine.context.near_cursor import near_candidates
 from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, file_layer, ranked_candidates,
                                           repo_wide_layer)
-from engine.context.result import ContextResult, SharedPrefixTracker, split_at_cursor
+from engine.context.result import ContextResult, SharedPrefixTracker, cursor_indentation, split_at_cursor
 from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model.tokens import TokenCounter
@@ -169,6 +169,9 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     if fixed > budget:
         raise ValueError(f"budget {budget} is smaller than the prompt format's fixed {fixed} tokens")
     cells, suffix, offset = current_part(counter, fmt.fim, ws.suffix_tokens, text, line, character, budget, fixed)
+    indent = cursor_indentation(cells[-1]) if cells else ""
+    if indent:  # the prompt ends at the line break: see ``ContextResult.indent``
+        cells[-1] = cells[-1][:-len(indent)]
     prefix = "".join(cells)
     current_cost = sum(counter.count(c) for c in cells) + counter.count(suffix)
     max_room = budget - fixed - file_reserve(budget, ws.suffix_tokens, len(text), current_cost)
@@ -197,8 +200,10 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     whole = {s.path for s in (layer.repo_snips + layer.snips if layer else []) if s.kind == "file"}
     whole |= {s.path for s in near if s.kind == "file"}
     near = [s for s in near if s.kind == "file" or s.path not in whole]
-    return assemble(fmt, counter, cache.tracker, ws.repo_name, head, layer.stable if layer is not None else None,
-                    near, path, cur_header, cells, suffix, budget, start_t)
+    result = assemble(fmt, counter, cache.tracker, ws.repo_name, head, layer.stable if layer is not None else None,
+                      near, path, cur_header, cells, suffix, budget, start_t)
+    result.indent = indent
+    return result
 
 
 def chat_context(ws: Workspace, cache: ContextCache, budget: int, path: str | None = None,

@@ -36,6 +36,10 @@ class ContextResult:
     elapsed_ms: float = 0.0
     prefix: str = ""
     suffix: str = ""
+    # The cursor line's indentation when nothing else precedes the cursor on it: left out of the prompt
+    # (``prefix`` ends at the line break), so the model writes the line whole — indentation included —
+    # from a token boundary it saw in training; the runtime takes it off what the model wrote.
+    indent: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -47,6 +51,13 @@ class ContextResult:
             "sections": [s.to_json() for s in self.sections],
             "elapsed_ms": self.elapsed_ms,
         }
+
+
+def cursor_indentation(prefix: str) -> str:
+    """The whitespace between the last line break of ``prefix`` and the cursor, when that is all the
+    cursor's line holds before the cursor (after Enter in an editor); else ""."""
+    line = prefix[prefix.rfind("\n") + 1:]
+    return line if line and not line.strip(" \t") else ""
 
 
 def split_at_cursor(text: str, line: int, character: int) -> tuple[str, str]:

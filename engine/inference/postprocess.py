@@ -177,6 +177,42 @@ def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape)
     return "\n".join(line.rstrip() if i < len(lines) - 1 else line for i, line in enumerate(lines)).rstrip()
 
 
+def finish_completion(text: str, finish_reason: str, prefix: str, suffix: str, shape: CompletionShape,
+                      path: str, indent: str = "") -> str:
+    """What the editor is shown of a generation (``text``) that ended for ``finish_reason``.
+
+    With ``indent`` (the cursor line's indentation, left out of the prompt: ``ContextResult.indent``) the
+    first line's leading whitespace is dropped — the editor already shows the indentation. Then the
+    shape's trim (``prefix``: the text before the cursor, indentation included). Then, for a generation
+    cut short, only what is whole: one the deadline interrupted keeps its longest start that parses
+    (``trim_interrupted``); a multi-line one the token limit ended loses its last line when that is where
+    the limit fell (a half-written statement or a dangling ``if x:`` is worse than one line less); a
+    cancelled one shows nothing."""
+    if finish_reason == "cancelled":
+        return ""
+    if indent:
+        text = text.lstrip(" \t")
+    completion = trim_completion(text, prefix, suffix, shape)
+    if finish_reason == "deadline":
+        return trim_interrupted(completion, prefix, suffix, path)
+    if finish_reason == "length" and shape.multiline:
+        return drop_cut_line(completion, text)
+    return completion
+
+
+def drop_cut_line(completion: str, text: str) -> str:
+    """``completion`` without its last line when that line is the last line of ``text``, the generation
+    the token limit cut (unless the generation ended on a line break: then every line is whole). The
+    first line stays: something is better than nothing when the model wrote one long line."""
+    lines = completion.split("\n")
+    if len(lines) < 2 or text.endswith("\n"):
+        return completion
+    generated = text.replace("\r\n", "\n").rstrip().split("\n")
+    if len(generated) != len(lines) or not generated[-1].rstrip().endswith(lines[-1].strip()):
+        return completion  # the trim already ended the completion on an earlier, whole line
+    return "\n".join(lines[:-1]).rstrip()
+
+
 # -- completions cut by the deadline -----------------------------------------------------------------
 _IDENTIFIER_TAIL = re.compile(r"[\w$]+$")
 _CALLEE_TAIL = re.compile(r"[\w$.]+$")

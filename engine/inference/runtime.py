@@ -17,7 +17,7 @@ from engine.config import Config
 from engine.context.result import ContextResult, split_at_cursor
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
 from engine.inference.completion_cache import CompletionCache
-from engine.inference.postprocess import choose_shape, syntax_at_cursor, trim_completion, trim_interrupted
+from engine.inference.postprocess import CompletionShape, choose_shape, finish_completion, syntax_at_cursor
 from engine.inference.scheduler import Priority, Scheduler
 from engine.model.backend import (
     Backend,
@@ -75,6 +75,15 @@ def repository_prefix(pieces: Sequence[Piece], fmt: PromptFormat) -> list[Piece]
         return []
     last = len(pieces) - 1 - list(reversed(pieces)).index(marker)
     return list(pieces[:last])
+
+
+def completion_request(pieces: Sequence[Piece], shape: CompletionShape, max_tokens: int, stop_ids: Sequence[int],
+                       deadline: float | None = None) -> GenerationRequest:
+    """The generation a completion of ``shape`` asks for: greedy (FIM), a single line stopping at the line
+    break with at most 48 tokens, a multi-line one up to ``max_tokens``."""
+    return GenerationRequest(pieces=list(pieces), max_tokens=max_tokens if shape.multiline else min(max_tokens, 48),
+                             sampling=Sampling(), stop_ids=frozenset(stop_ids),
+                             stop_strings=() if shape.multiline else ("\n",), deadline=deadline)
 
 
 def empty_context(prefix: str = "", suffix: str = "") -> ContextResult:
@@ -175,22 +184,12 @@ class Runtime:
         cancel.check()
         context = self.workspace.build_context(path, text, line, character, budget)
         syntax = syntax_at_cursor(rel, text, offset_at(text, line, character))
-        shape = choose_shape(context.prefix, context.suffix, cfg.max_lines, syntax)
-        request = GenerationRequest(
-            pieces=context.pieces,
-            max_tokens=cfg.max_tokens if shape.multiline else min(cfg.max_tokens, 48),
-            sampling=Sampling(),  # FIM: greedy
-            stop_ids=backend.prompt_format.stop_ids,
-            stop_strings=() if shape.multiline else ("\n",),
-            deadline=deadline,
-        )
+        shape = choose_shape(context.prefix + context.indent, context.suffix, cfg.max_lines, syntax)
+        request = completion_request(context.pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline)
         result = backend.generate(request, cancel)
         self.host.counters.add(result)
-        completion = trim_completion(result.text, context.prefix, context.suffix, shape)
-        if result.finish_reason == "deadline":  # cut mid-generation: whole tokens that parse, or nothing
-            completion = trim_interrupted(completion, context.prefix, context.suffix, rel)
-        if result.finish_reason == "cancelled":
-            completion = ""
+        completion = finish_completion(result.text, result.finish_reason, context.prefix + context.indent,
+                                       context.suffix, shape, rel, context.indent)
         out = CompletionOutput(completion, result, context, self._model_name(), shape.multiline)
         out.syntax = shape.syntax
         return out

@@ -61,3 +61,16 @@ def test_estimate_budget_and_tiny_budgets(repo, index):
         assert res.tokenizer == "estimate"
     with pytest.raises(ValueError):
         build(*ctx, "app/report.py", text, 11, 10, 3)
+
+
+def test_the_cursor_lines_indentation_is_left_out_of_the_prompt(repo, index):
+    """After Enter the cursor sits after the indentation: the prompt ends at the line break (a token boundary
+    the model saw in training; ``    ``+cursor is not one) and the result says what was left out."""
+    text = "def total(items):\n    s = 0\n    \n    return s\n"
+    res = build(*estimate_context(repo, index), "app/main.py", text, 2, 4, 2048)
+    assert res.indent == "    "
+    assert res.prefix == "def total(items):\n    s = 0\n"
+    assert res.prompt.endswith("<|fim_prefix|>def total(items):\n    s = 0\n<|fim_suffix|>\n    return s\n<|fim_middle|>")
+    # code before the cursor on its line: nothing is left out
+    mid = build(*estimate_context(repo, index), "app/main.py", text, 1, 5, 2048)
+    assert mid.indent == "" and mid.prefix.endswith("    s")

@@ -54,3 +54,33 @@ def test_a_cut_statement_keyword_is_dropped_and_whole_lines_are_kept():
     assert trim_interrupted("raise", "def f():\n    if x:\n        ", "\n", "a.py") == ""
     kept = trim_interrupted("a = f(1)\n        b = g(2)\n        c = h(", "def f():\n    if x:\n        ", "\n", "a.py")
     assert kept == "a = f(1)\n        b = g(2)"
+
+
+def test_a_multiline_completion_the_token_limit_cut_loses_its_half_written_last_line():
+    from engine.inference.postprocess import finish_completion
+
+    prefix, suffix = "def f(x):\n    ", "\n\ndef g():\n    pass\n"
+    shape = choose_shape(prefix, suffix, 16, "block")
+    cut = "y = x * 2\n    if y > 3:\n        return compute_th"
+    assert finish_completion(cut, "length", prefix, suffix, shape, "a.py") == "y = x * 2\n    if y > 3:"
+    # the model stopped on its own, or the trim already ended on an earlier whole line: nothing is dropped
+    assert finish_completion(cut, "stop", prefix, suffix, shape, "a.py") == cut
+    left_block = "y = x * 2\n    return y\n\ndef h():\n    return 1"
+    assert finish_completion(left_block, "length", prefix, suffix, shape, "a.py") == "y = x * 2\n    return y"
+    # a single line is kept, and so is a generation that ended on a line break
+    assert finish_completion("y = x * 2", "length", prefix, suffix, shape, "a.py") == "y = x * 2"
+    assert finish_completion("y = 1\n    z = 2\n", "length", prefix, suffix, shape, "a.py") == "y = 1\n    z = 2"
+    assert finish_completion(cut, "cancelled", prefix, suffix, shape, "a.py") == ""
+
+
+def test_the_cursor_lines_indentation_is_not_written_twice():
+    """The prompt left the cursor line's indentation out (``ContextResult.indent``): the model writes the line
+    whole, and what it wrote before the first code goes (the editor shows the indentation already); the
+    trim still measures blocks from the real cursor column."""
+    from engine.inference.postprocess import finish_completion
+
+    prefix, suffix = "def f(x):\n    ", "\n"
+    shape = choose_shape(prefix, suffix, 16, "block")
+    text = "    y = x * 2\n    return y\ndef g():\n"
+    assert finish_completion(text, "stop", prefix, suffix, shape, "a.py", "    ") == "y = x * 2\n    return y"
+    assert finish_completion("y = 1", "stop", prefix, suffix, shape, "a.py", "    ") == "y = 1"
