@@ -6,9 +6,11 @@ at small budgets (then ``budget/16``, at most ``suffix_tokens``). Why: with the 
 (``bench/quality_probe.py``, 30 cuts in 5 corpora nobody tuned to, 2K tokens) identifier exact match rose
 with the current file's share — 0.52 at the old 36%, 0.55 at 50%, 0.59 at 80%, 0.62 for the buffer alone —
 so at small budgets the text around the cursor is worth more than the repository's ranked definitions;
-at large budgets the file rarely needs more and the repository gets the rest. The prefix starts on a line grid and is laid out as one piece per grid cell, so typing
-changes (and re-counts) only the cursor's cell and does not shift the first line of the prompt's
-current-file part. Only the buffer is read (never the index's copy of the file).
+at large budgets the file rarely needs more and the repository gets the rest.
+
+The prefix starts on a line grid and is laid out as one piece per grid cell, so typing changes (and
+re-counts) only the cursor's cell and does not shift the first line of the prompt's current-file part.
+Only the buffer is read (never the index's copy of the file).
 """
 
 from __future__ import annotations
