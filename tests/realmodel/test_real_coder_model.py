@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -33,8 +32,8 @@ from engine.model.backend import GenerationRequest
 from engine.model.context_tokenizer import context_tokenizer
 from engine.model.llama_backend import LlamaBackend
 from engine.model.prompt_format import Piece, PromptFormat
-from rawlsp import RawLspProcess
 from real_repos import COMMAND
+from real_server import close_after_one_model_load, inline_completion, start_on
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLE_REPO = EXAMPLES / "sample_repo"
@@ -175,50 +174,20 @@ def test_cross_file_names_are_not_found_from_the_buffer_alone(real_backend: Llam
     assert not found, f"the buffer alone already finds the name: {found}"
 
 
-def _status(server: RawLspProcess) -> dict:
-    reply = server.call("coderflash/status", {}, timeout=60)
-    assert "result" in reply, reply
-    return reply["result"]
-
-
 def test_cross_file_completion_needs_repository_context_over_lsp(real_coder_model: Path, tmp_path: Path) -> None:
     """``coderflash serve`` over stdio as an editor starts it, the real model, the index ready: every case's
     inline completion writes the name only another file defines."""
     repo = shutil.copytree(CROSS_FILE_REPO, tmp_path / CROSS_FILE_REPO.name)
-    server = RawLspProcess(argv=[COMMAND, "serve"], env={"CODERFLASH_CACHE_DIR": str(tmp_path / "cache")},
-                           answer_requests=True)
+    server, index = start_on(repo, tmp_path / "cache", {"model": str(real_coder_model),
+                                                       "completion": {"timeout_ms": COMPLETION_TIMEOUT_MS}}, 60)
     try:
-        reply = server.call("initialize", {
-            "processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
-            "workspaceFolders": [{"uri": repo.as_uri(), "name": repo.name}],
-            "initializationOptions": {"model": str(real_coder_model),
-                                      "completion": {"timeout_ms": COMPLETION_TIMEOUT_MS}}}, timeout=60)
-        assert "result" in reply, reply
-        server.notify("initialized", {})
-        # Completions made before the index is ready see the current file only: wait for it, as a user
-        # who opens a repository and types a moment later does.
-        deadline = time.monotonic() + 60
-        while (index := _status(server)["workspaces"][0]["index"])["state"] != "ready":
-            assert index["state"] != "error" and time.monotonic() < deadline, index
-            time.sleep(0.1)
         assert index["files"] == len(list(repo.rglob("*.py"))), index
         completions = {}
         for case in CROSS_FILE_CASES:
             path = repo / case.path
             text = path.read_text()
-            server.notify("textDocument/didOpen", {"textDocument": {
-                "uri": path.as_uri(), "languageId": "python", "version": 1, "text": text}})
-            line, character = case.cursor(text)
-            reply = server.call("textDocument/inlineCompletion", {
-                "textDocument": {"uri": path.as_uri()}, "position": {"line": line, "character": character},
-                "context": {"triggerKind": 1}}, timeout=180)
-            assert "result" in reply, reply
-            items = reply["result"]["items"]
-            completions[case.path] = items[0]["insertText"] if items else ""
-        status = _status(server)
-        assert status["model"].get("prompt_format") == "qwen", status["model"]
-        assert status["counters"]["model_loads"] == 1, status["counters"]
-        assert server.close() == 0
+            completions[case.path] = inline_completion(server, path, text, *case.cursor(text))
+        close_after_one_model_load(server)
     finally:
         server.proc.kill()
     wrong = {case.path: completions[case.path] for case in CROSS_FILE_CASES

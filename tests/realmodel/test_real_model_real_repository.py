@@ -19,15 +19,13 @@ come out right, against baselines, is ``bench/quality_bench.py``'s job (``xfile`
 from __future__ import annotations
 
 import ast
-import os
 import random
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rawlsp import RawLspProcess
-from real_repos import COMMAND, copy_stdlib
+from real_repos import copy_stdlib
+from real_server import close_after_one_model_load, inline_completion, start_on
 
 FILES = 600
 CASES = 6
@@ -75,50 +73,24 @@ def cut_buffer(text: str, cut: Cut) -> str:
     return "\n".join(lines)
 
 
-def _status(server: RawLspProcess) -> dict:
-    reply = server.call("coderflash/status", {}, timeout=60)
-    assert "result" in reply, reply
-    return reply["result"]
-
-
 def test_real_model_completes_cross_file_names_in_a_600_file_repository(real_coder_model: Path,
                                                                         tmp_path: Path) -> None:
     repo = copy_stdlib(tmp_path / "stdlib", files=FILES)
     found = cross_file_cuts(repo)
     assert len(found) >= 20, f"only {len(found)} cross-file cuts in the copy"
     cuts = random.Random(SEED).sample(found, CASES)
-    server = RawLspProcess(argv=[COMMAND, "serve"], env={"CODERFLASH_CACHE_DIR": str(tmp_path / "cache")},
-                           answer_requests=True)
+    options = {"model": str(real_coder_model), "context": {"budget": BUDGET},
+               "completion": {"timeout_ms": COMPLETION_TIMEOUT_MS}}
+    server, index = start_on(repo, tmp_path / "cache", options, 300)
     got: dict[Cut, str] = {}
     try:
-        reply = server.call("initialize", {
-            "processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
-            "workspaceFolders": [{"uri": repo.as_uri(), "name": repo.name}],
-            "initializationOptions": {"model": str(real_coder_model), "context": {"budget": BUDGET},
-                                      "completion": {"timeout_ms": COMPLETION_TIMEOUT_MS}}}, timeout=60)
-        assert "result" in reply, reply
-        server.notify("initialized", {})
-        deadline = time.monotonic() + 300
-        while (index := _status(server)["workspaces"][0]["index"])["state"] != "ready":
-            assert index["state"] != "error" and time.monotonic() < deadline, index
-            time.sleep(0.2)
         assert index["files"] >= FILES - 5, index  # a few files of the copy may not be Python the grammar takes
         for cut in cuts:
             path = repo / cut.path
-            server.notify("textDocument/didOpen", {"textDocument": {
-                "uri": path.as_uri(), "languageId": "python", "version": 1,
-                "text": cut_buffer(path.read_text(errors="replace"), cut)}})
-            reply = server.call("textDocument/inlineCompletion", {
-                "textDocument": {"uri": path.as_uri()}, "position": {"line": cut.line, "character": cut.character},
-                "context": {"triggerKind": 1}}, timeout=300)
-            assert "result" in reply, reply
-            items = reply["result"]["items"]
-            got[cut] = items[0]["insertText"] if items else ""
+            got[cut] = inline_completion(server, path, cut_buffer(path.read_text(errors="replace"), cut),
+                                         cut.line, cut.character)
             server.notify("textDocument/didClose", {"textDocument": {"uri": path.as_uri()}})
-        status = _status(server)
-        assert status["model"].get("prompt_format") == "qwen", status["model"]
-        assert status["counters"]["model_loads"] == 1, status["counters"]
-        assert server.close() == 0
+        close_after_one_model_load(server)
     finally:
         server.proc.kill()
     report = {f"{c.path}:{c.line + 1} {c.name} (from {c.defined_in})": got[c] for c in cuts}
