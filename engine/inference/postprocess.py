@@ -171,10 +171,25 @@ def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape)
             if line.strip() and indent < base:
                 break  # the completion left the block the cursor is in
             kept.append(line)
-        lines = kept
+        lines = _before_suffix_closer(kept, suffix)
     while len(lines) > 1 and not lines[-1].strip():
         lines.pop()
     return "\n".join(line.rstrip() if i < len(lines) - 1 else line for i, line in enumerate(lines)).rstrip()
+
+
+def _before_suffix_closer(lines: list[str], suffix: str) -> list[str]:
+    """Stop before a line that closes a bracket the completion did not open, when the code after the cursor
+    begins by closing one the same way: the model is re-typing the block's end (``}``) that is already
+    there — the suffix rule above skips anchors this short, and one more ``}`` is a syntax error."""
+    anchor = _first_suffix_line(suffix)
+    if not anchor or anchor[0] not in _CLOSERS:
+        return lines
+    depth = 0
+    for i, line in enumerate(lines):
+        if i > 0 and depth <= 0 and line.strip()[:1] == anchor[0]:
+            return lines[:i]
+        depth += sum(line.count(c) for c in _OPENERS) - sum(line.count(c) for c in _CLOSERS)
+    return lines
 
 
 def finish_completion(text: str, finish_reason: str, prefix: str, suffix: str, shape: CompletionShape,

@@ -84,3 +84,13 @@ def test_the_cursor_lines_indentation_is_not_written_twice():
     text = "    y = x * 2\n    return y\ndef g():\n"
     assert finish_completion(text, "stop", prefix, suffix, shape, "a.py", "    ") == "y = x * 2\n    return y"
     assert finish_completion("y = 1", "stop", prefix, suffix, shape, "a.py", "    ") == "y = 1"
+
+
+def test_a_body_completion_does_not_close_the_block_the_suffix_closes():
+    prefix, suffix = "class A {\n  add(o) {\n    ", "\n  }\n}\n"
+    shape = choose_shape(prefix, suffix, 16, "block")
+    text = "// nothing to do when unsubscribed\n    }\n\n    remove(o) {"
+    assert trim_completion(text, prefix, suffix, shape) == "// nothing to do when unsubscribed"
+    # a block the completion opens keeps its own closer
+    opened = "if (o) {\n      this.list.push(o)\n    }\n  }"
+    assert trim_completion(opened, prefix, suffix, shape) == "if (o) {\n      this.list.push(o)\n    }"
