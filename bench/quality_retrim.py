@@ -7,7 +7,7 @@ script's the "after". The cases are rebuilt from the corpora with the run's seed
 run's expected text); what the trim reads — the cursor's line, the text after the cursor, the syntax at
 the cursor — comes from the cut buffer.
 
-    .venv/bin/python bench/quality_retrim.py --run bench/results/quality.json --out /tmp/retrim.json
+    .venv/bin/python bench/quality_retrim.py --run bench/results/quality.json --healed --out /tmp/retrim.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from quality_cases import CORPORA, body_cuts, corpus_source, install_corpus, ran
     xfile_cuts  # noqa: E402
 from quality_report import aggregate  # noqa: E402
 
-from engine.context.result import split_at_cursor  # noqa: E402
+from engine.context.result import cursor_indentation, split_at_cursor  # noqa: E402
 from engine.inference.postprocess import choose_shape, finish_completion, syntax_at_cursor  # noqa: E402
 
 
@@ -64,6 +64,9 @@ def main() -> int:
     ap.add_argument("--run", required=True, help="a quality_bench JSON with raw generations")
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/coderflash-bench"))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--healed", action="store_true",
+                    help="the run left the cursor line's indentation out of its prompts (ContextResult.indent; "
+                         "runs after commit 524fecb): finish as the engine does then")
     args = ap.parse_args()
     run = json.loads(Path(args.run).read_text())
     max_lines = run["config"]["max_lines"]
@@ -74,7 +77,8 @@ def main() -> int:
         case = cases[row["case"]]
         prefix, suffix = split_at_cursor(case["buffer"], case["line"], case["character"])
         shape = choose_shape(prefix, suffix, max_lines, syntax_at_cursor(case["file"], case["buffer"], len(prefix)))
-        shown = finish_completion(row["raw"], row["finish_reason"], prefix, suffix, shape, case["file"])
+        indent = cursor_indentation(prefix) if args.healed else ""
+        shown = finish_completion(row["raw"], row["finish_reason"], prefix, suffix, shape, case["file"], indent)
         new = {**row, "completion": shown, **score(case, shown, case["lang"])}
         before.append(row)
         after.append(new)
