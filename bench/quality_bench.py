@@ -40,8 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from context_bench import AiderMap, JaccardWindows  # noqa: E402
-from quality_cases import CORPORA, KINDS, body_cuts, corpus_source, install_corpus, random_cuts, score, \
-    symbol_cuts, xfile_cuts  # noqa: E402
+from quality_cases import CORPORA, KINDS, all_cuts, corpus_source, install_corpus, score  # noqa: E402
 from quality_prompts import buffer_only, count_pieces, engine_tail, fill_material  # noqa: E402
 from quality_report import markdown, summarize  # noqa: E402
 
@@ -93,9 +92,7 @@ def setup_corpus(args, host, config, work, name, lang, how, n_max):
     engine = Engine(config, root, host=host)
     stats = engine.reindex()
     index = engine.repo_index()
-    cases, data = symbol_cuts(index, lang, n_max, args.seed)
-    cases += random_cuts(data, lang, n_max, args.seed) + body_cuts(index, data, lang, n_max, args.seed)
-    cases += xfile_cuts(index, lang, n_max, args.seed)  # last: the other kinds' case ids stay as they were
+    cases, data = all_cuts(index, lang, n_max, args.seed)
     info = {"language": lang, "source": " ".join(how[:2]), "path": str(src), "files": len(data["texts"]),
             "lines": sum(len(v) for v in data["lines"].values()),
             "bytes": sum(len(t.encode()) for t in data["texts"].values()),

@@ -75,15 +75,7 @@ def install_corpus(src: Path, root: Path, lang: str) -> None:
 # -- cuts ---------------------------------------------------------------------------------------
 def symbol_cuts(index, lang: str, n: int, seed: int) -> tuple[list[dict], dict]:
     picked, data = sample_cases(index, lang, n, seed)
-    cases = []
-    for c in picked:
-        text = data["texts"][c["file"]]
-        line_text = text.split("\n")[c["line"]]
-        cases.append({"kind": "symbol", "file": c["file"], "line": c["line"], "character": c["character"],
-                      "symbol": c["symbol"], "def_path": c["def_path"],
-                      "buffer": cut_buffer(text, c["line"], c["character"]),
-                      "expected": line_text[c["character"]:].rstrip()})
-    return cases, data
+    return [_symbol_case("symbol", c, data["texts"][c["file"]]) for c in picked], data
 
 
 def xfile_cuts(index, lang: str, n: int, seed: int) -> list[dict]:
@@ -91,20 +83,32 @@ def xfile_cuts(index, lang: str, n: int, seed: int) -> list[dict]:
     picked, data = sample_cases(index, lang, 10 ** 6, seed + 1)
     cases = []
     for c in picked:
-        text = data["texts"][c["file"]]
-        buffer = cut_buffer(text, c["line"], c["character"])
-        lines = buffer.split("\n")
+        case = _symbol_case("xfile", c, data["texts"][c["file"]])
+        lines = case["buffer"].split("\n")
         word = re.compile(rf"(?<![\w$]){re.escape(c['symbol'])}(?![\w$])")
         if any(word.search(t) and not (IMPORT_LINE[lang].search(t) or in_import(lines, i, lang))
                for i, t in enumerate(lines)):
             continue
-        line_text = text.split("\n")[c["line"]]
-        cases.append({"kind": "xfile", "file": c["file"], "line": c["line"], "character": c["character"],
-                      "symbol": c["symbol"], "def_path": c["def_path"], "buffer": buffer,
-                      "expected": line_text[c["character"]:].rstrip()})
+        cases.append(case)
         if len(cases) >= n:
             break
     return cases
+
+
+def _symbol_case(kind: str, c: dict, text: str) -> dict:
+    """The cut at sampled symbol use ``c`` of file ``text``: the rest of its line removed and expected."""
+    line_text = text.split("\n")[c["line"]]
+    return {"kind": kind, "file": c["file"], "line": c["line"], "character": c["character"],
+            "symbol": c["symbol"], "def_path": c["def_path"], "buffer": cut_buffer(text, c["line"], c["character"]),
+            "expected": line_text[c["character"]:].rstrip()}
+
+
+def all_cuts(index, lang: str, n: int, seed: int) -> tuple[list[dict], dict]:
+    """Every kind's cuts of one corpus, ``n`` each at most, in the order case ids number them (``xfile``
+    last, so the other kinds' ids stay as runs before it numbered them); and the corpus data."""
+    cases, data = symbol_cuts(index, lang, n, seed)
+    cases += random_cuts(data, lang, n, seed) + body_cuts(index, data, lang, n, seed)
+    return cases + xfile_cuts(index, lang, n, seed), data
 
 
 def random_cuts(data: dict, lang: str, n: int, seed: int) -> list[dict]:

@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from context_bench import open_index  # noqa: E402
-from quality_cases import CORPORA, body_cuts, corpus_source, install_corpus, random_cuts, score, symbol_cuts, \
-    xfile_cuts  # noqa: E402
+from quality_cases import CORPORA, all_cuts, corpus_source, install_corpus, score  # noqa: E402
 from quality_report import aggregate  # noqa: E402
 
 from engine.context.result import cursor_indentation, split_at_cursor  # noqa: E402
@@ -43,9 +42,7 @@ def rebuilt_cases(run: dict, cache: Path, work: Path) -> dict[str, dict]:
         root = work / name
         install_corpus(corpus_source(cache, how, False), root, lang)
         index = open_index(root, work / f"{name}.cache")
-        cases, data = symbol_cuts(index, lang, n_max, seed)
-        cases += random_cuts(data, lang, n_max, seed) + body_cuts(index, data, lang, n_max, seed)
-        cases += xfile_cuts(index, lang, n_max, seed)
+        cases, _ = all_cuts(index, lang, n_max, seed)
         for i, case in enumerate(cases):
             case_id = f"{name}/{case['kind']}/{i}"
             if case_id in wanted:
