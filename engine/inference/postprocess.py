@@ -188,7 +188,7 @@ def _before_suffix_closer(lines: list[str], suffix: str) -> list[str]:
     for i, line in enumerate(lines):
         if i > 0 and depth <= 0 and line.strip()[:1] == anchor[0]:
             return lines[:i]
-        depth += sum(line.count(c) for c in _OPENERS) - sum(line.count(c) for c in _CLOSERS)
+        depth += _bracket_depth(line)
     return lines
 
 
@@ -252,17 +252,16 @@ def _syntax_errors(lang: str, text: str) -> int:
     return count
 
 
+def _bracket_depth(text: str) -> int:
+    """Brackets ``text`` opens minus those it closes."""
+    return sum(text.count(c) for c in _OPENERS) - sum(text.count(c) for c in _CLOSERS)
+
+
 def _balanced(text: str) -> bool:
     """No bracket opened in ``text`` left open, and no quote left open on its last line (closing the
     prefix's brackets is fine: the completion may finish a call the user began)."""
-    depth = 0
-    for ch in text:
-        if ch in _OPENERS:
-            depth += 1
-        elif ch in _CLOSERS:
-            depth -= 1
     last = text.rsplit("\n", 1)[-1]
-    return depth <= 0 and all(last.count(q) % 2 == 0 for q in ("'", '"', "`"))
+    return _bracket_depth(text) <= 0 and all(last.count(q) % 2 == 0 for q in ("'", '"', "`"))
 
 
 def trim_interrupted(text: str, prefix: str, suffix: str, path: str) -> str:

@@ -184,12 +184,13 @@ class Runtime:
         cancel.check()
         context = self.workspace.build_context(path, text, line, character, budget)
         syntax = syntax_at_cursor(rel, text, offset_at(text, line, character))
-        shape = choose_shape(context.prefix + context.indent, context.suffix, cfg.max_lines, syntax)
+        before_cursor = context.prefix + context.indent  # the prompt may leave the indentation out: the buffer has it
+        shape = choose_shape(before_cursor, context.suffix, cfg.max_lines, syntax)
         request = completion_request(context.pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline)
         result = backend.generate(request, cancel)
         self.host.counters.add(result)
-        completion = finish_completion(result.text, result.finish_reason, context.prefix + context.indent,
-                                       context.suffix, shape, rel, context.indent)
+        completion = finish_completion(result.text, result.finish_reason, before_cursor, context.suffix, shape, rel,
+                                       context.indent)
         out = CompletionOutput(completion, result, context, self._model_name(), shape.multiline)
         out.syntax = shape.syntax
         return out
