@@ -215,7 +215,8 @@ def count_lines(root: Path) -> tuple[int, int]:
 def fetch_corpora() -> None:
     """Real code for the per-language coverage report (Debian packages and npm; cached)."""
     CORPUS_CACHE.mkdir(parents=True, exist_ok=True)
-    debs = {"librust-syn-dev": "librust-syn-dev", "golang-github-spf13-cobra-dev": "golang-github-spf13-cobra-dev",
+    debs = {"librust-syn-dev": "librust-syn-dev", "librust-tokio-dev": "librust-tokio-dev",
+            "golang-github-spf13-cobra-dev": "golang-github-spf13-cobra-dev",
             "golang-github-google-go-cmp-dev": "golang-github-google-go-cmp-dev",
             "openjdk-17-source": "openjdk-17-source"}
     for pkg, d in debs.items():
@@ -257,6 +258,7 @@ def coverage_report(corpus: Path) -> dict:
         ("go", CORPUS_CACHE / "golang-github-spf13-cobra-dev", (".go",)),
         ("go", CORPUS_CACHE / "golang-github-google-go-cmp-dev", (".go",)),
         ("rust", CORPUS_CACHE / "librust-syn-dev", (".rs",)),
+        ("rust", CORPUS_CACHE / "librust-tokio-dev", (".rs",)),  # wraps whole modules in cfg_*! { ... }
         ("java", CORPUS_CACHE / "jdk/java.base/java/util", (".java",)),
         ("c", Path(sysconfig.get_paths()["stdlib"]) / "site-packages", (".c",)),
         ("c", Path(sysconfig.get_paths()["stdlib"]).parent.parent / "src", (".c",)),
@@ -275,7 +277,7 @@ def coverage_report(corpus: Path) -> dict:
         r = report.setdefault(lang, {"ctags": 0, "found": 0, "sources": [], "missing_sample": []})
         r["ctags"] += res["ctags"]
         r["found"] += res["found"]
-        r["sources"].append(f"{root} ({len(fl)} files)")
+        r["sources"].append(f"{root} ({len(fl)} files, {res['found']}/{res['ctags']})")
         r["missing_sample"] += list(res["missing"])[:5]
     sample_res = coverage(str(samples), sorted(p.name for p in samples.iterdir()))
     for lang, res in sample_res.items():

@@ -92,6 +92,8 @@ _EXTRA: dict[str, str] = {
 (impl_item type: (_) @name) @scope.impl
 (use_declaration argument: (_) @src) @import
 (mod_item name: (identifier) @src !body) @import
+(source_file (macro_invocation (token_tree) @item_macro_body))
+(declaration_list (macro_invocation (token_tree) @item_macro_body))
 """,
     "java": r"""
 (enum_declaration name: (identifier) @name) @definition.enum

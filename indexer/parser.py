@@ -16,7 +16,7 @@ from collections import defaultdict
 import tree_sitter as ts
 
 from .import_statements import import_from_node
-from .languages import is_parseable, load
+from .languages import LoadedLanguage, is_parseable, load
 from .parsed import DefTuple, ImportTuple, ParsedFile, pack_refs
 from .signatures import comment_doc, find_body, python_doc, signature
 
@@ -196,6 +196,40 @@ def _reference_offsets(caps: dict[str, list[ts.Node]], raw: list[_RawDef]) -> di
     return {k: sorted(groups[k]) for k in sorted(k for k, v in groups.items() if len(k) > 1 and v)}
 
 
+#: How deep item-level macro invocations nest before their bodies are no longer re-parsed (tokio nests 3).
+_MAX_MACRO_DEPTH = 8
+
+
+def _macro_body_items(lang_name: str, loaded: LoadedLanguage, src: bytes, caps: dict[str, list[ts.Node]],
+                      depth: int = 0) -> tuple[list[_RawDef], list[ImportTuple]]:
+    """Definitions and imports written inside item-level macro invocations (Rust ``cfg_rt! { ... }``).
+
+    tree-sitter keeps a macro's body as an opaque token tree, and real crates wrap whole modules in
+    such macros, so their functions, types and ``use`` lines would be invisible.  Each body at item
+    level (in a file or an ``impl``/``trait``/``mod`` block) is parsed again as Rust source, restricted
+    to the body's byte range so every node keeps its position in the file; nested invocations recurse.
+    Identifiers inside token trees are already references of the outer parse, so only definitions
+    and imports are taken from the re-parse.
+    """
+    raw: list[_RawDef] = []
+    imports: list[ImportTuple] = []
+    for body in caps.get("item_macro_body", ()):
+        if depth >= _MAX_MACRO_DEPTH or body.child_count < 2:
+            continue
+        open_tok, close_tok = body.children[0], body.children[-1]
+        if close_tok.start_byte <= open_tok.end_byte:
+            continue
+        inner = ts.Range(open_tok.end_point, close_tok.start_point, open_tok.end_byte, close_tok.start_byte)
+        sub_tree = ts.Parser(loaded.language, included_ranges=[inner]).parse(src)
+        sub_caps = ts.QueryCursor(loaded.query).captures(sub_tree.root_node)
+        raw.extend(_raw_definitions(lang_name, sub_caps))
+        imports.extend(_imports(lang_name, sub_caps))
+        nested_raw, nested_imports = _macro_body_items(lang_name, loaded, src, sub_caps, depth + 1)
+        raw.extend(nested_raw)
+        imports.extend(nested_imports)
+    return raw, imports
+
+
 def parse_source(lang_name: str, src: bytes, tree: ts.Tree | None = None) -> ParsedFile:
     """Parse ``src`` (or use an already parsed ``tree``) and extract everything the store needs."""
     lines = src.count(b"\n") + (0 if src.endswith(b"\n") or not src else 1)
@@ -206,7 +240,12 @@ def parse_source(lang_name: str, src: bytes, tree: ts.Tree | None = None) -> Par
         tree = loaded.parser.parse(src)
     caps = ts.QueryCursor(loaded.query).captures(tree.root_node)
     raw = _raw_definitions(lang_name, caps)
-    out = ParsedFile(lines, defs=_definitions(lang_name, src, raw), imports=_imports(lang_name, caps))
+    imports = _imports(lang_name, caps)
+    if "item_macro_body" in caps:
+        macro_raw, macro_imports = _macro_body_items(lang_name, loaded, src, caps)
+        raw.extend(macro_raw)
+        imports = sorted(imports + macro_imports, key=lambda imp: imp[2])
+    out = ParsedFile(lines, defs=_definitions(lang_name, src, raw), imports=imports)
     offsets = _reference_offsets(caps, raw)
     if offsets:
         out.refs_blob, out.ref_count = pack_refs(src, offsets)
