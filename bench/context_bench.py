@@ -3,7 +3,12 @@
 Recall: on real code nobody here wrote, sample places where a symbol defined exactly once in the
 repository (in another file) is used, not on an import line; cut the line at the start of the symbol
 (the user is about to type it) and ask for context at that position. A case is recalled when the
-definition's header line (the source line holding its name, stripped) appears in the prompt.
+definition's header line (the source line holding its name, stripped) appears in the prompt. Where a
+name is defined comes from universal-ctags, not from the index under test (whose blind spots would
+otherwise hide the very cases that show them); ctags reads Rust with item-level macro blocks
+(``cfg_rt! {``) opened up as modules (indexer/ctags_compare.py). ``--oracle index`` samples from the index.
+Corpora: six stdlib packages, mobx (npm), regex-syntax and tokio (Debian; tokio wraps whole modules in
+``cfg_*! { ... }`` macros). Results per corpus, pooled per language and overall.
 
 No leaks: each corpus is copied to a temp dir and indexed; for each case the bench installs the cut
 buffer as the index overlay of its file (what the editor integration does when a document is opened:
@@ -29,6 +34,8 @@ sequence; and the share of each keystroke's
 prompt tokens that the previous prompt had as its prefix (what the model's KV cache reuses).
 
     .venv/bin/python bench/context_bench.py recall --out bench/results/recall.json
+    .venv/bin/python bench/context_bench.py recall --per-case --out after.json     # then, on an older checkout:
+    .venv/bin/python bench/context_bench.py recall --cases-from after.json --out before.json
     .venv/bin/python bench/context_bench.py speed --out bench/results/speed.json
 """
 
@@ -47,6 +54,7 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +83,8 @@ def fetch_corpora(cache: Path) -> list[tuple[str, str, Path]]:
            for p in ("asyncio", "email", "multiprocessing", "importlib", "logging", "json")]
     out.append(("typescript-mobx", "typescript", npm_package_dir(cache, "mobx@6.13.5", "mobx") / "src"))
     out.append(("rust-regex-syntax", "rust", debian_crate_src(cache, "librust-regex-syntax-dev", "regex-syntax")))
+    # wraps whole modules in item-level macros (cfg_rt! { ... }) and defines dozens of macro_rules!
+    out.append(("rust-tokio", "rust", debian_crate_src(cache, "librust-tokio-dev", "tokio")))
     return out
 
 
@@ -125,22 +135,56 @@ def header_line(lines: list[str], d) -> str:
     return lines[ln].strip() if 0 <= ln < len(lines) else ""
 
 
-def sample_cases(index, lang: str, n: int, seed: int) -> tuple[list[dict], dict]:
+#: ctags kinds a case's definition may have (functions, methods, types, traits, macros), by ctags's names
+ORACLE_KINDS = frozenset({"function", "method", "member", "func", "generator", "class", "struct", "interface",
+                          "enum", "trait", "typedef", "alias", "type", "union", "macro"})
+
+
+@dataclass(frozen=True)
+class OracleDef:
+    """A definition as the oracle (universal-ctags) reports it."""
+
+    path: str
+    name: str
+    kind: str
+    name_line: int  # 0-based line of the name
+
+
+def oracle_definitions(root: Path, paths: list[str]) -> dict[str, list[OracleDef]]:
+    """Definitions by name from universal-ctags (Rust item-level macro blocks opened up), not from the index:
+    a blind spot of the index must not also hide the cases that would show it."""
+    from indexer.ctags_compare import ctags_tags
+
+    out: dict[str, list[OracleDef]] = defaultdict(list)
+    for t in ctags_tags(str(root), paths):
+        if t.get("kind") == "implementation" or not t.get("name") or "line" not in t:
+            continue  # a Rust impl block names a type it does not define
+        out[t["name"]].append(OracleDef(t["path"], t["name"], t["kind"], int(t["line"]) - 1))
+    return out
+
+
+def sample_cases(index, lang: str, n: int, seed: int, oracle: str = "index") -> tuple[list[dict], dict]:
+    """Up to ``n`` cases: uses of a name defined exactly once (by the oracle: ``ctags`` or the ``index``),
+    in another file, not on an import line; at most two per file, each name once."""
     texts = {f.path: index.read_text(f.path) for f in index.files()}
     texts = {p: t for p, t in texts.items() if t}
     lines = {p: t.splitlines() for p, t in texts.items()}
-    defs_by_name: dict[str, list] = defaultdict(list)
+    defs_by_name: dict[str, list] = defaultdict(list)  # the index's own (the Aider-style map is built on them)
     for p in texts:
         for d in index.outline(p):
             defs_by_name[d.name].append(d)
+    truth: dict[str, list] = oracle_definitions(Path(index.root), sorted(texts)) if oracle == "ctags" else defs_by_name
     candidates: list[dict] = []
     for p in sorted(texts):
         for r in index.references_in_range(p, 0, len(lines[p])):
-            ds = defs_by_name.get(r.name)
+            ds = truth.get(r.name)
             if not ds or len(ds) != 1 or len(r.name) < 3:
                 continue
             d = ds[0]
-            if d.path == p or d.kind in ("field", "property", "variable", "parameter"):
+            if d.path == p or d.path not in lines:
+                continue
+            if (d.kind not in ORACLE_KINDS if oracle == "ctags"
+                    else d.kind in ("field", "property", "variable", "parameter")):
                 continue
             line_text = lines[p][r.line]
             if in_import(lines[p], r.line, lang):
@@ -321,7 +365,8 @@ def run_recall(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ctxbench-"))
     corpora = fetch_corpora(Path(args.cache))
     counter_factory = _counter_factory(args)
-    result: dict = {"budgets": list(BUDGETS), "bytes_per_token": ESTIMATE_BYTES_PER_TOKEN, "corpora": {}}
+    result: dict = {"budgets": list(BUDGETS), "bytes_per_token": ESTIMATE_BYTES_PER_TOKEN, "seed": args.seed,
+                    "definitions_oracle": args.oracle, "corpora": {}}
     for name, lang, src in corpora:
         if args.only and name not in args.only:
             continue
@@ -330,7 +375,9 @@ def run_recall(args: argparse.Namespace) -> dict:
         # Python packages keep their package directory so absolute imports (email.feedparser) resolve
         copy_corpus(src, root / src.name if lang == "python" else root, lang)
         index = open_index(root, work / "cache")
-        cases, data = sample_cases(index, lang, args.cases, args.seed)
+        cases, data = sample_cases(index, lang, args.cases, args.seed, args.oracle)
+        if args.cases_from:  # the very cases of an earlier run (a before/after on one case list)
+            cases = json.loads(Path(args.cases_from).read_text())["corpora"].get(name, {}).get("per_case") or []
         fmt, counter = counter_factory()
         ws = context.Workspace(fmt, counter, lambda: index, repo_name=name, root=str(root))
         cache = context.ContextCache(counter)
@@ -342,7 +389,7 @@ def run_recall(args: argparse.Namespace) -> dict:
         for case in cases:
             text = data["texts"][case["file"]]
             buf = cut_buffer(text, case["line"], case["character"])
-            row = {k: case[k] for k in ("file", "line", "character", "symbol", "def_path")}
+            row = {k: case[k] for k in ("file", "line", "character", "symbol", "def_path", "header")}
             index.set_overlay(case["file"], buf)  # the opened document, as the editor integration does
             for b in BUDGETS:
                 cache.invalidate()
@@ -376,15 +423,19 @@ def run_recall(args: argparse.Namespace) -> dict:
         }
         print(name, json.dumps(result["corpora"][name]["recall"]), file=sys.stderr)
         index.close()
-    total = {m: {str(b): 0.0 for b in BUDGETS} for m in ("engine", "buffer_only", "jaccard_windows", "aider_map")}
-    ncases = sum(c["cases"] for c in result["corpora"].values())
-    for c in result["corpora"].values():
-        for m in total:
-            for b in BUDGETS:
-                total[m][str(b)] += c["recall"][m][str(b)] * c["cases"] / max(1, ncases)
-    result["overall"] = {m: {b: round(v, 3) for b, v in d.items()} for m, d in total.items()}
+    result["languages"] = {lang: _pooled([c for c in result["corpora"].values() if c["language"] == lang])
+                           for lang in sorted({c["language"] for c in result["corpora"].values()})}
+    result["overall"] = _pooled(list(result["corpora"].values()))
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _pooled(corpora: list[dict]) -> dict:
+    """Recall per method and budget over the cases of several corpora (each case weighs the same)."""
+    methods = ("engine", "buffer_only", "jaccard_windows", "aider_map")
+    ncases = sum(c["cases"] for c in corpora)
+    return {m: {str(b): round(sum(c["recall"][m][str(b)] * c["cases"] for c in corpora) / max(1, ncases), 3)
+                for b in BUDGETS} for m in methods} | {"cases": ncases}
 
 
 def _counter_factory(args: argparse.Namespace):
@@ -494,6 +545,9 @@ def main() -> int:
                         help="speed: no prepare_file() when a file opens (the first request pays the per-file part)")
     parser.add_argument("--only", nargs="*", help="recall: corpus names")
     parser.add_argument("--per-case", action="store_true")
+    parser.add_argument("--cases-from", help="recall: run the per-case list of an earlier --per-case result")
+    parser.add_argument("--oracle", choices=("ctags", "index"), default="ctags",
+                        help="recall: who says where a name is defined (ctags: independent of the index under test)")
     parser.add_argument("--model", help="GGUF whose vocabulary counts tokens (default: the estimate)")
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/coderflash-bench"))
     args = parser.parse_args()

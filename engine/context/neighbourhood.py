@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from engine.context.fill import block_overhead, fill
 from engine.context.layout import Rendered, blocks, render
-from engine.context.snippets import Candidate, Repo, Snip, breadth, header_snip, outline_snips, whole_file
+from engine.context.snippets import Candidate, Repo, Snip, breadth, header_snip, module_outline_snips, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def file_candidates(repo: Repo, path: str, n_lines: int,
             target = cands if (d.path in imported_set or per_name[d.name] == 1) else deferred
             target.append(Candidate(d.path, (d.path, s.start), [breadth(repo.counter, s, budget)]))
     for p in imported:
-        for s in outline_snips(repo, p, 2):
+        for s in module_outline_snips(repo, p, 2):
             public = not s.symbol.startswith("_") or (s.symbol.startswith("__") and s.symbol.endswith("__"))
             (cands if public else deferred).append(Candidate(p, (p, s.start), [breadth(repo.counter, s, budget)]))
     return cands, deferred, imported

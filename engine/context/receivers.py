@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.context.index_view import module_name
 from engine.context.redact import redact
-from engine.context.snippets import Candidate, Repo, breadth, header_from_lines, outline_snips
+from engine.context.snippets import Candidate, Repo, breadth, header_from_lines, module_outline_snips, outline_snips
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -38,6 +38,10 @@ def enclosing_class(outline: list[Definition], line: int) -> list[Definition]:
 
 def _outline_candidates(repo: Repo, path: str, parent: str | None = None) -> list[Candidate]:
     return [Candidate(path, (path, s.start), [s]) for s in outline_snips(repo, path, 3, parent=parent)]
+
+
+def _module_candidates(repo: Repo, path: str) -> list[Candidate]:
+    return [Candidate(path, (path, s.start), [s]) for s in module_outline_snips(repo, path, 3)]
 
 
 def current_members(repo: Repo, rel: str, text: str, outline: list[Definition], parent: str,
@@ -102,14 +106,14 @@ def receiver_candidates(repo: Repo, rel: str, name: str, line: int, outline: lis
     for imported in imports:
         if module_name(imported) == name:
             found = True
-            cands.extend(_outline_candidates(repo, imported))
+            cands.extend(_module_candidates(repo, imported))
     if not found:  # a repository module by that name that the index did not resolve as an import
         # (``from . import reduction``, ``hir::translate::``, a module injected at run time): the
         # nearest one in the tree
         near_first = sorted((p for p in repo.memo.files_of_module(name) if p != rel),
                             key=lambda p: (-len(os.path.commonpath([p, rel])) if os.path.dirname(p) and os.path.dirname(rel) else 0, p))
         for p in near_first[:1]:
-            cands.extend(_outline_candidates(repo, p))
+            cands.extend(_module_candidates(repo, p))
     type_name = "".join(part[:1].upper() + part[1:] for part in name.split("_"))  # parser_state → ParserState
     defs = repo.memo.definitions(name)[:3] + (repo.memo.definitions(type_name)[:2] if type_name != name else [])
     for d in defs:

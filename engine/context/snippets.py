@@ -160,6 +160,15 @@ def outline_snips(repo: Repo, path: str, layer: int, parent: str | None = None) 
     return out
 
 
+def module_outline_snips(repo: Repo, path: str, layer: int) -> list[Snip]:
+    """The outline of a module another file uses (``ast::``, ``from email import utils``): its top-level
+    definitions first, in file order, then the members of its classes and impls. What can follow
+    ``module.`` / ``module::`` is a top-level name; in a large module (regex-syntax's ``ast/mod.rs``) file
+    order spent a small budget on ``fmt``/``cmp`` of the first few types and never reached the rest."""
+    snips = outline_snips(repo, path, layer)
+    return [s for s in snips if s.parent is None] + [s for s in snips if s.parent is not None]
+
+
 def whole_file(repo: Repo, path: str, layer: int) -> Snip | None:
     got = repo.file(path)
     if got is None:
