@@ -114,6 +114,9 @@ def receiver_candidates(repo: Repo, rel: str, name: str, line: int, outline: lis
                             key=lambda p: (-len(os.path.commonpath([p, rel])) if os.path.dirname(p) and os.path.dirname(rel) else 0, p))
         for p in near_first[:1]:
             cands.extend(_module_candidates(repo, p))
+    declared = declared_type_candidates(repo, rel, name, text)
+    if declared:  # the buffer says what it is: better than a type named like it (``shared`` → ``Shared``)
+        return cands + declared
     type_name = "".join(part[:1].upper() + part[1:] for part in name.split("_"))  # parser_state → ParserState
     defs = repo.memo.definitions(name)[:3] + (repo.memo.definitions(type_name)[:2] if type_name != name else [])
     for d in defs:
@@ -122,6 +125,31 @@ def receiver_candidates(repo: Repo, rel: str, name: str, line: int, outline: lis
     if not cands:
         cands.extend(duck_typed(repo, rel, name, text, budget))
     return cands
+
+
+def declared_types(text: str, name: str) -> list[str]:
+    """Type names the buffer declares ``name`` to have, most often declared first: ``name: Type`` (a Rust
+    field, parameter or ``let``; a Python or TypeScript annotation), wrappers (``Arc<..>``, ``Option[..]``)
+    and module paths looked through. Only capitalised names count: a struct literal's ``name: value`` is
+    not a type."""
+    pattern = re.compile(rf"(?<![\w$\"'.]){re.escape(name)}\s*\??:\s*(?!:)([^=;,)\n{{]+)")
+    votes: Counter = Counter()
+    for m in pattern.finditer(text):
+        for ident in re.findall(r"\b[A-Za-z_$][\w$]*\b(?!\s*(?:::|\.))", m.group(1)):
+            if ident[:1].isupper() and ident not in _WRAPPERS:
+                votes[ident] += 1
+                break
+    return [t for t, _ in votes.most_common()]
+
+
+def declared_type_candidates(repo: Repo, rel: str, name: str, text: str) -> list[Candidate]:
+    """The member outline of the repository type the buffer declares ``name`` to be (``self.shared.`` with
+    ``shared: slab::Ref<ScheduledIo>`` among the fields → ``ScheduledIo``'s members)."""
+    for type_name in declared_types(text, name)[:2]:
+        defs = [d for d in repo.memo.definitions(type_name)[:2] if d.kind in TYPE_KINDS and d.path != rel]
+        if defs:
+            return [c for d in defs for c in _outline_candidates(repo, d.path, d.qualified_name)]
+    return []
 
 
 def returned_type_candidates(repo: Repo, rel: str, func: str) -> list[Candidate]:

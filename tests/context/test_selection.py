@@ -187,3 +187,21 @@ def test_breadth_cut_keeps_the_line_holding_the_name_and_the_enclosing_header(re
     assert cut.text == lines[0] + lines[1] and (cut.start, cut.end) == (5, 6)
     assert cut.parent is parent and cut.name_line == 6 and cut.tokens < snip.tokens
     assert breadth(counter, snip, 65536) is snip  # large budgets keep whole signatures
+
+
+def test_receiver_with_a_declared_type_gets_that_type_not_one_named_like_it(repo, index):
+    """``shape: Poly37`` declares the receiver's type; the class named like the receiver (``Shape``) is
+    not what it is (tokio: ``self.shared.`` with ``shared: slab::Ref<ScheduledIo>``, not ``Shared``)."""
+    _write(repo, index, {"app/polys.py": _big_module(), "app/shapes.py": SHAPES})
+    text = "from app.polys import Poly37\n\n\ndef main(shape: Poly37) -> None:\n    shape.\n"
+    res = build(*estimate_context(repo, index), "app/main.py", text, 4, 10, 1024)
+    assert "def grow_37(self, by: float) -> None: ..." in res.prompt
+
+
+def test_module_receiver_lists_top_level_names_before_members(repo, index):
+    """After ``polys.`` only a top-level name can follow: a function at the end of a large module comes
+    before the methods of the classes above it."""
+    _write(repo, index, {"app/polys.py": _big_module() + "\n\ndef make_last_poly() -> Poly59:\n    return Poly59()\n"})
+    text = "from app import polys\n\n\ndef main():\n    return polys.\n"
+    res = build(*estimate_context(repo, index), "app/main.py", text, 4, 17, 1024)
+    assert "def make_last_poly() -> Poly59:" in res.prompt
