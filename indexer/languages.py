@@ -109,6 +109,8 @@ _EXTRA: dict[str, str] = {
 (function_declaration name: (identifier) @name) @definition.function
 (type_alias type: (identifier) @name) @definition.type
 (source_file (property_declaration (variable_declaration (identifier) @name)) @definition.constant)
+(companion_object (class_body (property_declaration (variable_declaration (identifier) @name)) @definition.constant))
+(object_declaration (class_body (property_declaration (variable_declaration (identifier) @name)) @definition.constant))
 (import (qualified_identifier) @src) @import
 """,
     "c": _C_EXTRA,
