@@ -149,7 +149,7 @@ def child_edit(corpus: str, cache: str, iterations: int) -> dict:
     names = [d.name for d in defs[:50]] or ["x"]
     for i in range(50):
         t0 = time.perf_counter(); idx.definitions(names[i % len(names)]); q["definitions"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); idx.symbol_at(target.path, (mid.start_line if mid else 0) + 1, 4)
+        t0 = time.perf_counter(); idx.symbol_at(target.path, (mid.start_line if mid else 0) + 1)
         q["symbol_at"].append(time.perf_counter() - t0)
         t0 = time.perf_counter(); idx.definitions_referenced_in(target.path, i * 7 % max(1, target.lines), i * 7 % max(1, target.lines) + 30)
         q["definitions_referenced_in"].append(time.perf_counter() - t0)
