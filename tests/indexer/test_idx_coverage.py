@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from indexer.ctags_compare import coverage
 
 from idx_helpers import SAMPLES, STDLIB
+from real_repos import debian_package
 
 pytestmark = pytest.mark.skipif(shutil.which("ctags") is None, reason="universal-ctags not installed")
 
@@ -90,26 +89,10 @@ def test_downloaded_corpora_when_cached(lang: str, sub: str, exts: tuple[str, ..
     _check(root, _files(root, exts, 120), lang, min_tags=20)
 
 
-def _debian_package(package: str) -> Path | None:
-    """A Debian package unpacked under the bench cache (``apt-get download`` + ``dpkg -x``, about 0.5 MB for
-    tokio), fetched once; None where apt cannot fetch it."""
-    root = BENCH_CACHE / package
-    if not root.is_dir() and shutil.which("apt-get") and shutil.which("dpkg"):
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, timeout=300, check=False)
-            debs = list(Path(tmp).glob(f"{package}_*.deb"))
-            if debs:
-                staging = Path(tmp) / "x"
-                subprocess.run(["dpkg", "-x", str(debs[0]), str(staging)], check=True, timeout=300)
-                BENCH_CACHE.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(staging), str(root))
-    return root if root.is_dir() else None
-
-
 def test_rust_crate_that_wraps_its_modules_in_macros() -> None:
     """tokio wraps whole modules in item-level macros (``cfg_rt! { ... }``), three deep in places: 11% of
     its definitions live inside them (ctags, reading the blocks opened up as modules, is the oracle)."""
-    root = _debian_package("librust-tokio-dev")
+    root = debian_package("librust-tokio-dev", BENCH_CACHE)
     if root is None:
         pytest.skip("apt-get could not download librust-tokio-dev (Debian's tokio sources)")
     files = _files(root, (".rs",), 1000)

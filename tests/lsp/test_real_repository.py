@@ -1,10 +1,12 @@
 """`coderflash serve` over stdio, as an editor starts it, on a real repository of hundreds of files with a
 cold cache: the first completion is answered while the index is built, indexing progress is visible,
-a SIGKILLed server leaves no process behind, and several roots plus a loose file share one model."""
+a SIGKILLed server leaves no process behind, several roots plus a loose file share one model, and a Rust
+crate that wraps whole modules in macros (tokio) is indexed with the definitions inside them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from rawlsp import RawLspProcess
-from real_repos import COMMAND, alive, copy_stdlib, descendants
+from real_repos import COMMAND, alive, copy_stdlib, descendants, tokio_crate
+
+CORPUS_CACHE = Path(os.environ.get("CODERFLASH_INDEX_BENCH_CACHE", Path.home() / ".cache" / "coderflash-index-bench"))
 
 
 def _server(cache: Path) -> RawLspProcess:
@@ -29,9 +33,9 @@ def _initialize(server: RawLspProcess, roots: list[Path], model: Path) -> None:
     server.notify("initialized", {})
 
 
-def _open(server: RawLspProcess, path: Path) -> str:
+def _open(server: RawLspProcess, path: Path, language: str = "python") -> str:
     server.notify("textDocument/didOpen", {"textDocument": {
-        "uri": path.as_uri(), "languageId": "python", "version": 1, "text": path.read_text()}})
+        "uri": path.as_uri(), "languageId": language, "version": 1, "text": path.read_text()}})
     return path.as_uri()
 
 
@@ -144,3 +148,42 @@ def test_two_roots_and_a_loose_file_share_one_model(sample_repo: Path, tiny_mode
         server.proc.kill()
     databases = sorted(p.name for p in (cache / "index").glob("*.sqlite"))
     assert len(databases) == 2, databases  # the two roots; the loose file's directory was never indexed
+
+
+@pytest.fixture(scope="module")
+def tokio_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    crate = tokio_crate(CORPUS_CACHE)
+    if crate is None:
+        pytest.skip("apt-get could not download librust-tokio-dev (Debian's tokio sources)")
+    return Path(shutil.copytree(crate, tmp_path_factory.mktemp("real") / "tokio"))
+
+
+def test_rust_crate_with_macro_wrapped_modules(tokio_repo: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """tokio (420 files, cold cache): the server's index holds the items tokio writes inside ``cfg_*! { ... }``
+    blocks, at their own lines, and a completion at a call site of one of them is answered."""
+    server = _server(tmp_path / "cache")
+    try:
+        _initialize(server, [tokio_repo], tiny_model)
+        started = time.monotonic()
+        while (index := _status(server)["workspaces"][0]["index"])["state"] not in ("ready", "error"):
+            assert time.monotonic() - started < 300, index
+            time.sleep(0.1)
+        assert index["state"] == "ready" and index["files"] >= 400, index
+        caller = tokio_repo / "src/runtime/io/registration.rs"
+        line = next(i for i, text in enumerate(caller.read_text().splitlines()) if "self.shared.clear_wakers()" in text)
+        uri = _open(server, caller, "rust")
+        reply = server.response(_inline(server, uri, line, caller.read_text().splitlines()[line].index("clear")),
+                                timeout=120)
+        assert "result" in reply, reply
+        assert server.close() == 0
+    finally:
+        server.proc.kill()
+    from indexer import Index
+
+    with Index.open(tokio_repo, tmp_path / "cache") as built:  # the database the server wrote
+        for name, path in (("RngSeedGenerator", "src/util/rand.rs"),  # inside cfg_rt! { ... }
+                           ("AsyncReadExt", "src/io/util/async_read_ext.rs"),  # inside cfg_io_util! { ... }
+                           ("BlockingRegionGuard", "src/runtime/context.rs")):
+            defs = [d for d in built.definitions(name) if d.path == path]
+            assert defs, (name, built.definitions(name))
+            assert name in (tokio_repo / path).read_text().splitlines()[defs[0].name_line]
