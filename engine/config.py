@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import os
 import sys
 from dataclasses import dataclass, field
@@ -108,6 +109,16 @@ class IndexConfig:
 
 
 @dataclass
+class RedactionConfig:
+    """What redaction replaces besides its built-in rules (engine/context/redact.py): ``names``, regular
+    expressions matched inside identifiers whose assigned value is a secret (``stripe_restricted``);
+    ``patterns``, regular expressions whose every match is replaced (``ACME-[0-9A-F]{24}``)."""
+
+    names: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ToolsConfig:
     """Agent tools: running commands is off unless named here."""
 
@@ -131,6 +142,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
 
     @property
     def cache_path(self) -> Path:
@@ -226,6 +238,13 @@ def _validate(cfg: Config, source: str) -> None:
         value = _get(cfg, dotted)
         if not low <= value <= high:
             raise ConfigError(f"invalid value for {dotted} (from {source}): {value!r} is outside {low:g}..{high:g}")
+    for dotted in ("redaction.names", "redaction.patterns"):
+        for pattern in _get(cfg, dotted):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"invalid value for {dotted} (from {source}): {pattern!r} is not a regular "
+                                  f"expression ({exc})") from None
 
 
 def _get(cfg: Config, dotted: str) -> Any:

@@ -16,6 +16,7 @@ from engine.model.backend import Backend, CancelToken, GenerationRequest, Genera
 from engine.config import Config
 from engine.context.result import ContextResult
 from engine.context import builder as context
+from engine.context import redact
 from engine.model_host import Counters, ModelHost
 from engine.model.resolution import ModelError, ResolvedModel
 from engine.inference.chat_turn import ChatTurn
@@ -34,6 +35,7 @@ class Engine:
                  log: Callable[[str], None] | None = None, host: ModelHost | None = None,
                  background_index: bool = False) -> None:
         self.config = config
+        redact.configure(config.redaction.names, config.redaction.patterns)
         self.root = Path(root).resolve() if root else None
         self.log = log or (lambda message: None)
         self.host = host if host is not None else ModelHost(config, self.log)

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from engine.context.redact import kind_for, redact
 from engine.chat.conversation import ChatRequest, Conversation
 from engine.chat.tool_calls import tool_response_text, tools_block
 from engine.chat.tools import ToolEnv, ToolError, resolve_path
@@ -81,10 +82,12 @@ def user_message(request: ChatRequest, rel: str | None, conversation: Conversati
         if (sl, sc) != (el, ec):
             start, end = offset_at(text, sl, sc), offset_at(text, el, ec)
             start, end = min(start, end), max(start, end)
-            return f"{message}\n\nSelected code in `{rel}` (lines {sl + 1}-{el + 1}):\n```\n{text[start:end]}\n```"
+            selected = redact(text[start:end], kind_for(rel))
+            return f"{message}\n\nSelected code in `{rel}` (lines {sl + 1}-{el + 1}):\n```\n{selected}\n```"
     if rel in conversation.context_files and conversation.messages == []:
         return f"{message}\n\nThe current file is `{rel}` (shown in the repository context)."
     cap = max(2000, context_budget * 3)
+    text = redact(text, kind_for(rel))
     body = text if len(text) <= cap else text[:cap] + "\n[... truncated]"
     return f"{message}\n\nThe current file is `{rel}`:\n```\n{body}\n```"
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.context.redact import kind_for, redact_cached
 from engine.chat.tools import ToolEnv, ToolError, read_text, resolve_path, str_arg
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,7 +97,7 @@ def find_references(env: ToolEnv, args: dict[str, Any]) -> str:
         hits = [r for r in index.references_in_range(info.path, 0, 1 << 30) if r.name == name]
         if not hits:
             continue
-        lines = (index.read_text(info.path) or "").splitlines()
+        lines = redact_cached(index.read_text(info.path) or "", kind_for(info.path)).splitlines()
         for ref in hits:
             text = lines[ref.line].strip()[:MAX_LINE_CHARS] if ref.line < len(lines) else ""
             out.append(f"{ref.path}:{ref.line + 1}: {text}")
@@ -113,7 +114,7 @@ def read_file(env: ToolEnv, args: dict[str, Any]) -> str:
     path, rel, _root = resolve_path(env, args.get("path"))
     start = _int_arg(args, "start_line")
     end = _int_arg(args, "end_line")
-    text = read_text(env, path)
+    text = redact_cached(read_text(env, path), kind_for(rel))
     lines = text.splitlines(keepends=True)
     first = max(1, start or 1)
     last = min(len(lines), end if end is not None else len(lines))
@@ -198,6 +199,7 @@ def grep(env: ToolEnv, args: dict[str, Any]) -> str:
         text = index.read_text(info.path)
         if not text:
             continue
+        text = redact_cached(text, kind_for(info.path))  # a search never finds (or shows) a secret
         for n, line in enumerate(text.splitlines(), 1):
             if rx.search(line):
                 out.append(f"{info.path}:{n}: {line.strip()[:MAX_LINE_CHARS]}")

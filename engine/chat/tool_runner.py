@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from engine.context.redact import redact
 from engine.chat.action_tools import propose_edit, run_command
 from engine.chat.repo_tools import find_references, grep, list_files, read_file, search_symbols
 from engine.chat.tool_calls import ToolCall
@@ -26,6 +27,7 @@ def run_tool(env: ToolEnv, call: ToolCall) -> ToolResult:
         return ToolResult(False, f"error: {exc}")
     except Exception as exc:  # noqa: BLE001 - a tool bug must not end the chat
         return ToolResult(False, f"error: {call.name} failed: {type(exc).__name__}: {exc}")
+    text = redact(text)  # what the tools did not redact at the source (signatures, command output)
     if call.name == "run_command":  # caps the command's output itself, after the exit-code header
         return ToolResult(True, text)
     return ToolResult(True, cap_output(text, env.config.tools.output_cap))

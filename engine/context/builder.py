@@ -38,6 +38,7 @@ from engine.context.layout import assemble, chat_text
 from engine.context.near_cursor import near_candidates
 from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, file_layer, ranked_candidates,
                                           repo_wide_layer)
+from engine.context.redact import kind_for
 from engine.context.result import ContextResult, SharedPrefixTracker, cursor_indentation, split_at_cursor
 from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
@@ -168,7 +169,8 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     fixed = _fixed_tokens(ws, head, path)
     if fixed > budget:
         raise ValueError(f"budget {budget} is smaller than the prompt format's fixed {fixed} tokens")
-    cells, suffix, offset = current_part(counter, fmt.fim, ws.suffix_tokens, text, line, character, budget, fixed)
+    cells, suffix, offset = current_part(counter, fmt.fim, ws.suffix_tokens, text, line, character, budget, fixed,
+                                         kind_for(path))
     indent = cursor_indentation(cells[-1]) if cells else ""
     if indent:  # the prompt ends at the line break: see ``ContextResult.indent``
         cells[-1] = cells[-1][:-len(indent)]

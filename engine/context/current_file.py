@@ -61,22 +61,24 @@ def file_reserve(budget: int, suffix_tokens: int, text_chars: int, current_cost:
 
 
 def current_part(counter: TokenCounter, fim: bool, suffix_tokens: int, text: str, line: int, character: int,
-                 budget: int, fixed: int) -> tuple[list[str], str, int]:
+                 budget: int, fixed: int, kind: str = "code") -> tuple[list[str], str, int]:
     """(prefix cells, suffix, cursor offset): the redacted current-file part within its caps; ``fixed``
-    is what the prompt format's fixed pieces cost. No suffix when the format has no infill."""
+    is what the prompt format's fixed pieces cost, ``kind`` the file's redaction kind (``redact.kind_for``).
+    No suffix when the format has no infill."""
     prefix_raw, suffix_raw = split_at_cursor(text, line, character)
     offset = len(prefix_raw)
     cap = min(suffix_cap(suffix_tokens, budget), (budget - fixed) // 4)
-    if "PRIVATE KEY" in text:  # a key block may span the cut: redact the whole buffer first
-        prefix, suffix = redact(prefix_raw), redact(suffix_raw)
+    if "PRIVATE KEY" in text or "PuTTY-User-Key" in text or "OpenVPN Static key" in text:  # a key block may span
+        # the cut: redact the whole buffer first
+        prefix, suffix = redact(prefix_raw, kind), redact(suffix_raw, kind)
         suffix = head_lines(counter, suffix, cap) if fim else ""
         room = min(prefix_cap(budget), budget - fixed - counter.count(suffix))
         cells = [cut_prefix(counter, prefix, room)]
     else:
-        suffix = redact(head_lines(counter, suffix_raw, cap)) if fim else ""
+        suffix = redact(head_lines(counter, suffix_raw, cap), kind) if fim else ""
         suffix = head_lines(counter, suffix, cap)
         room = min(prefix_cap(budget), budget - fixed - counter.count(suffix))
-        cells = prefix_cells(counter, text, offset, line, room)
+        cells = prefix_cells(counter, text, offset, line, room, kind)
     return [c for c in cells if c], suffix, offset
 
 
@@ -117,7 +119,8 @@ def _lines_within(counter: TokenCounter, lines: Iterable[str], cap: int) -> list
     return kept
 
 
-def prefix_cells(counter: TokenCounter, text: str, offset: int, line: int, cap: int) -> list[str]:
+def prefix_cells(counter: TokenCounter, text: str, offset: int, line: int, cap: int,
+                 kind: str = "code") -> list[str]:
     """The prefix before ``offset`` as redacted grid cells (absolute lines ``k*GRID…``), the earliest
     kept cell being the first whose tail fits ``cap``. Only the cells kept are read, redacted and
     counted, and all but the cursor's cell are cache hits while typing."""
@@ -128,7 +131,7 @@ def prefix_cells(counter: TokenCounter, text: str, offset: int, line: int, cap: 
     pos = line_start
     for _ in range(line - cell_first):
         pos = text.rfind("\n", 0, pos - 1) + 1
-    cells: list[str] = [redact(text[pos:offset])]
+    cells: list[str] = [redact(text[pos:offset], kind)]
     used = counter.count(cells[0])
     if used > cap:  # not even the cursor's cell fits: whole lines from the end
         return [tail_lines(counter, cells[0].splitlines(keepends=True), cap)]
@@ -138,7 +141,7 @@ def prefix_cells(counter: TokenCounter, text: str, offset: int, line: int, cap: 
             pos = text.rfind("\n", 0, pos - 1) + 1
             if pos == 0:
                 break
-        cell = redact_cached(text[pos:end])
+        cell = redact_cached(text[pos:end], kind)
         cost = counter.count(cell)
         if used + cost > cap:
             break

@@ -11,7 +11,7 @@ import os
 from collections import OrderedDict
 
 from engine.context.index_view import RepoIndex
-from engine.context.redact import redact_cached
+from engine.context.redact import kind_for, redact_cached
 
 
 class FileCache:
@@ -46,7 +46,7 @@ class FileCache:
             text = index.read_text(path)
         if text is None:
             return None
-        text = redact_cached(text)
+        text = redact_cached(text, kind_for(path))
         lines = text.splitlines(keepends=True)
         self._data[path] = (stamp, text, lines)
         while len(self._data) > self._max:

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from engine.context.index_view import module_name
-from engine.context.redact import redact
+from engine.context.redact import kind_for, redact
 from engine.context.snippets import Candidate, Repo, breadth, header_from_lines, module_outline_snips, outline_snips
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def current_members(repo: Repo, rel: str, text: str, outline: list[Definition], 
             continue
         s = header_from_lines(repo.counter, d, 3, "outline", lines)
         if s is not None:
-            s.text = redact(s.text)
+            s.text = redact(s.text, kind_for(rel))
             s.tokens = repo.counter.count(s.text)
             out.append(Candidate(rel, (rel, s.start), [s]))
     return out

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from engine.config import Config
-from engine.context.redact import redact
+from engine.context.redact import kind_for, redact
 from engine.inference.scheduler import Priority
 from engine.model.backend import Backend, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
 from indexer.languages import language_for_path
@@ -211,7 +211,7 @@ class ActionRunner:
         backend = self.engine.backend
         system = ("You are coderflash, a coding assistant inside the user's editor. Answer with code only, "
                   "in one fenced code block, unless asked to explain.")
-        user = f"{instruction}\n\nFile: {self.engine.relative_path(path)}\n```{_language(path)}\n{redact(code)}\n```"
+        user = f"{instruction}\n\nFile: {self.engine.relative_path(path)}\n```{_language(path)}\n{redact(code, kind_for(path))}\n```"
         if extra:
             user += "\n\n" + redact(extra)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
