@@ -1,7 +1,8 @@
 """Open editor buffers (overlays): their text wins over the disk until the buffer closes.
 
 A buffer is re-parsed on every change the editor sends, so it goes through the edit parser (which
-reuses the previous tree) and skips the write when its content hash is the one already indexed.
+reuses the previous tree) and skips the write when its content hash is the one already indexed. A buffer
+the index would skip on disk (larger than ``max_file_size``, binary, minified) is not indexed as an overlay.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from .ranker import Ranker
 from .reparse import EditParser
 from .settings import is_secret_path
 from .state import IndexState
-from .worker import content_hash
+from .worker import content_hash, content_skip_reason
 
 
 class Overlays:
@@ -29,6 +30,12 @@ class Overlays:
         if not rel or is_secret_path(rel, state.settings.secret_globs):
             return
         data = text.encode("utf-8", "surrogatepass")
+        if len(data) > state.settings.max_file_size or content_skip_reason(data, state.settings.max_line_length):
+            # a buffer the index would not take from disk (too large, binary, minified) is not indexed either:
+            # parsing an 8 MB buffer holds the store for seconds and stalls every completion meanwhile
+            if rel in state.overlays:
+                self.clear_overlay(rel)  # back to what the disk says
+            return
         h = content_hash(data)
         store = state.store
         with store.lock:

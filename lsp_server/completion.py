@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
 
 from engine.model.backend import CancelToken, Cancelled
 from engine.inference.runtime import CompletionOutput
@@ -20,13 +21,17 @@ STATUS_REQUEST = "coderflash/status"
 
 
 async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position) -> CompletionOutput | None:
-    """Run one completion for a document position; None when stale, cancelled or unavailable.
+    """Run one completion for a document position; None when cancelled or unavailable, ContentModified when
+    the document changed meanwhile, InvalidParams for a position or document that does not exist.
 
     The engine's scheduler gives inline completion the highest priority and lets the newest request for
     a document supersede the running one (it stops within one decode step)."""
     document = ls.workspace.get_text_document(uri)
     version = document.version
-    text = document.source
+    try:
+        text = document.source  # an unopened document is read from disk
+    except (OSError, ValueError) as exc:
+        raise JsonRpcInvalidParams(f"{uri} is not open and cannot be read: {exc}") from None
     server_pos = from_client(document, position)
     engine = ls.engine_for(uri)
     token = CancelToken()
@@ -49,14 +54,14 @@ async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position)
         token.cancel("$/cancelRequest")
         raise
     except Cancelled:
-        return None
+        out = None
     finally:
         if ls.pending.get(uri) is token:
             ls.pending.pop(uri, None)
+    if ls.workspace.get_text_document(uri).version != version:  # the document changed while we computed
+        raise JsonRpcContentModified(f"{uri} changed while the completion was computed")
     if out is None or token.cancelled or out.result.finish_reason == "cancelled":
-        return None
-    if ls.workspace.get_text_document(uri).version != version:
-        return None  # the document changed while we computed: the answer is stale
+        return None  # superseded by a newer request in the same document, or no model
     return out
 
 

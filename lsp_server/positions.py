@@ -20,13 +20,39 @@ from pygls.workspace.position_codec import PositionCodec, ServerTextPosition, Se
 _BREAK = re.compile(r"(\r\n|\r|\n)")
 
 
+def check_position(document: TextDocument, position: types.Position) -> None:
+    """InvalidParams for a position the document does not have: a line past its end (the line after the last
+    line break is the end position, and exists), a column inside a character (between the two halves of a
+    UTF-16 surrogate pair, or of a UTF-8 sequence). A column past the end of its line is valid: LSP says it
+    means the line's end."""
+    lines = document.lines
+    if position.line > len(lines):
+        raise JsonRpcInvalidParams(f"position line {position.line} is past the end of the document "
+                                   f"({len(lines)} lines)")
+    if position.line == len(lines):
+        return
+    codec = document.position_codec
+    units = 0
+    for char in lines[position.line]:
+        if units >= position.character:
+            return
+        width = codec.impl.code_units_for_char(char)
+        if units < position.character < units + width:
+            raise JsonRpcInvalidParams(f"position {position.line}:{position.character} splits the character "
+                                       f"U+{ord(char):04X} ({width} code units in {codec.encoding})")
+        units += width
+
+
 def from_client(document: TextDocument, position: types.Position) -> ServerTextPosition:
-    """A client position in ``document`` as an engine position (code points)."""
+    """A client position in ``document`` as an engine position (code points); see ``check_position``."""
+    check_position(document, position)
     return document.position_from_client_units(position)
 
 
 def range_from_client(document: TextDocument, client_range: types.Range) -> ServerTextRange:
-    """A client range in ``document`` as an engine range (code points)."""
+    """A client range in ``document`` as an engine range (code points); see ``check_position``."""
+    check_position(document, client_range.start)
+    check_position(document, client_range.end)
     return document.range_from_client_units(client_range)
 
 

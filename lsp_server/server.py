@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcParseError
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest, JsonRpcParseError
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
@@ -45,10 +45,36 @@ class _AlreadyAnswered:
     jsonrpc = "answered"
 
 
+_ID_TYPES = (int, str)
+
+
+def _invalid_request(data: dict[str, Any]) -> str | None:
+    """Why a message object is not a JSON-RPC 2.0 request, notification or response (None: it is one)."""
+    if data.get("jsonrpc") != "2.0":
+        return f"jsonrpc must be \"2.0\", got {data.get('jsonrpc')!r}"
+    if "id" in data and (isinstance(data["id"], bool) or not isinstance(data["id"], (*_ID_TYPES, type(None)))):
+        return "id must be an integer, a string or null"
+    if "method" in data:
+        if not isinstance(data["method"], str):
+            return "method must be a string"
+        return None
+    if "id" not in data or not ({"result", "error"} & set(data)):
+        return "a message needs a method (request, notification) or an id with a result or an error (response)"
+    return None
+
+
 class CoderflashProtocol(LanguageServerProtocol):
-    """Answers requests whose params are invalid, instead of dropping them."""
+    """Answers every message JSON-RPC says must be answered, where pygls 2.1 drops it: requests whose
+    params do not convert (InvalidParams), bodies that are JSON but no JSON-RPC message (InvalidRequest,
+    with the message's id where it has a usable one), requests after ``shutdown`` (InvalidRequest)."""
 
     def structure_message(self, data: dict[str, Any]):
+        if "jsonrpc" in data:  # a message, not a nested params object (pygls tells them apart the same way)
+            reason = _invalid_request(data)
+            if reason is not None:
+                msg_id = data.get("id") if isinstance(data.get("id"), _ID_TYPES) else None
+                self._send_error(msg_id, JsonRpcInvalidRequest(f"Invalid request: {reason}"))
+                return _AlreadyAnswered()
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
@@ -57,11 +83,30 @@ class CoderflashProtocol(LanguageServerProtocol):
                 return _AlreadyAnswered()
             raise
 
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _AlreadyAnswered):
+            return
+        if not hasattr(message, "jsonrpc"):  # JSON, but no message: an object without jsonrpc, an array, ...
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            what = "an object without jsonrpc" if isinstance(message, dict) else type(message).__name__
+            self._send_error(msg_id if isinstance(msg_id, _ID_TYPES) and not isinstance(msg_id, bool) else None,
+                             JsonRpcInvalidRequest(f"Invalid request: a message is a JSON-RPC 2.0 object, got {what}"))
+            return
+        if self._shutdown and getattr(message, "method", "") != "exit" and hasattr(message, "id") \
+                and hasattr(message, "method"):
+            self._send_error(message.id, JsonRpcInvalidRequest("Invalid request: the server is shut down"))
+            return
+        super().handle_message(message)
+
+    def _send_error(self, msg_id: Any, error: JsonRpcException) -> None:
+        self._send_data({"jsonrpc": "2.0", "id": msg_id,
+                         "error": {"code": error.code, "message": error.message}})
+
     @property
     def shutting_down(self) -> bool:
         return self._shutdown
 
-    def send_parse_error(self, error: json.JSONDecodeError) -> None:
+    def send_parse_error(self, error: Exception) -> None:
         """JSON-RPC's answer to a body that is not JSON: a ParseError response with id null."""
         self._send_data({"jsonrpc": "2.0", "id": None,
                          "error": {"code": JsonRpcParseError.CODE, "message": f"Parse error: {error}"}})
@@ -115,8 +160,12 @@ class CoderflashServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         """A body that is not JSON gets a ParseError response (id null); other errors are logged.
 
-        Never raises and never recurses: an error while writing (client gone) is only logged to stderr."""
-        if isinstance(error, json.JSONDecodeError):
+        Not JSON: what ``json.loads`` in pygls's reader raises (``source`` is then ``JsonRpcException``): a
+        syntax error, bytes that are not UTF-8 (``UnicodeDecodeError``), nesting deeper than the parser's
+        recursion limit. Never raises and never recurses: an error while writing (client gone) is only
+        logged to stderr."""
+        if isinstance(error, json.JSONDecodeError) or (
+                source is JsonRpcException and isinstance(error, (UnicodeDecodeError, RecursionError))):
             self.protocol.send_parse_error(error)
             return
         logger.error("server error from %s: %s", getattr(source, "__name__", source), error)

@@ -67,3 +67,27 @@ def test_document_outside_any_open_state_is_answered(server: RawLspProcess, samp
     reply = server.response(rid)
     assert "result" in reply or "error" in reply
     assert server.close() == 0
+
+
+def test_a_completion_whose_document_changed_gets_content_modified(server: RawLspProcess, sample_repo: Path) -> None:
+    """The answer would be for text the editor no longer has: ContentModified (-32801), not a stale item."""
+    uri = _open(server, sample_repo / "main.py")
+    codes = set()
+    for version in range(2, 12):  # the change races the completion: at least one lands while it runs
+        rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri},
+                                                               "position": {"line": 15, "character": 12},
+                                                               "context": {"triggerKind": 1}})
+        server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                                 "contentChanges": [{"text": (sample_repo / "main.py").read_text()
+                                                                     + f"# edit {version}\n"}]})
+        reply = server.response(rid, timeout=120)
+        codes.add(reply["error"]["code"] if "error" in reply else "result")
+    assert -32801 in codes and codes <= {-32801, "result"}, codes
+
+
+def test_requests_after_shutdown_get_invalid_request(server: RawLspProcess) -> None:
+    assert "result" in server.call("shutdown", None)
+    reply = server.call("coderflash/status", {})
+    assert reply["error"]["code"] == -32600  # InvalidRequest, as LSP says for requests after shutdown
+    server.notify("exit", None)
+    assert server.proc.wait(timeout=20) == 0

@@ -1,4 +1,5 @@
-"""1,000 rapid didChange + inlineCompletion pairs: every request is answered (a result or RequestCancelled),
+"""1,000 rapid didChange + inlineCompletion pairs: every request is answered (a result, RequestCancelled, or
+ContentModified for one whose document changed before its answer),
 nothing is left queued afterwards, and the server's memory stays flat."""
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def test_rapid_typing_has_no_backlog_and_flat_memory(sample_repo: Path, tiny_mod
             for rid in ids:
                 reply = server.response(rid, timeout=120)
                 if "error" in reply:
-                    assert reply["error"]["code"] == -32800, reply  # RequestCancelled
+                    assert reply["error"]["code"] in (-32800, -32801), reply  # RequestCancelled, ContentModified
                     cancelled += 1
                 else:
                     answered += 1
