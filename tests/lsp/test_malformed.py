@@ -91,3 +91,9 @@ def test_requests_after_shutdown_get_invalid_request(server: RawLspProcess) -> N
     assert reply["error"]["code"] == -32600  # InvalidRequest, as LSP says for requests after shutdown
     server.notify("exit", None)
     assert server.proc.wait(timeout=20) == 0
+
+
+def test_json_nested_past_the_parsers_limit_gets_parse_error(server: RawLspProcess) -> None:
+    server.send_bytes(b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert server.response(None)["error"]["code"] == -32700
+    assert "result" in server.call("coderflash/status", {})
