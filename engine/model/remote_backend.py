@@ -11,9 +11,11 @@ closed). Connection failures, 429 and 5xx are retried with exponential backoff u
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -96,8 +98,8 @@ class RemoteBackend:
                            "attempt(s); is it running? check remote.url")
 
     @staticmethod
-    def _events(response: Any, cancel: CancelToken | None) -> Iterator[dict[str, Any]]:
-        """Parse an SSE stream; stops at ``[DONE]`` or when the cancel token fires."""
+    def _events(response: Any, cancel: CancelToken | None, ended: list[bool]) -> Iterator[dict[str, Any]]:
+        """Parse an SSE stream; stops at ``[DONE]`` (``ended[0]`` becomes True) or when the cancel token fires."""
         for raw in response:
             if cancel is not None and cancel.cancelled:
                 return
@@ -106,11 +108,39 @@ class RemoteBackend:
                 continue
             payload = line[5:].strip()
             if payload == "[DONE]":
+                ended[0] = True
                 return
             try:
-                yield json.loads(payload)
+                event = json.loads(payload)
             except json.JSONDecodeError:
                 continue
+            if any(choice.get("finish_reason") for choice in event.get("choices") or []):
+                ended[0] = True  # servers that end with a finish reason and close, without [DONE]
+            yield event
+
+    @staticmethod
+    def _unblock_when(response: Any, cancel: CancelToken | None, deadline: float | None) -> threading.Event:
+        """A watcher that shuts the stream's socket down once ``cancel`` fires or ``deadline`` passes, so a
+        read blocked on a server that stopped sending returns at once instead of after ``timeout_s``. Set
+        the returned event when the stream is done."""
+        done = threading.Event()
+        if cancel is None and deadline is None:
+            return done
+        sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+        if sock is None:
+            return done
+
+        def watch() -> None:
+            while not done.wait(0.05):
+                if (cancel is not None and cancel.cancelled) or (deadline is not None and time.monotonic() >= deadline):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+
+        threading.Thread(target=watch, name="coderflash-remote-watch", daemon=True).start()
+        return done
 
     def _sampling_body(self, sampling: Sampling) -> dict[str, Any]:
         greedy = sampling.temperature <= 0
@@ -137,8 +167,10 @@ class RemoteBackend:
         usage: dict[str, Any] = {}
         finish = "length"
         response = self._open(path, body, request_like.deadline, cancel)
+        ended = [False]
+        watching = self._unblock_when(response, cancel, request_like.deadline)
         try:
-            for event in self._events(response, cancel):
+            for event in self._events(response, cancel, ended):
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or []:
                     piece = choice.get("text")
@@ -158,11 +190,21 @@ class RemoteBackend:
                     break
             if cancel is not None and cancel.cancelled:
                 finish = "cancelled"
-        except (OSError, socket.timeout) as exc:
-            if not text:
+            elif request_like.deadline is not None and time.monotonic() >= request_like.deadline:
+                finish = "deadline"
+            elif not ended[0]:  # the server closed the stream mid-answer
+                if not text:
+                    raise BackendError(f"the completion server at {self.base} closed the stream before answering")
+                finish = "deadline"  # what came is kept, trimmed as an interrupted answer
+        except (OSError, socket.timeout, http.client.HTTPException) as exc:
+            if cancel is not None and cancel.cancelled:
+                finish = "cancelled"
+            elif not text:
                 raise BackendError(f"the completion server at {self.base} stopped answering: {exc}") from None
-            finish = "deadline"
+            else:
+                finish = "deadline"
         finally:
+            watching.set()
             response.close()
         for stop in request_like.stop_strings:
             at = text.find(stop)
