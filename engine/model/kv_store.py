@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import tempfile
+import time
 from array import array
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,9 +55,21 @@ def model_key(model_path: Path, settings: dict[str, object]) -> str:
 class KVStore:
     """A directory of snapshots, at most ``keep`` per model (oldest removed)."""
 
+    #: A temporary file this old is left over by a process killed mid-write (a write takes seconds at most).
+    STALE_TEMP_S = 600
+
     def __init__(self, directory: Path | str, keep: int = 4) -> None:
         self.directory = Path(directory)
         self.keep = keep
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of writes that never finished (the writer was killed, or the disk filled up)."""
+        now = time.time()
+        for tmp in self.directory.glob(".kv-*") if self.directory.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > self.STALE_TEMP_S:
+                    tmp.unlink()
 
     def path_for(self, model: str, tokens: Sequence[int]) -> Path:
         return self.directory / f"{model}-{prefix_hash(tokens)}.kv"

@@ -1,4 +1,4 @@
-"""SIGKILL in the middle of a cold index, then restart: the result equals a from-scratch index."""
+"""SIGKILL in the middle of a cold index or of index updates, then restart: the result equals a from-scratch index."""
 
 from __future__ import annotations
 
@@ -131,3 +131,49 @@ def test_two_processes_building_one_index_do_not_collide(tmp_path: Path) -> None
     stats = [json.loads(out) for out, _ in outputs]
     assert all(s["files"] == n_files for s in stats)
     assert sorted(s["parsed_files"] for s in stats) == [0, n_files]  # one cold, one warm
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+def test_sigkill_during_index_updates_then_restart_equals_from_scratch(tmp_path: Path) -> None:
+    """Files edited on disk and re-indexed one by one (``update_paths``, what the watcher does) until the
+    process is killed mid-way; the next start's build agrees with a from-scratch index of the disk."""
+    repo = tmp_path / "repo"
+    _corpus(repo, max_lines=30_000)
+    targets = sorted(str(p.relative_to(repo)) for p in repo.rglob("*.py"))[:400]
+    cache = tmp_path / "cache"
+    progress = tmp_path / "progress"
+    script = (
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from indexer import Index\n"
+        f"repo = {str(repo)!r}\n"
+        f"idx = Index.open(repo, {str(cache)!r})\n"
+        "idx.build()\n"
+        "n = 0\n"
+        "while True:\n"
+        f"    for rel in {targets!r}:\n"
+        "        n += 1\n"
+        "        with open(os.path.join(repo, rel), 'a') as f:\n"
+        "            f.write(f'\\ndef edited_{n}():\\n    return {n}\\n')\n"
+        "        idx.update_paths([rel])\n"
+        f"        open({str(progress) + '.tmp'!r}, 'w').write(str(n))\n"
+        f"        os.replace({str(progress) + '.tmp'!r}, {str(progress)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        def updating() -> bool:
+            try:
+                return int(progress.read_text()) >= 50
+            except (OSError, ValueError):
+                return False
+        assert wait_for(updating, timeout=120, interval=0.005), "updates never started"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    db = next((cache / "index").glob("*.sqlite"))
+    with Index.open(repo, cache) as idx:
+        idx.build()
+    with Index.open(repo, tmp_path / "cache_fresh") as fresh:
+        fresh.build()
+        fresh_db = fresh.db_path
+    assert _snapshot(db) == _snapshot(fresh_db)
