@@ -18,13 +18,15 @@ SERVER_ARGV = [sys.executable, "-m", "lsp_server", "serve"]
 class RawLspProcess:
     """``argv`` defaults to this checkout's server; ``env`` is added to this process's environment.
     ``answer_requests``: reply to server requests with a null result, as a minimal editor does
-    (otherwise they are only recorded in ``incoming``)."""
+    (otherwise they are only recorded in ``incoming``); ``preexec_fn``: run in the child before the server
+    starts (resource limits)."""
 
     def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None,
-                 argv: list[str] | None = None, answer_requests: bool = False) -> None:
+                 argv: list[str] | None = None, answer_requests: bool = False,
+                 preexec_fn: Any = None) -> None:
         self.proc = subprocess.Popen(argv or SERVER_ARGV, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})}, cwd=cwd)
+                                     env={**os.environ, **(env or {})}, cwd=cwd, preexec_fn=preexec_fn)
         self.messages: "queue.Queue[dict[str, Any]]" = queue.Queue()
         self.stderr: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
