@@ -35,6 +35,7 @@ class Engine:
                  log: Callable[[str], None] | None = None, host: ModelHost | None = None,
                  background_index: bool = False) -> None:
         self.config = config
+        self._relative_paths: dict[str, str] = {}
         redact.configure(config.redaction.names, config.redaction.patterns)
         self.root = Path(root).resolve() if root else None
         self.log = log or (lambda message: None)
@@ -136,7 +137,18 @@ class Engine:
 
     def relative_path(self, path: Path | str) -> str:
         """The path as the index and the prompt name it: relative to the root, POSIX. A file outside the
-        root keeps a ``../`` path (it is never put into the index: see ``_inside_root``)."""
+        root keeps a ``../`` path (it is never put into the index: see ``_inside_root``). Memoised per path:
+        every keystroke asks, and resolving symlinks costs a system call per path component."""
+        key = str(path)
+        hit = self._relative_paths.get(key)
+        if hit is None:
+            hit = self._relative_path(path)
+            if len(self._relative_paths) > 4096:
+                self._relative_paths.clear()
+            self._relative_paths[key] = hit
+        return hit
+
+    def _relative_path(self, path: Path | str) -> str:
         path = Path(path).resolve()
         if self.root is not None:
             try:

@@ -13,6 +13,7 @@ from pygls.uris import to_fs_path
 from engine.config import Config, ConfigError, load_config, merged
 from indexer.worker import exit_when_orphaned
 
+from . import fast_documents
 from .server import CoderflashServer
 
 logger = logging.getLogger("coderflash")
@@ -42,6 +43,7 @@ def _setup_log_file(ls: CoderflashServer, config: Config) -> None:
 
 def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
     _exit_with_parent(params.process_id)
+    fast_documents.install(ls.workspace)  # pygls made the workspace just now; no document is open yet
     options = params.initialization_options
     if isinstance(options, dict):
         ls.lsp_settings = dict(options.get("coderflash", options))

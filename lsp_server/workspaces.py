@@ -30,6 +30,7 @@ class WorkspaceSet:
         self._engines: dict[Path | None, Engine] = {}
         self._host: ModelHost | None = None
         self._lock = threading.Lock()
+        self._root_of: dict[tuple, Path | None] = {}  # (path, roots) -> root (see ``root_for``)
 
     def set_roots(self, roots: list[Path]) -> None:
         self.roots = [r.resolve() for r in roots]
@@ -57,7 +58,17 @@ class WorkspaceSet:
 
     def root_for(self, path: Path) -> Path | None:
         """The workspace root that serves ``path``: the deepest root holding it, else the nearest root
-        (longest common leading path; the first root on a tie), else None (no roots)."""
+        (longest common leading path; the first root on a tie), else None (no roots). Memoised per path
+        until the roots change (every keystroke asks)."""
+        key = (str(path), tuple(self.roots))
+        if key in self._root_of:
+            return self._root_of[key]
+        if len(self._root_of) > 4096:
+            self._root_of.clear()
+        self._root_of[key] = root = self._find_root(path)
+        return root
+
+    def _find_root(self, path: Path) -> Path | None:
         path = path.resolve()
         inside = [r for r in self.roots if path == r or r in path.parents]
         if inside:

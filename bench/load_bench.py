@@ -1,0 +1,298 @@
+"""Load and soak: ``coderflash serve`` over stdio under an editor's worst traffic.
+
+Load: 20 open documents of a real repository (standard-library copies); ``--rate`` didChange per second
+(2,000 by default) for ``--seconds`` (10), spread over 19 of them, while inline completions are requested
+in the 20th every 100 ms. Reported: completion latency p50/p95 at idle (the same requests before the
+storm) and under load, their ratio (target ≤ 2), didChange messages actually sent per second, the
+server's RSS (server and workers) before/peak/after, and the backlog: how long a status request and a
+completion take once the storm stops.
+
+Soak: ``--events`` (100,000) editor events replayed as fast as the server takes them — typing
+(didChange), completion requests (one in ten), cursor jumps, documents closed and reopened, status polls,
+saves — as a day of editing compressed. RSS and open file descriptors are sampled every tenth of the run;
+reported: their values after warm-up (the first tenth) and at the end, and the growth between.
+
+    .venv/bin/python bench/load_bench.py --out bench/results/load.json
+    .venv/bin/python bench/load_bench.py --model ~/.cache/coderflash/models/qwen2.5-coder-0.5b.gguf ...
+
+The tiny synthesized model is the default: the benchmark measures the server (message handling, the
+scheduler, the index, memory), not the model's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "lsp"))
+
+from rawlsp import RawLspProcess  # noqa: E402
+from real_repos import copy_stdlib, descendants  # noqa: E402
+
+
+def rss_kb(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def tree_rss_kb(pid: int) -> int:
+    return rss_kb({pid} | descendants(pid))
+
+
+def open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class Session:
+    """A server on ``repo`` with documents open, and the client's view of them."""
+
+    def __init__(self, repo: Path, model: Path, cache: Path, docs: list[Path]) -> None:
+        self.server = RawLspProcess(argv=[sys.executable, "-m", "lsp_server", "serve"],
+                                    env={"CODERFLASH_CACHE_DIR": str(cache)}, answer_requests=True)
+        self.server.initialize(repo.as_uri(), {"model": str(model), "llama": {"n_ctx": 8192},
+                                               "completion": {"max_tokens": 8}})
+        started = time.monotonic()
+        while self.status()["workspaces"][0]["index"]["state"] != "ready":
+            if time.monotonic() - started > 300:
+                raise SystemExit("index never became ready")
+            time.sleep(0.1)
+        self.texts: dict[str, list[str]] = {}
+        self.versions: dict[str, int] = {}
+        for doc in docs:
+            self.open(doc.as_uri(), doc.read_text())
+
+    def status(self) -> dict:
+        return self.server.call("coderflash/status", {}, timeout=120)["result"]
+
+    def open(self, uri: str, text: str) -> None:
+        self.texts[uri] = text.split("\n")
+        self.versions[uri] = 1
+        self.server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python",
+                                                                     "version": 1, "text": text}})
+
+    def close(self, uri: str) -> None:
+        self.server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+    def type_char(self, uri: str, line: int, char: str) -> tuple[int, int]:
+        """Append ``char`` to ``line`` (an incremental change); returns the cursor after it."""
+        lines = self.texts[uri]
+        line = min(line, len(lines) - 1)
+        col = len(lines[line])
+        lines[line] += char
+        self.versions[uri] += 1
+        self.server.notify("textDocument/didChange", {
+            "textDocument": {"uri": uri, "version": self.versions[uri]},
+            "contentChanges": [{"range": {"start": {"line": line, "character": col},
+                                          "end": {"line": line, "character": col}}, "text": char}]})
+        return line, col + 1
+
+    def request_completion(self, uri: str, line: int, character: int) -> int:
+        return self.server.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+            "context": {"triggerKind": 1}})
+
+    def completion_ms(self, uri: str, line: int, character: int) -> tuple[float, str]:
+        t0 = time.perf_counter()
+        reply = self.server.response(self.request_completion(uri, line, character), timeout=300)
+        kind = "result" if "result" in reply else str(reply["error"]["code"])
+        return (time.perf_counter() - t0) * 1000, kind
+
+
+def _docs(repo: Path, n: int) -> list[Path]:
+    files = sorted(p for p in repo.rglob("*.py") if 2_000 < p.stat().st_size < 60_000)
+    return files[:: max(1, len(files) // n)][:n]
+
+
+def run_load(session: Session, docs: list[Path], rate: int, seconds: float) -> dict:
+    server_pid = session.server.proc.pid
+    target = docs[-1].as_uri()
+    busy = [d.as_uri() for d in docs[:-1]]
+    line = len(session.texts[target]) // 2
+    idle = [session.completion_ms(target, line, len(session.texts[target][line]))[0] for _ in range(30)]
+    rss_before = tree_rss_kb(server_pid)
+    rng = random.Random(5)
+    sent = 0
+    sent_at: dict[int, float] = {}
+    answers: dict[int, tuple[float, str]] = {}
+    collecting = threading.Event()
+
+    def collect() -> None:  # answers are timestamped as they arrive, not when the sending loop looks
+        while collecting.is_set() or len(answers) < len(sent_at):
+            try:
+                message = session.server.messages.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if "method" not in message and message.get("id") in sent_at:
+                kind = "result" if "result" in message else str(message["error"]["code"])
+                answers[message["id"]] = (time.perf_counter(), kind)
+
+    collecting.set()
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    rss_peak = rss_before
+    start = time.perf_counter()
+    next_completion = start
+    lines = {uri: rng.randrange(len(session.texts[uri])) for uri in busy}
+    while (now := time.perf_counter()) - start < seconds:
+        due = int((now - start) * rate)
+        while sent < due:
+            uri = busy[sent % len(busy)]
+            session.type_char(uri, lines[uri], rng.choice("abcxyz_ (.)"))
+            sent += 1
+        if now >= next_completion:
+            col = len(session.texts[target][line])
+            msg_id = session.server._next_id + 1
+            sent_at[msg_id] = time.perf_counter()
+            session.request_completion(target, line, col)
+            next_completion = now + 0.1
+        if sent % 2000 == 0:
+            rss_peak = max(rss_peak, tree_rss_kb(server_pid))
+        time.sleep(0.0005)
+    storm_s = time.perf_counter() - start
+    collecting.clear()
+    collector.join(timeout=300)
+    latencies = [(answers[i][0] - t) * 1000 for i, t in sent_at.items() if i in answers]
+    outcomes: dict[str, int] = {}
+    for _, kind in answers.values():
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    t0 = time.perf_counter()
+    session.status()
+    status_after_ms = (time.perf_counter() - t0) * 1000
+    after_ms, _ = session.completion_ms(target, line, len(session.texts[target][line]))
+    return {
+        "documents": len(docs), "did_change_target_per_s": rate, "did_change_sent": sent,
+        "did_change_per_s": round(sent / storm_s), "seconds": round(storm_s, 1),
+        "completions": len(latencies), "outcomes": outcomes,
+        "idle_p50_ms": round(statistics.median(idle), 1), "idle_p95_ms": round(percentile(idle, 95), 1),
+        "load_p50_ms": round(statistics.median(latencies), 1), "load_p95_ms": round(percentile(latencies, 95), 1),
+        "p95_ratio_load_over_idle": round(percentile(latencies, 95) / max(1e-6, percentile(idle, 95)), 2),
+        "target_p95_ratio": 2.0,
+        "status_after_storm_ms": round(status_after_ms, 1), "completion_after_storm_ms": round(after_ms, 1),
+        "rss_mb_before": round(rss_before / 1024, 1), "rss_mb_peak": round(rss_peak / 1024, 1),
+        "rss_mb_after": round(tree_rss_kb(server_pid) / 1024, 1),
+    }
+
+
+def run_soak(session: Session, docs: list[Path], events: int) -> dict:
+    server_pid = session.server.proc.pid
+    rng = random.Random(11)
+    uris = [d.as_uri() for d in docs]
+    texts = {d.as_uri(): d.read_text() for d in docs}
+    cursor = {uri: rng.randrange(len(session.texts[uri])) for uri in uris}
+    samples: list[dict] = []
+    kinds: dict[str, int] = {}
+    started = time.perf_counter()
+    outstanding: list[int] = []
+    for i in range(events):
+        uri = rng.choice(uris)
+        roll = rng.random()
+        if roll < 0.70:
+            kind = "type"
+            session.type_char(uri, cursor[uri], rng.choice("abcdefxyz_ (.)=,"))
+        elif roll < 0.80:
+            kind = "complete"
+            line = min(cursor[uri], len(session.texts[uri]) - 1)
+            outstanding.append(session.request_completion(uri, line, len(session.texts[uri][line])))
+        elif roll < 0.95:
+            kind = "move"
+            cursor[uri] = rng.randrange(len(session.texts[uri]))
+        elif roll < 0.98:
+            kind = "reopen"  # closed and opened again with the saved text (the edits are discarded)
+            session.close(uri)
+            session.open(uri, texts[uri])
+        elif roll < 0.99:
+            kind = "save"
+            session.server.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+        else:
+            kind = "status"
+            outstanding.append(session.server.request("coderflash/status", {}))
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if len(outstanding) >= 32:  # an editor has a few requests in flight, not thousands
+            for msg_id in outstanding:
+                session.server.response(msg_id, timeout=300)
+            outstanding.clear()
+        if (i + 1) % max(1, events // 10) == 0:
+            for msg_id in outstanding:
+                session.server.response(msg_id, timeout=300)
+            outstanding.clear()
+            samples.append({"events": i + 1, "seconds": round(time.perf_counter() - started, 1),
+                            "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid)})
+            print(json.dumps(samples[-1]), file=sys.stderr)
+        session.server.incoming.clear()
+    warm, end = samples[0], samples[-1]
+    return {"events": events, "kinds": kinds, "seconds": end["seconds"], "samples": samples,
+            "rss_mb_after_warmup": warm["rss_mb"], "rss_mb_end": end["rss_mb"],
+            "rss_growth_mb": round(end["rss_mb"] - warm["rss_mb"], 1),
+            "fds_after_warmup": warm["fds"], "fds_end": end["fds"], "fds_growth": end["fds"] - warm["fds"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out")
+    ap.add_argument("--model", help="GGUF (default: the tiny synthesized model)")
+    ap.add_argument("--files", type=int, default=300, help="standard-library files in the repository")
+    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--skip", choices=("load", "soak"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cf-load-"))
+    try:
+        model = Path(args.model) if args.model else None
+        if model is None:
+            from engine.model.synth import synthesize
+
+            model = synthesize(work / "tiny.gguf", "tiny", seed=0)
+        repo = copy_stdlib(work / "repo", files=args.files)
+        docs = _docs(repo, 20)
+        out: dict = {"repository_files": args.files, "model": model.name, "cpus": os.cpu_count()}
+        if args.skip != "load":
+            session = Session(repo, model, work / "cache", docs)
+            out["load"] = run_load(session, docs, args.rate, args.seconds)
+            print(json.dumps(out["load"], indent=2), file=sys.stderr)
+            session.server.close()
+        if args.skip != "soak":
+            session = Session(repo, model, work / "cache", docs)
+            out["soak"] = run_soak(session, docs, args.events)
+            session.server.close()
+        text = json.dumps(out, indent=2)
+        print(text)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
