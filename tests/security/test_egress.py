@@ -78,18 +78,24 @@ def test_the_audit_hook_sees_a_connection(audited: dict[str, str]) -> None:
     assert "socket.connect" in Path(audited["CODERFLASH_TEST_EGRESS_LOG"]).read_text()
 
 
-def test_a_whole_session_opens_no_connection(audited: dict[str, str], tiny_model: Path, tmp_path: Path) -> None:
+def _audited_server(audited: dict[str, str], tmp_path: Path, options: dict) -> tuple[RawLspProcess, Path]:
+    """A server on a copy of the sample repository, started with the audit hook, initialized with ``options``."""
     repo = Path(shutil.copytree(SAMPLE, tmp_path / "repo"))
     server = RawLspProcess(argv=[sys.executable, "-m", "lsp_server", "serve"], answer_requests=True,
                            env={**audited, "CODERFLASH_CACHE_DIR": str(tmp_path / "cache")})
+    reply = server.call("initialize", {
+        "processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
+        "workspaceFolders": [{"uri": repo.as_uri(), "name": "repo"}], "initializationOptions": options}, timeout=60)
+    assert "result" in reply, reply
+    server.notify("initialized", {})
+    return server, repo
+
+
+def test_a_whole_session_opens_no_connection(audited: dict[str, str], tiny_model: Path, tmp_path: Path) -> None:
+    server, repo = _audited_server(audited, tmp_path, {
+        "model": str(tiny_model), "llama": {"n_ctx": 8192}, "context": {"chat_reserve": 5000},
+        "chat": {"max_tokens": 200}})
     try:
-        reply = server.call("initialize", {
-            "processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
-            "workspaceFolders": [{"uri": repo.as_uri(), "name": "repo"}],
-            "initializationOptions": {"model": str(tiny_model), "llama": {"n_ctx": 8192},
-                                      "context": {"chat_reserve": 5000}, "chat": {"max_tokens": 200}}}, timeout=60)
-        assert "result" in reply, reply
-        server.notify("initialized", {})
         started = time.monotonic()
         while server.call("coderflash/status", {}, timeout=30)["result"]["workspaces"][0]["index"]["state"] != "ready":
             assert time.monotonic() - started < 120
@@ -118,15 +124,9 @@ def test_a_whole_session_opens_no_connection(audited: dict[str, str], tiny_model
 def test_a_configured_remote_backend_is_what_connects(audited: dict[str, str], tmp_path: Path) -> None:
     """The hook sees the server's own connections: with ``backend = "openai"`` a completion connects to
     ``remote.url`` (nothing listens there; the completion fails cleanly)."""
-    repo = Path(shutil.copytree(SAMPLE, tmp_path / "repo"))
-    server = RawLspProcess(argv=[sys.executable, "-m", "lsp_server", "serve"], answer_requests=True,
-                           env={**audited, "CODERFLASH_CACHE_DIR": str(tmp_path / "cache")})
+    server, repo = _audited_server(audited, tmp_path, {"backend": "openai",
+                                                       "remote": {"url": "http://127.0.0.1:9/v1"}})
     try:
-        reply = server.call("initialize", {
-            "processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
-            "initializationOptions": {"backend": "openai", "remote": {"url": "http://127.0.0.1:9/v1"}}}, timeout=60)
-        assert "result" in reply, reply
-        server.notify("initialized", {})
         main = repo / "main.py"
         server.notify("textDocument/didOpen", {"textDocument": {
             "uri": main.as_uri(), "languageId": "python", "version": 1, "text": main.read_text()}})
