@@ -6,6 +6,7 @@ and the counters that ``coderflash/status`` and ``--json`` outputs report.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,19 @@ from engine.inference.runtime import CompletionOutput, Runtime
 from engine.inference.scheduler import Priority
 
 
+
+@functools.lru_cache(maxsize=4096)
+def _relative_to(path: str, root: Path | None) -> str:
+    """``Engine.relative_path``, memoised: every keystroke asks, and resolving symlinks costs a system call
+    per path component."""
+    resolved = Path(path).resolve()
+    if root is not None:
+        try:
+            return resolved.relative_to(root).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(resolved, root)).as_posix()
+    return resolved.name
+
 class Engine:
     """One workspace's engine: its index, context and editor buffers, on the process's one model.
 
@@ -35,7 +49,6 @@ class Engine:
                  log: Callable[[str], None] | None = None, host: ModelHost | None = None,
                  background_index: bool = False) -> None:
         self.config = config
-        self._relative_paths: dict[str, str] = {}
         redact.configure(config.redaction.names, config.redaction.patterns)
         self.root = Path(root).resolve() if root else None
         self.log = log or (lambda message: None)
@@ -137,25 +150,8 @@ class Engine:
 
     def relative_path(self, path: Path | str) -> str:
         """The path as the index and the prompt name it: relative to the root, POSIX. A file outside the
-        root keeps a ``../`` path (it is never put into the index: see ``_inside_root``). Memoised per path:
-        every keystroke asks, and resolving symlinks costs a system call per path component."""
-        key = str(path)
-        hit = self._relative_paths.get(key)
-        if hit is None:
-            hit = self._relative_path(path)
-            if len(self._relative_paths) > 4096:
-                self._relative_paths.clear()
-            self._relative_paths[key] = hit
-        return hit
-
-    def _relative_path(self, path: Path | str) -> str:
-        path = Path(path).resolve()
-        if self.root is not None:
-            try:
-                return path.relative_to(self.root).as_posix()
-            except ValueError:
-                return Path(os.path.relpath(path, self.root)).as_posix()
-        return path.name
+        root keeps a ``../`` path (it is never put into the index: see ``_inside_root``)."""
+        return _relative_to(str(path), self.root)
 
     def document_key(self, path: Path | str) -> str:
         """A document's identity across all workspaces (scheduler keys: roots share one worker)."""

@@ -48,11 +48,16 @@ class _AlreadyAnswered:
 _ID_TYPES = (int, str)
 
 
+def _usable_id(value: Any) -> Any:
+    """``value`` when JSON-RPC allows it as an id (an integer or a string; not a boolean), else None."""
+    return value if isinstance(value, _ID_TYPES) and not isinstance(value, bool) else None
+
+
 def _invalid_request(data: dict[str, Any]) -> str | None:
     """Why a message object is not a JSON-RPC 2.0 request, notification or response (None: it is one)."""
     if data.get("jsonrpc") != "2.0":
         return f"jsonrpc must be \"2.0\", got {data.get('jsonrpc')!r}"
-    if "id" in data and (isinstance(data["id"], bool) or not isinstance(data["id"], (*_ID_TYPES, type(None)))):
+    if data.get("id") is not None and _usable_id(data["id"]) is None:
         return "id must be an integer, a string or null"
     if "method" in data:
         if not isinstance(data["method"], str):
@@ -72,8 +77,7 @@ class CoderflashProtocol(LanguageServerProtocol):
         if "jsonrpc" in data:  # a message, not a nested params object (pygls tells them apart the same way)
             reason = _invalid_request(data)
             if reason is not None:
-                msg_id = data.get("id") if isinstance(data.get("id"), _ID_TYPES) else None
-                self._send_error(msg_id, JsonRpcInvalidRequest(f"Invalid request: {reason}"))
+                self._send_error(_usable_id(data.get("id")), JsonRpcInvalidRequest(f"Invalid request: {reason}"))
                 return _AlreadyAnswered()
         try:
             return super().structure_message(data)
@@ -87,10 +91,9 @@ class CoderflashProtocol(LanguageServerProtocol):
         if isinstance(message, _AlreadyAnswered):
             return
         if not hasattr(message, "jsonrpc"):  # JSON, but no message: an object without jsonrpc, an array, ...
-            msg_id = message.get("id") if isinstance(message, dict) else None
+            msg_id = _usable_id(message.get("id")) if isinstance(message, dict) else None
             what = "an object without jsonrpc" if isinstance(message, dict) else type(message).__name__
-            self._send_error(msg_id if isinstance(msg_id, _ID_TYPES) and not isinstance(msg_id, bool) else None,
-                             JsonRpcInvalidRequest(f"Invalid request: a message is a JSON-RPC 2.0 object, got {what}"))
+            self._send_error(msg_id, JsonRpcInvalidRequest(f"Invalid request: a message is a JSON-RPC 2.0 object, got {what}"))
             return
         if self._shutdown and getattr(message, "method", "") != "exit" and hasattr(message, "id") \
                 and hasattr(message, "method"):

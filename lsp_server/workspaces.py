@@ -10,6 +10,7 @@ every document.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -22,6 +23,24 @@ from engine.service import Engine
 MakeEngine = Callable[[Path | None, ModelHost], Engine]
 
 
+
+@functools.lru_cache(maxsize=4096)
+def _root_serving(path: str, roots: tuple[Path, ...]) -> Path | None:
+    """``WorkspaceSet.root_for``, memoised per path and set of roots: every keystroke asks, and resolving
+    symlinks costs a system call per path component."""
+    resolved = Path(path).resolve()
+    inside = [r for r in roots if resolved == r or r in resolved.parents]
+    if inside:
+        return max(inside, key=lambda r: len(r.parts))
+    if not roots:
+        return None
+
+    def shared(root: Path) -> int:
+        return len(Path(os.path.commonpath([root, resolved])).parts)
+
+    best = max(shared(r) for r in roots)
+    return next(r for r in roots if shared(r) == best)
+
 class WorkspaceSet:
     def __init__(self, make_engine: MakeEngine, make_host: Callable[[], ModelHost]) -> None:
         self._make_engine = make_engine
@@ -30,7 +49,6 @@ class WorkspaceSet:
         self._engines: dict[Path | None, Engine] = {}
         self._host: ModelHost | None = None
         self._lock = threading.Lock()
-        self._root_of: dict[tuple, Path | None] = {}  # (path, roots) -> root (see ``root_for``)
 
     def set_roots(self, roots: list[Path]) -> None:
         self.roots = [r.resolve() for r in roots]
@@ -58,29 +76,8 @@ class WorkspaceSet:
 
     def root_for(self, path: Path) -> Path | None:
         """The workspace root that serves ``path``: the deepest root holding it, else the nearest root
-        (longest common leading path; the first root on a tie), else None (no roots). Memoised per path
-        until the roots change (every keystroke asks)."""
-        key = (str(path), tuple(self.roots))
-        if key in self._root_of:
-            return self._root_of[key]
-        if len(self._root_of) > 4096:
-            self._root_of.clear()
-        self._root_of[key] = root = self._find_root(path)
-        return root
-
-    def _find_root(self, path: Path) -> Path | None:
-        path = path.resolve()
-        inside = [r for r in self.roots if path == r or r in path.parents]
-        if inside:
-            return max(inside, key=lambda r: len(r.parts))
-        if not self.roots:
-            return None
-
-        def shared(root: Path) -> int:
-            return len(Path(os.path.commonpath([root, path])).parts)
-
-        best = max(shared(r) for r in self.roots)
-        return next(r for r in self.roots if shared(r) == best)
+        (longest common leading path; the first root on a tie), else None (no roots)."""
+        return _root_serving(str(path), tuple(self.roots))
 
     def engine_for(self, path: Path) -> Engine:
         root = self.root_for(path)

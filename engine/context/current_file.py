@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from engine.context.redact import redact, redact_cached
+from engine.context.redact import may_hold_key_block, redact, redact_cached
 from engine.context.result import split_at_cursor
 from engine.model.tokens import TokenCounter
 
@@ -68,8 +68,7 @@ def current_part(counter: TokenCounter, fim: bool, suffix_tokens: int, text: str
     prefix_raw, suffix_raw = split_at_cursor(text, line, character)
     offset = len(prefix_raw)
     cap = min(suffix_cap(suffix_tokens, budget), (budget - fixed) // 4)
-    if "PRIVATE KEY" in text or "PuTTY-User-Key" in text or "OpenVPN Static key" in text:  # a key block may span
-        # the cut: redact the whole buffer first
+    if may_hold_key_block(text):  # a key block may span the cut: redact the whole buffer first
         prefix, suffix = redact(prefix_raw, kind), redact(suffix_raw, kind)
         suffix = head_lines(counter, suffix, cap) if fim else ""
         room = min(prefix_cap(budget), budget - fixed - counter.count(suffix))
