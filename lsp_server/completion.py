@@ -101,6 +101,7 @@ def on_status(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
     status = ls.workspaces.status()
     wanted = params.get("timings") if isinstance(params, dict) else getattr(params, "timings", False)
     status["engine_ms"] = list(ls.engine_ms)[-1000:] if wanted else []
+    status["handlers_in_flight"] = ls.protocol.handlers_in_flight
     return status
 
 

@@ -5,7 +5,10 @@ chat_handlers; ``app.build_server`` makes the one server and registers them on i
 
 Why the protocol subclass: pygls 2.1 sends no response to a request whose params fail to convert and
 none to a message that is not JSON; JSON-RPC requires an error response (InvalidParams / ParseError),
-and a client that gets none waits forever.
+and a client that gets none waits forever. And pygls 2.1 keeps the future of every notification its
+built-in handlers run (didOpen, didChange, didSave, didClose: ``_request_futures`` under a fresh UUID, never
+removed) and of every async or threaded handler they yield to: one future per keystroke, forever (a soak of
+100,000 editor events grew the server by ~90 MB). The subclass drops each such future once it is done.
 """
 
 from __future__ import annotations
@@ -101,9 +104,25 @@ class CoderflashProtocol(LanguageServerProtocol):
             return
         super().handle_message(message)
 
+    def _execute_handler(self, msg_id: Any, handler: Any, args: Any = None, kwargs: Any = None,
+                         callback: Any = None) -> None:
+        super()._execute_handler(msg_id, handler, args=args, kwargs=kwargs, callback=callback)
+        future = self._request_futures.get(msg_id)
+        if future is not None:  # a request's own future is removed by its answer; this covers the rest
+            future.add_done_callback(lambda done, key=msg_id: self._forget_future(key, done))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            self._request_futures.pop(msg_id, None)
+
     def _send_error(self, msg_id: Any, error: JsonRpcException) -> None:
         self._send_data({"jsonrpc": "2.0", "id": msg_id,
                          "error": {"code": error.code, "message": error.message}})
+
+    @property
+    def handlers_in_flight(self) -> int:
+        """Requests and notifications whose handler has not finished (kept for cancellation)."""
+        return len(self._request_futures)
 
     @property
     def shutting_down(self) -> bool:
