@@ -9,6 +9,7 @@ import signal
 
 from . import chat_handlers, code_actions, commands, completion, documents, lifecycle
 from .server import CoderflashServer
+from .stdio import serve_stdio
 
 
 def build_server() -> CoderflashServer:
@@ -28,4 +29,4 @@ def run_server(tcp: str | None = None) -> None:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        serve_stdio(server)

@@ -65,7 +65,11 @@ def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
         pass
 
 
-async def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
+def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
+    """Synchronous, so that every root has its engine before the next message is handled (a status
+    request right after ``initialized`` lists each workspace); the model load and indexing start in the
+    background."""
+    ls.workspaces.engines()
     ls.start_background_work()
 
 
