@@ -299,9 +299,9 @@ def redact(text: str, kind: str = "code") -> str:
 
 _CACHE: OrderedDict[bytes, str] = OrderedDict()
 _CACHE_CHARS = 0
-# Four 1M-token prompts' worth of text (~4 chars a token): every repository chunk of the largest prompt stays
+# Two 1M-token prompts' worth of text (~4 chars a token): every repository chunk of the largest prompt stays
 # a hit, and the cache is full (flat) early in a session rather than growing for hours (64M chars did).
-_CACHE_MAX_CHARS = 16_000_000
+_CACHE_MAX_CHARS = 8_000_000
 
 
 def redact_cached(text: str, kind: str = "code") -> str:

@@ -346,7 +346,10 @@ class LlamaBackend:
                     return "cancelled"
                 llm.eval([token])
         finally:
-            llm._sampler = None
+            sampler, llm._sampler = llm._sampler, None
+            # llama-cpp-python frees a sampler chain in __del__, but the chain's closure refers back to it:
+            # without close() every completion's chain waits for the cyclic garbage collector.
+            sampler.close()
 
     # -- end of generation and grammars ---------------------------------------------------------------
     @property
