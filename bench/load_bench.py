@@ -293,10 +293,12 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
                             "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid)})
             print(json.dumps(samples[-1]), file=sys.stderr)
         session.server.incoming.clear()
-    warm, end = samples[0], samples[-1]
+    warm, half, end = samples[0], samples[len(samples) // 2 - 1], samples[-1]
     return {"events": events, "kinds": kinds, "seconds": end["seconds"], "samples": samples,
             "rss_mb_after_warmup": warm["rss_mb"], "rss_mb_end": end["rss_mb"],
             "rss_growth_mb": round(end["rss_mb"] - warm["rss_mb"], 1),
+            "rss_growth_second_half_mb": round(end["rss_mb"] - half["rss_mb"], 1),
+            "handlers_in_flight_end": session.status()["handlers_in_flight"],
             "fds_after_warmup": warm["fds"], "fds_end": end["fds"], "fds_growth": end["fds"] - warm["fds"]}
 
 
