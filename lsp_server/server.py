@@ -7,8 +7,9 @@ Why the protocol subclass: pygls 2.1 sends no response to a request whose params
 none to a message that is not JSON; JSON-RPC requires an error response (InvalidParams / ParseError),
 and a client that gets none waits forever. And pygls 2.1 keeps the future of every notification its
 built-in handlers run (didOpen, didChange, didSave, didClose: ``_request_futures`` under a fresh UUID, never
-removed) and of every async or threaded handler they yield to: one future per keystroke, forever (a soak of
-100,000 editor events grew the server by ~90 MB). The subclass drops each such future once it is done.
+removed) and of every async or threaded handler they yield to: one future per keystroke, forever (after
+30,000 soak events tracemalloc counted 45,000 of them, with their locks and ids over 30 MB). The subclass
+drops each such future once it is done.
 """
 
 from __future__ import annotations
