@@ -12,7 +12,9 @@ long a status request and a completion take once the storms stop.
 Soak: ``--events`` (100,000) editor events replayed as fast as the server takes them — typing
 (didChange), completion requests (one in ten), cursor jumps, documents closed and reopened, status polls,
 saves — as a day of editing compressed. RSS and open file descriptors are sampled every tenth of the run;
-reported: their values after warm-up (the first tenth) and at the end, and the growth between.
+reported: their values after warm-up (the first tenth), at half-time and at the end, and the growth between.
+
+``targets_met`` in the JSON says which of the issue's targets hold; the command exits 1 when one is missed.
 
     .venv/bin/python bench/load_bench.py --out bench/results/load.json
     .venv/bin/python bench/load_bench.py --model ~/.cache/coderflash/models/qwen2.5-coder-0.5b.gguf ...
@@ -302,6 +304,27 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
             "fds_after_warmup": warm["fds"], "fds_end": end["fds"], "fds_growth": end["fds"] - warm["fds"]}
 
 
+SOAK_FLAT_MB = 5.0  # RSS "flat" over the soak's second half: within 5 MB (0.1 KB per event) of its half-time value
+
+
+def targets(out: dict) -> dict[str, bool]:
+    """The issue's targets, each a yes/no (the command exits 1 when one is missed): completion p95 under the
+    storm within 2x of idle for both kinds, no backlog once it stops, and over the soak no growth in open
+    file descriptors, RSS flat over the second half, nothing left in flight."""
+    met: dict[str, bool] = {}
+    if "load" in out:
+        load = out["load"]
+        for kind in ("served", "computed"):
+            met[f"load_{kind}_p95_within_2x_idle"] = load[kind]["p95_ratio_load_over_idle"] <= load["target_p95_ratio"]
+        met["load_no_backlog"] = load["status_after_storm_ms"] < 100
+    if "soak" in out:
+        soak = out["soak"]
+        met["soak_fds_flat"] = soak["fds_growth"] <= 0
+        met["soak_rss_flat_second_half"] = soak["rss_growth_second_half_mb"] <= SOAK_FLAT_MB
+        met["soak_nothing_in_flight"] = soak["handlers_in_flight_end"] <= 2
+    return met
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
@@ -331,6 +354,7 @@ def main() -> int:
             session = Session(repo, model, work / "cache", docs)
             out["soak"] = run_soak(session, docs, args.events)
             session.server.close()
+        out["targets_met"] = targets(out)
         text = json.dumps(out, indent=2)
         print(text)
         if args.out:
@@ -338,7 +362,10 @@ def main() -> int:
             Path(args.out).write_text(text + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    missed = [name for name, ok in out["targets_met"].items() if not ok]
+    if missed:
+        print("targets missed: " + ", ".join(missed), file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
