@@ -6,7 +6,10 @@ handlers that run in the same pool. At 2,000 didChange a second that is most of 
 bytes over, and a completion request waits behind it. Here a thread of its own frames the messages and
 wakes the loop once for every batch it has read; the loop decodes and dispatches them exactly as pygls
 does (the same ``structure_message`` / ``handle_message``, the same error reporting), a bounded batch at
-a time so that running handlers get their turn between batches.
+a time so that running handlers get their turn between batches. A batch ends after a request: an async
+handler's first step (which reads the document's text and version) runs before the next message, so a
+didChange sent after a completion request cannot slip in under it — the request gets ContentModified
+instead of an answer for a position in text it never saw.
 """
 
 from __future__ import annotations
@@ -124,12 +127,15 @@ class StdioPump:
             if not self._inbox or self._stopped():
                 return
             body = self._inbox.popleft()
+            message = None
             try:
                 message = json.loads(body, object_hook=protocol.structure_message)
                 protocol.handle_message(message)
             except Exception as exc:  # noqa: BLE001 - as pygls: log, report (ParseError for non-JSON), go on
                 logger.exception("Unable to handle message")
                 self._server._report_server_error(exc, JsonRpcException)
+            if hasattr(message, "method") and getattr(message, "id", None) is not None:
+                break  # a request: its handler's first step (queued just now) runs before the next message
         if self._inbox and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._drain)
