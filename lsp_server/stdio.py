@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections import deque
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from pygls.exceptions import JsonRpcException
 from pygls.io_ import StdoutWriter
@@ -99,17 +99,20 @@ class StdioPump:
                 self._inbox.extend(bodies)
                 if not self._scheduled:  # the drain clears the flag before it empties the inbox
                     self._scheduled = True
-                    self._loop.call_soon_threadsafe(self._drain)
+                    if not self._call_soon(self._drain):
+                        return
         except (OSError, ValueError) as exc:  # stdin closed under us
             logger.info("stdin: %s", exc)
         finally:
             self._call_soon(self._end)
 
-    def _call_soon(self, callback) -> None:
+    def _call_soon(self, callback: Callable[[], None]) -> bool:
+        """False when the loop is closed (the server is gone already)."""
         try:
             self._loop.call_soon_threadsafe(callback)
-        except RuntimeError:  # the loop is closed: the server is gone already
-            pass
+        except RuntimeError:
+            return False
+        return True
 
     def _end(self) -> None:
         while self._inbox and not self._stopped():
