@@ -85,11 +85,12 @@ class Session:
                                     env={"CODERFLASH_CACHE_DIR": str(cache)}, answer_requests=True)
         self.server.initialize(repo.as_uri(), {"model": str(model), "llama": {"n_ctx": 8192},
                                                "completion": {"max_tokens": 8}})
-        started = time.monotonic()
-        while self.status()["workspaces"][0]["index"]["state"] != "ready":
-            if time.monotonic() - started > 300:
-                raise SystemExit("index never became ready")
-            time.sleep(0.1)
+        try:
+            index = self.server.wait_for_index(timeout=300)
+        except AssertionError as exc:
+            raise SystemExit(f"index never became ready: {exc}") from None
+        if index["state"] != "ready":
+            raise SystemExit(f"indexing failed: {index}")
         self.texts: dict[str, list[str]] = {}
         self.versions: dict[str, int] = {}
         for doc in docs:

@@ -10,6 +10,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 SERVER_ARGV = [sys.executable, "-m", "lsp_server", "serve"]
@@ -97,6 +98,16 @@ class RawLspProcess:
                                            "initializationOptions": options or {}})
         self.notify("initialized", {})
         return result
+
+    def wait_for_index(self, timeout: float) -> dict[str, Any]:
+        """Polls ``coderflash/status`` until the first workspace's index is ``ready`` or ``error``; returns its
+        ``index`` object (AssertionError, with the last one, after ``timeout`` seconds)."""
+        started = time.monotonic()
+        while (index := self.call("coderflash/status", {})["result"]["workspaces"][0]["index"])["state"] \
+                not in ("ready", "error"):
+            assert time.monotonic() - started < timeout, index
+            time.sleep(0.1)
+        return index
 
     def close(self, timeout: float = 20.0) -> int:
         self.call("shutdown", None, timeout)

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -96,10 +95,7 @@ def test_a_whole_session_opens_no_connection(audited: dict[str, str], tiny_model
         "model": str(tiny_model), "llama": {"n_ctx": 8192}, "context": {"chat_reserve": 5000},
         "chat": {"max_tokens": 200}})
     try:
-        started = time.monotonic()
-        while server.call("coderflash/status", {}, timeout=30)["result"]["workspaces"][0]["index"]["state"] != "ready":
-            assert time.monotonic() - started < 120
-            time.sleep(0.1)
+        assert server.wait_for_index(timeout=120)["state"] == "ready"
         main = repo / "main.py"
         server.notify("textDocument/didOpen", {"textDocument": {
             "uri": main.as_uri(), "languageId": "python", "version": 1, "text": main.read_text()}})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -82,10 +81,7 @@ def test_nothing_sent_to_a_remote_backend_holds_a_secret(tmp_path: Path, peer: R
     try:
         server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "timeout_s": 30},
                                           "context": {"budget": 200_000}})
-        deadline = time.monotonic() + 300
-        while server.call("coderflash/status", {})["result"]["workspaces"][0]["index"]["state"] != "ready":
-            assert time.monotonic() < deadline, "the index never became ready"
-            time.sleep(0.2)
+        assert server.wait_for_index(timeout=300)["state"] == "ready"
         server.notify("textDocument/didOpen", {"textDocument": {"uri": app.as_uri(), "languageId": "python",
                                                                 "version": 1, "text": APP}})
         reply = server.call("textDocument/inlineCompletion", {
