@@ -4,7 +4,6 @@ end-to-end tests share (start on a repository, wait for its index, ask for an in
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from rawlsp import RawLspProcess
@@ -28,10 +27,8 @@ def start_on(repo: Path, cache: Path, options: dict, index_timeout: float) -> tu
         timeout=60)
     assert "result" in reply, reply
     server.notify("initialized", {})
-    deadline = time.monotonic() + index_timeout
-    while (index := status(server)["workspaces"][0]["index"])["state"] != "ready":
-        assert index["state"] != "error" and time.monotonic() < deadline, index
-        time.sleep(0.1)
+    index = server.wait_for_index(timeout=index_timeout)
+    assert index["state"] == "ready", index
     return server, index
 
 
