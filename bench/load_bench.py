@@ -216,7 +216,11 @@ def run_load(session: Session, docs: list[Path], rate: int, seconds: float) -> d
     target_lines = session.texts[target]
     spots = [n for n, text in enumerate(target_lines) if text.strip()]
     random.Random(7).shuffle(spots)
-    fixed = (spots[0], len(target_lines[spots[0]]))
+
+    def end_of(n: int) -> tuple[int, int]:
+        return n, len(target_lines[n])
+
+    fixed = end_of(spots[0])
     rss_before = tree_rss_kb(server_pid)
 
     session.completion_ms(target, *fixed)  # computed once; every later request there is served from the cache
@@ -224,11 +228,11 @@ def run_load(session: Session, docs: list[Path], rate: int, seconds: float) -> d
     served = _storm(session, busy, rate, seconds, lambda: fixed, target, 0.1)
 
     idle_spots, load_spots = iter(spots[1:21]), iter(spots[21:])
-    idle_computed = [session.completion_ms(target, n, len(target_lines[n]))[0] for n in idle_spots]
+    idle_computed = [session.completion_ms(target, *end_of(n))[0] for n in idle_spots]
 
     def next_spot() -> tuple[int, int] | None:
         n = next(load_spots, None)
-        return None if n is None else (n, len(target_lines[n]))
+        return None if n is None else end_of(n)
 
     computed = _storm(session, busy, rate, seconds, next_spot, target, 0.0)
     t0 = time.perf_counter()

@@ -25,7 +25,6 @@ from engine.inference.runtime import CompletionOutput, Runtime
 from engine.inference.scheduler import Priority
 
 
-
 @functools.lru_cache(maxsize=4096)
 def _relative_to(path: str, root: Path | None) -> str:
     """``Engine.relative_path``, memoised: every keystroke asks, and resolving symlinks costs a system call
@@ -37,6 +36,7 @@ def _relative_to(path: str, root: Path | None) -> str:
         except ValueError:
             return Path(os.path.relpath(resolved, root)).as_posix()
     return resolved.name
+
 
 class Engine:
     """One workspace's engine: its index, context and editor buffers, on the process's one model.

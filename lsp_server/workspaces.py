@@ -23,7 +23,6 @@ from engine.service import Engine
 MakeEngine = Callable[[Path | None, ModelHost], Engine]
 
 
-
 @functools.lru_cache(maxsize=4096)
 def _root_serving(path: str, roots: tuple[Path, ...]) -> Path | None:
     """``WorkspaceSet.root_for``, memoised per path and set of roots: every keystroke asks, and resolving
@@ -40,6 +39,7 @@ def _root_serving(path: str, roots: tuple[Path, ...]) -> Path | None:
 
     best = max(shared(r) for r in roots)
     return next(r for r in roots if shared(r) == best)
+
 
 class WorkspaceSet:
     def __init__(self, make_engine: MakeEngine, make_host: Callable[[], ModelHost]) -> None:
