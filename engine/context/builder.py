@@ -29,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
+from engine.context import cache_sizes
 from engine.context.buffers import leave_file, sync_overlay
 from engine.context.current_file import current_part, file_reserve, full_reserve, reserve
 from engine.context.fill import fill
@@ -38,7 +39,7 @@ from engine.context.layout import assemble, chat_text
 from engine.context.near_cursor import near_candidates
 from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, file_layer, ranked_candidates,
                                           repo_wide_layer)
-from engine.context.redact import kind_for
+from engine.context.redact import kind_for, reserve_cache
 from engine.context.result import ContextResult, SharedPrefixTracker, cursor_indentation, split_at_cursor
 from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
@@ -68,6 +69,7 @@ class ContextCache:
     the cursor, the previous request's near-cursor selection and buffer, the shared-prefix tracker."""
 
     def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
         self.files = FileCache()
         self.headers: HeaderCache = {}
         self.memo: IndexMemo | None = None
@@ -77,6 +79,11 @@ class ContextCache:
         self.sticky: tuple[tuple, list[Snip]] | None = None  # (rel, line, budget, layer) → near selection
         self.last_buffer: tuple[str, str] | None = None  # (path, text) of the latest request
         self.tracker = SharedPrefixTracker(counter)
+
+    def size_for(self, budget: int) -> None:
+        """Let the token-id and redaction caches hold prompts of ``budget`` tokens (``cache_sizes``)."""
+        self.counter.reserve(cache_sizes.token_cache_tokens(budget))
+        reserve_cache(cache_sizes.redaction_cache_chars(budget))
 
     def invalidate(self) -> None:
         """Forget cached selections (the repository changed in a way the caches cannot see)."""
@@ -163,6 +170,7 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     """The completion prompt for the cursor at (``line``, ``character``) of ``text`` (the buffer of
     ``path``), within ``budget`` tokens. Raises ValueError when the format's fixed pieces do not fit."""
     start_t = time.perf_counter()
+    cache.size_for(budget)
     fmt, counter = ws.fmt, ws.counter
     head = _head(ws)
     cur_header = fmt.current_file_header(path)
@@ -218,6 +226,7 @@ def chat_context(ws: Workspace, cache: ContextCache, budget: int, path: str | No
     index = _index(ws)
     if index is None or budget <= 0:
         return ""
+    cache.size_for(budget)
     if path is not None:
         rel = index.rel(path)
         if text is not None and not rel.startswith("../"):  # a file outside the root never enters the index

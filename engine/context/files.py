@@ -15,11 +15,15 @@ from engine.context.redact import kind_for, redact_cached
 
 
 class FileCache:
-    """Redacted file texts and their line lists (an LRU of ``max_files``)."""
+    """Redacted file texts and their line lists: an LRU of at most ``max_files`` files and ``max_chars``
+    characters (a snippet shows a few lines but the whole file is kept to cut it from: without a size bound,
+    a session over a large repository would end up holding most of it, twice, as text and as lines)."""
 
-    def __init__(self, max_files: int = 50_000) -> None:
+    def __init__(self, max_files: int = 50_000, max_chars: int = 64_000_000) -> None:
         self._data: OrderedDict[str, tuple[tuple, str, list[str]]] = OrderedDict()
         self._max = max_files
+        self._max_chars = max_chars
+        self._chars = 0
 
     def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, list[str]] | None:
         """(text, lines) of ``path`` as the prompt may show it; None when the index cannot read it."""
@@ -48,7 +52,12 @@ class FileCache:
             return None
         text = redact_cached(text, kind_for(path))
         lines = text.splitlines(keepends=True)
+        if hit is not None:
+            self._chars -= len(hit[1])
         self._data[path] = (stamp, text, lines)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        self._data.move_to_end(path)
+        self._chars += len(text)
+        while (len(self._data) > self._max or self._chars > self._max_chars) and len(self._data) > 1:
+            _, old = self._data.popitem(last=False)
+            self._chars -= len(old[1])
         return text, lines

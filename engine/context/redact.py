@@ -299,9 +299,15 @@ def redact(text: str, kind: str = "code") -> str:
 
 _CACHE: OrderedDict[bytes, str] = OrderedDict()
 _CACHE_CHARS = 0
-# Two 1M-token prompts' worth of text (~4 chars a token): every repository chunk of the largest prompt stays
-# a hit, and the cache is full (flat) early in a session rather than growing for hours (64M chars did).
-_CACHE_MAX_CHARS = 8_000_000
+# Sized from the largest budget in use (``reserve_cache``, ``engine.context.cache_sizes``): every repository
+# chunk of a prompt stays a hit, and the cache is full (flat) early in a session rather than growing for hours.
+_CACHE_MAX_CHARS = 1 << 20
+
+
+def reserve_cache(chars: int) -> None:
+    """Keep at least ``chars`` characters of redacted text from now on (process-wide; never shrinks)."""
+    global _CACHE_MAX_CHARS
+    _CACHE_MAX_CHARS = max(_CACHE_MAX_CHARS, chars)
 
 
 def redact_cached(text: str, kind: str = "code") -> str:

@@ -28,7 +28,7 @@ class TokenCounter:
     """Exact counts (and ids) when a tokenizer is given; documented estimate otherwise."""
 
     def __init__(self, tokenize: Callable[[str], list[int]] | None = None, name: str = "estimate",
-                 max_cached_tokens: int = 4_000_000) -> None:
+                 max_cached_tokens: int = 1 << 18) -> None:
         self._tokenize = tokenize
         self.name = name if tokenize is not None else "estimate"
         self.exact = tokenize is not None
@@ -37,6 +37,15 @@ class TokenCounter:
         self._max = max_cached_tokens
         self.hits = 0
         self.misses = 0
+
+    @property
+    def max_cached_tokens(self) -> int:
+        return self._max
+
+    def reserve(self, tokens: int) -> None:
+        """Keep at least ``tokens`` token ids from now on (the bound grows, never shrinks: see
+        ``engine.context.cache_sizes``)."""
+        self._max = max(self._max, tokens)
 
     def _key(self, text: str) -> bytes:
         return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
