@@ -48,6 +48,8 @@ class LlamaConfig:
     n_batch: int = 512
     rope_scaling: str = "none"  # "none" | "yarn"
     yarn_factor: float = 4.0
+    draft: str = "auto"  # "auto" | "prompt-lookup" | "none": drafts verified in a batch (auto: with GPU offload)
+    draft_tokens: int = 10  # the most draft tokens verified per decode step
     verbose: bool = False
 
 
@@ -154,11 +156,13 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("llama", "openai"),
     "llama.kv_cache_type": ("f16", "q8_0", "q4_0"),
     "llama.rope_scaling": ("none", "yarn"),
+    "llama.draft": ("auto", "prompt-lookup", "none"),
     "remote.prompt_format": ("qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "llama.n_ctx": (256, 1_048_576),
     "llama.n_batch": (1, 65_536),
+    "llama.draft_tokens": (0, 64),
     "context.budget": (64, 1_048_576),
     "completion.max_tokens": (1, 8192),
     "completion.max_lines": (1, 1000),

@@ -53,6 +53,8 @@ class GenerationResult:
     elapsed_ms: float
     finish_reason: str  # "stop" | "length" | "deadline" | "cancelled" | "preempted"
     first_token_ms: float = 0.0  # prefill + first sampled token: what a user waits for before ghost text
+    draft_tokens: int = 0  # prompt-lookup tokens proposed to the model (in-process greedy decoding)
+    accepted_draft_tokens: int = 0  # of those, the ones it kept (each saved a decode step)
 
     def counters(self) -> dict[str, float | int]:
         data = asdict(self)

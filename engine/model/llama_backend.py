@@ -29,6 +29,7 @@ from engine.model.backend import (
 from engine.model.kv_store import KVStore, SnapshotError, SnapshotWriter, model_key
 from engine.model.llama_loader import gpu_offload_supported, load_model, special_token_id, tokenize_user_text
 from engine.model.prompt_format import Piece, PromptFormat, detect_format
+from engine.model.prompt_lookup import PromptLookup
 from engine.model.text_stream import TextStream
 
 
@@ -284,7 +285,7 @@ class LlamaBackend:
             before = self.llama_eval_count()
             try:
                 reused = self._prefill(ids, cancel, request.deadline)
-                finish = self._sample_loop(request, max_tokens, out, cancel, start)
+                finish = self._sample_loop(request, max_tokens, out, cancel, start, ids)
             except Cancelled:
                 finish = "cancelled"
             except PrefillDeadline as stop:
@@ -302,11 +303,18 @@ class LlamaBackend:
                 elapsed_ms=elapsed_ms(start),
                 finish_reason=finish,
                 first_token_ms=out.first_token_ms,
+                draft_tokens=out.draft_tokens,
+                accepted_draft_tokens=out.accepted_draft_tokens,
             )
 
     def _sample_loop(self, request: GenerationRequest, max_tokens: int, out: "TextStream",
-                     cancel: CancelToken | None, start: float) -> str:
-        """Sample, check stops/deadline/cancel, decode one token: a cancel lands within one decode step."""
+                     cancel: CancelToken | None, start: float, prompt_ids: Sequence[int] = ()) -> str:
+        """Sample, check stops/deadline/cancel, decode: a cancel lands within one decode step.
+
+        Greedy requests decode with prompt-lookup drafts (``llama.draft``): each step feeds the last token
+        plus up to ``llama.draft_tokens`` tokens the prompt predicts, in one batch, and keeps the model's own
+        choice at every position up to the first that differs from the draft — the same tokens as one at a
+        time, fewer decode steps."""
         import llama_cpp
 
         if max_tokens == 0:
@@ -329,27 +337,72 @@ class LlamaBackend:
             repeat_penalty=sampling.repeat_penalty,
             grammar=grammar,
         )
+        lookup = None
+        if greedy and self.drafting and prompt_ids:
+            lookup = PromptLookup(prompt_ids, max_draft=min(self.config.draft_tokens, llm.n_batch - 1))
         try:
+            pending = [llm.sample(idx=llm.n_tokens - 1)]
+            out.first_token_ms = elapsed_ms(start)
             while True:
-                token = llm.sample(idx=llm.n_tokens - 1)
-                if not out.ids:
-                    out.first_token_ms = elapsed_ms(start)
-                if token in stop_ids:
-                    return "stop"
-                if out.add(token, llm.detokenize([token])):
-                    return "stop"
-                if len(out.ids) >= max_tokens:
-                    return "length"
+                for token in pending:
+                    if token in stop_ids:
+                        return "stop"
+                    if out.add(token, llm.detokenize([token])):
+                        return "stop"
+                    if len(out.ids) >= max_tokens:
+                        return "length"
+                    if lookup is not None:
+                        lookup.append(token)
                 if request.deadline is not None and time.monotonic() >= request.deadline:
                     return "deadline"
                 if cancel is not None and cancel.cancelled:
                     return "cancelled"
-                llm.eval([token])
+                draft = lookup.draft(max_tokens - len(out.ids) - 1) if lookup is not None else []
+                if not draft:
+                    llm.eval([pending[-1]])
+                    pending = [llm.sample(idx=llm.n_tokens - 1)]
+                    continue
+                pending = self._verify_draft(pending[-1], draft)
+                out.draft_tokens += len(draft)
+                out.accepted_draft_tokens += len(pending) - 1
         finally:
             sampler, llm._sampler = llm._sampler, None
             # llama-cpp-python frees a sampler chain in __del__, but the chain's closure refers back to it:
             # without close() every completion's chain waits for the cyclic garbage collector.
             sampler.close()
+
+    @property
+    def drafting(self) -> bool:
+        """Whether greedy decoding uses prompt-lookup drafts. ``auto``: only with layers offloaded to a GPU,
+        where a decode step is bound by reading the weights and a batch of ten costs about one step. On a
+        CPU a step is bound by arithmetic: measured here (Qwen2.5-Coder-0.5B, one thread per core), a batch
+        of 2 took 2.8x one step and a batch of 9 5.4x, so drafts made decoding slower unless nearly all of
+        them were accepted (``bench/decode_bench.py``)."""
+        mode = self.config.draft
+        if mode == "auto":
+            return self.config.n_gpu_layers != 0 and gpu_offload_supported() and self.config.draft_tokens > 0
+        return mode == "prompt-lookup" and self.config.draft_tokens > 0
+
+    def _verify_draft(self, token: int, draft: list[int]) -> list[int]:
+        """Decode ``token`` + ``draft`` in one batch; the tokens the model chooses after each position, up to
+        and including the first that is not the draft's (accepted drafts, then the model's own next token).
+        The KV cache keeps ``token`` and the accepted drafts only."""
+        llm = self.llm
+        feed = [token, *draft]
+        n_past = llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        llm._batch.set_batch(batch=feed, n_past=n_past, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past : n_past + len(feed)] = feed
+        chosen: list[int] = []
+        for i in range(len(feed)):
+            chosen.append(llm._sampler.sample(llm._ctx, i))
+            if i == len(draft) or chosen[-1] != draft[i]:
+                break
+        keep = n_past + len(chosen)  # ``token`` and the accepted drafts; the last choice is not evaluated yet
+        llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        llm.n_tokens = keep
+        return chosen
 
     # -- end of generation and grammars ---------------------------------------------------------------
     @property

@@ -20,6 +20,8 @@ class TextStream:
         self.text = ""
         self.streamed = 0
         self.first_token_ms = 0.0
+        self.draft_tokens = 0  # prompt-lookup tokens proposed / accepted (``LlamaBackend``)
+        self.accepted_draft_tokens = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stops = request.stop_strings
         self._hold = max((len(s) for s in self._stops), default=1) - 1
