@@ -73,6 +73,8 @@ class CompletionConfig:
     max_tokens: int = 128
     max_lines: int = 16
     timeout_ms: int = 5000
+    latency_target: bool = True  # size inline completions to first_token_ms (engine/inference/latency.py)
+    first_token_ms: int = 0  # the first-token target; 0: 300 ms with GPU offload, 800 ms on a CPU
     debounce_ms: int = 75
     cache_size: int = 256
 
@@ -167,6 +169,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "completion.max_tokens": (1, 8192),
     "completion.max_lines": (1, 1000),
     "completion.timeout_ms": (1, 600_000),
+    "completion.first_token_ms": (0, 600_000),
     "chat.temperature": (0.0, 5.0),
     "chat.top_p": (0.0, 1.0),
     "index.max_file_size": (1, 1 << 34),

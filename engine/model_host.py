@@ -17,6 +17,7 @@ from typing import Any, Callable
 from engine.model.backend import Backend, GenerationResult
 from engine.config import Config
 from engine.model.resolution import ModelError, ResolvedModel, resolve_model
+from engine.inference.latency import SpeedMeter
 from engine.inference.scheduler import Scheduler
 
 
@@ -96,6 +97,8 @@ class ModelHost:
         self.saved_prefixes: set[str] = set()
         self.last_prefix: list[int] = []
         self.prefix_lock = threading.Lock()
+        # Prefill and decode speed of this model on this machine (inline completions are sized from them).
+        self.speed = SpeedMeter()
 
     # -- model --------------------------------------------------------------------------------
     def resolve(self) -> ResolvedModel | None:

@@ -158,10 +158,11 @@ class Engine:
         return str(Path(path).resolve())
 
     def build_context(self, path: Path | str, text: str, line: int, character: int,
-                      budget: int | None = None) -> ContextResult:
+                      budget: int | None = None, suffix_tokens: int | None = None) -> ContextResult:
         budget = budget or self.config.context.budget
         with self._context_lock:
-            return context.build(*self.context_workspace(), self.relative_path(path), text, line, character, budget)
+            return context.build(*self.context_workspace(), self.relative_path(path), text, line, character, budget,
+                                 suffix_tokens)
 
     # -- completion ---------------------------------------------------------------------------
     # Inference goes through one worker (engine/inference/runtime.py): inline completion > code action > chat >

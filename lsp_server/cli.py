@@ -161,6 +161,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     # the answer stale anyway), but a user who typed `coderflash complete` waits for a whole answer, even a
     # first cold one on a small CPU. So the command allows at least CLI_COMPLETE_TIMEOUT_MS.
     config.completion.timeout_ms = max(config.completion.timeout_ms, CLI_COMPLETE_TIMEOUT_MS)
+    config.completion.latency_target = False  # nor sized to a keystroke's first-token target
     engine = _engine(root, config)
     # Restore the repository prefix's KV snapshot from an earlier run (or prefill it) before completing,
     # then let the snapshot of a new prefix be written so the next run starts warm.

@@ -136,8 +136,9 @@ class WorkspaceSet:
         counters = host.counters.to_json() if host is not None else {}
         model = host.model_info() if host is not None else {}
         indexing = [w["index"] for w in workspaces if w["index"].get("state") in ("building", "updating")]
+        latency = host.speed.to_json() if host is not None else {}
         return {"version": __version__, "model": model, "counters": counters, "workspaces": workspaces,
-                "indexing": bool(indexing),
+                "indexing": bool(indexing), "latency": latency,
                 **{k: counters.get(k, 0) for k in ("requests", "prompt_tokens", "reused_tokens", "evaluated_tokens",
                                                    "cancelled")}}
 

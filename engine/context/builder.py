@@ -166,9 +166,10 @@ def _near_fill(cache: ContextCache, repo: Repo, rel: str, line: int, budget: int
 
 
 def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, character: int,
-          budget: int) -> ContextResult:
+          budget: int, suffix_tokens: int | None = None) -> ContextResult:
     """The completion prompt for the cursor at (``line``, ``character``) of ``text`` (the buffer of
-    ``path``), within ``budget`` tokens. Raises ValueError when the format's fixed pieces do not fit."""
+    ``path``), within ``budget`` tokens. Raises ValueError when the format's fixed pieces do not fit.
+    ``suffix_tokens``: this request's suffix cap (a first-token target's), else the workspace's."""
     start_t = time.perf_counter()
     cache.size_for(budget)
     fmt, counter = ws.fmt, ws.counter
@@ -177,7 +178,8 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     fixed = _fixed_tokens(ws, head, path)
     if fixed > budget:
         raise ValueError(f"budget {budget} is smaller than the prompt format's fixed {fixed} tokens")
-    cells, suffix, offset = current_part(counter, fmt.fim, ws.suffix_tokens, text, line, character, budget, fixed,
+    cells, suffix, offset = current_part(counter, fmt.fim, min(ws.suffix_tokens, suffix_tokens or ws.suffix_tokens),
+                                         text, line, character, budget, fixed,
                                          kind_for(path))
     indent = cursor_indentation(cells[-1]) if cells else ""
     if indent:  # the prompt ends at the line break: see ``ContextResult.indent``

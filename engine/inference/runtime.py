@@ -17,6 +17,7 @@ from engine.config import Config
 from engine.context.result import ContextResult, split_at_cursor
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
 from engine.inference.completion_cache import CompletionCache
+from engine.inference.latency import Plan, repository_cut, target_ms
 from engine.inference.postprocess import CompletionShape, choose_shape, finish_completion, syntax_at_cursor
 from engine.inference.scheduler import Priority, Scheduler
 from engine.model.backend import (
@@ -42,6 +43,7 @@ class CompletionOutput:
     model: str
     multiline: bool
     cached: str = ""  # "" (model ran), "lru" or "typed_ahead" (served from the completion cache)
+    repository_cut: bool = False  # repository files left out to meet the first-token target (not resident yet)
     syntax: str | None = None  # what tree-sitter saw at the cursor (shape decision)
 
     def to_json(self, include_prompt: bool = False) -> dict[str, Any]:
@@ -108,6 +110,7 @@ class Runtime:
         self.log = log
         self.cache = CompletionCache(config.completion.cache_size)
         self.last_warm_up: dict[str, object] = {}
+        self.last_latency: dict[str, object] = {}  # the first-token target and the latest completion's sizes
 
     @property
     def scheduler(self) -> Scheduler:
@@ -148,8 +151,9 @@ class Runtime:
         def job(token: CancelToken) -> CompletionOutput:
             out = self._run_completion(path, rel, text, line, character, budget, token, deadline)
             # A completion the deadline cut is shown (trimmed) but never cached: the next request at the same
-            # place runs again, on the prompt the KV cache still holds, and may finish it.
-            if out.result.finish_reason not in ("cancelled", "deadline") and use_cache:
+            # place runs again, on the prompt the KV cache still holds, and may finish it. Nor is one whose
+            # prompt left repository files out: the same place asked again later gets the whole context.
+            if out.result.finish_reason not in ("cancelled", "deadline") and use_cache and not out.repository_cut:
                 self.cache.put(rel, prefix, suffix, out.completion)
             self._after_completion(out)
             return out
@@ -177,23 +181,60 @@ class Runtime:
                         budget: int | None, cancel: CancelToken, deadline: float) -> CompletionOutput:
         backend = self.host.backend
         cfg = self.config.completion
-        n_ctx = int(backend.info().get("n_ctx") or 0)
+        info = backend.info()
+        n_ctx = int(info.get("n_ctx") or 0)
         budget = budget or self.config.context.budget
         if n_ctx:
             budget = min(budget, n_ctx - cfg.max_tokens - 1)
         cancel.check()
-        context = self.workspace.build_context(path, text, line, character, budget)
+        plan = self._latency_plan(info) if cfg.latency_target else None
+        context = self.workspace.build_context(path, text, line, character, budget,
+                                               suffix_tokens=plan.suffix_tokens if plan else None)
         syntax = syntax_at_cursor(rel, text, offset_at(text, line, character))
         before_cursor = context.prefix + context.indent  # the prompt may leave the indentation out: the buffer has it
         shape = choose_shape(before_cursor, context.suffix, cfg.max_lines, syntax)
-        request = completion_request(context.pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline)
+        pieces = self._fit_to_target(backend, context.pieces, plan) if plan is not None else context.pieces
+        request = completion_request(pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline)
         result = backend.generate(request, cancel)
         self.host.counters.add(result)
+        self.host.speed.observe(result)
+        if plan is not None:
+            self.last_latency.update(evaluated_tokens=result.evaluated_tokens,
+                                     first_token_ms=round(result.first_token_ms, 1))
         completion = finish_completion(result.text, result.finish_reason, before_cursor, context.suffix, shape, rel,
                                        context.indent)
         out = CompletionOutput(completion, result, context, self._model_name(), shape.multiline)
         out.syntax = shape.syntax
+        out.repository_cut = len(pieces) != len(context.pieces)
         return out
+
+    # -- first-token target (engine/inference/latency.py) -------------------------------------------------
+    def _latency_plan(self, info: dict[str, object]) -> Plan | None:
+        gpu = bool(info.get("gpu_offload")) and self.config.llama.n_gpu_layers != 0
+        target = target_ms(self.config.completion.first_token_ms, gpu)
+        self.last_latency["target_ms"] = target
+        plan = self.host.speed.plan(target, self.config.context.suffix_tokens)
+        if plan is not None:
+            self.last_latency.update(evaluable_tokens=plan.evaluable_tokens, suffix_tokens=plan.suffix_tokens)
+        return plan
+
+    def _fit_to_target(self, backend: Backend, pieces: list[Piece], plan: Plan) -> list[Piece]:
+        """``pieces``, or without the repository files the KV cache does not hold yet when evaluating them
+        would miss the target (the warm-up queued after the completion evaluates them while idle)."""
+        if not hasattr(backend, "common_prefix"):
+            return pieces  # a remote server keeps its own cache
+        piece_ids = [[p] if isinstance(p, int) else backend.pieces_to_ids([p]) for p in pieces]  # type: ignore[attr-defined]
+        ids = [t for chunk in piece_ids for t in chunk]
+        resident = backend.common_prefix(ids)  # type: ignore[attr-defined]
+        kept = range(len(pieces))
+        if len(ids) - resident > plan.evaluable_tokens:
+            repository = len(repository_prefix(pieces, backend.prompt_format))
+            cut = repository_cut(pieces, backend.prompt_format, repository, [len(c) for c in piece_ids], resident)
+            if cut is not None:
+                kept = [*range(cut), *range(repository, len(pieces))]
+        self.last_latency.update(budget_tokens=len(ids), resident_tokens=resident,
+                                 prompt_tokens=sum(len(piece_ids[i]) for i in kept))
+        return [pieces[i] for i in kept]
 
     # -- warm-up and snapshots ---------------------------------------------------------------------------
     def _after_completion(self, out: CompletionOutput) -> None:
@@ -208,11 +249,18 @@ class Runtime:
         key = prefix_hash(ids)
         with self.host.prefix_lock:
             self.host.last_prefix = ids
-            if key in self.host.saved_prefixes:
+            if key in self.host.saved_prefixes and not out.repository_cut:
                 return
             self.host.saved_prefixes.add(key)
-        self.scheduler.submit(lambda token: backend.warm_prefix(prefix, token), Priority.WARMUP,
+        self.scheduler.submit(lambda token: self._observed(backend.warm_prefix(prefix, token)), Priority.WARMUP,
                               key="warm-up", resumable=True)
+
+    def _observed(self, info: dict[str, object]) -> dict[str, object]:
+        """A warm-up's prefill is a speed measurement too."""
+        evaluated, elapsed = info.get("evaluated_tokens"), info.get("elapsed_ms")
+        if isinstance(evaluated, int) and isinstance(elapsed, (int, float)):
+            self.host.speed.observe_prefill(evaluated, float(elapsed))
+        return info
 
     def warm_up(self, path: Path | str, text: str, line: int | None = None,
                 character: int | None = None) -> Future[dict[str, object]]:
@@ -231,7 +279,7 @@ class Runtime:
             prefix = repository_prefix(context.pieces, backend.prompt_format)
             if not prefix:
                 return {"skipped": "no repository prefix in this prompt format"}
-            info = backend.warm_prefix(prefix, token)
+            info = self._observed(backend.warm_prefix(prefix, token))
             self.last_warm_up = info
             self.log(f"warm-up: {info}")
             return info
@@ -291,4 +339,6 @@ class Runtime:
             data["kv_cached_tokens"] = backend.info().get("cached_tokens")
         if self.last_warm_up:
             data["last_warm_up"] = self.last_warm_up
+        data["latency"] = {"enabled": self.config.completion.latency_target, **self.host.speed.to_json(),
+                           **self.last_latency}
         return data

@@ -1,0 +1,128 @@
+"""Inline completions sized to a first-token time target, from speeds measured on this machine and model.
+
+Why: a keystroke's completion waits for everything in its prompt the KV cache does not hold yet. On a
+2-core CPU the 0.5B coder model evaluates ~80 prompt tokens a second, so an 8K-token prompt from cold takes
+~100 s and even a 512-token suffix re-evaluated per keystroke takes seconds; with the 30B model on a GPU the
+same wall stands at larger sizes. Three levers, each sized from measured speed:
+
+- the suffix (re-evaluated on every keystroke: it follows the cursor) gets at most half of what the
+  target allows;
+- the repository part that is not resident yet is left out of the prompt: the prompt keeps the repository
+  files the KV cache already holds (whole file blocks, a prefix of the full prompt, so nothing is
+  re-evaluated), and the low-priority warm-up evaluates the rest while the editor is idle — each later
+  completion carries more of it, until the prompt is the full budget's (``budget_in_effect``);
+- ``coderflash/status`` reports the measured speeds and what is in effect.
+
+Before the first measurement nothing is cut: the request deadline (``completion.timeout_ms``) still applies.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+from engine.model.backend import GenerationResult
+from engine.model.prompt_format import Piece, PromptFormat
+
+GPU_TARGET_MS = 300
+CPU_TARGET_MS = 800
+MIN_SUFFIX_TOKENS = 16
+MIN_PREFILL_SAMPLE = 24  # prompt tokens evaluated: fewer measure one decode step more than prefill speed
+EMA = 0.3  # weight of a new measurement: speeds follow load changes within a few requests
+
+
+def target_ms(setting: int, gpu: bool) -> int:
+    """The first-token target: the setting, or 0 → 300 ms with GPU offload, 800 ms on a CPU."""
+    return setting if setting > 0 else (GPU_TARGET_MS if gpu else CPU_TARGET_MS)
+
+
+@dataclass
+class Plan:
+    """What one completion may evaluate and how its prompt is sized."""
+
+    target_ms: int
+    evaluable_tokens: int  # prompt tokens that fit the target after one decode step
+    suffix_tokens: int
+
+
+class SpeedMeter:
+    """Exponential averages of prefill tokens/s and decode ms/token from the generations that ran."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.prefill_tokens_per_s: float | None = None
+        self.decode_ms_per_token: float | None = None
+        self.samples = 0
+
+    def _mix(self, old: float | None, new: float) -> float:
+        return new if old is None else (1 - EMA) * old + EMA * new
+
+    def observe(self, result: GenerationResult) -> None:
+        """Learn from a finished generation: decode speed from the tokens after the first, prefill speed from
+        the time to the first token (or to the deadline that cut the prefill) minus one decode step."""
+        with self._lock:
+            if result.generated_tokens >= 3 and result.elapsed_ms > result.first_token_ms > 0:
+                step = (result.elapsed_ms - result.first_token_ms) / (result.generated_tokens - 1)
+                self.decode_ms_per_token = self._mix(self.decode_ms_per_token, step)
+            spent = result.first_token_ms or (result.elapsed_ms if result.finish_reason == "deadline" else 0.0)
+            if result.evaluated_tokens >= MIN_PREFILL_SAMPLE and spent > 0:
+                spent -= min(spent / 2, self.decode_ms_per_token or 0.0)
+                self.observe_prefill(result.evaluated_tokens, spent, locked=True)
+
+    def observe_prefill(self, tokens: int, elapsed_ms: float, locked: bool = False) -> None:
+        """A prefill of ``tokens`` took ``elapsed_ms`` (a warm-up's, or a completion's)."""
+        if tokens < MIN_PREFILL_SAMPLE or elapsed_ms <= 0:
+            return
+        if not locked:
+            with self._lock:
+                self.observe_prefill(tokens, elapsed_ms, locked=True)
+            return
+        self.prefill_tokens_per_s = self._mix(self.prefill_tokens_per_s, tokens / elapsed_ms * 1000.0)
+        self.samples += 1
+
+    def plan(self, target: int, suffix_tokens: int) -> Plan | None:
+        """The sizes for a target of ``target`` ms; None until prefill speed has been measured."""
+        with self._lock:
+            tps, step = self.prefill_tokens_per_s, self.decode_ms_per_token or 0.0
+        if tps is None:
+            return None
+        evaluable = max(0, int((target - step) * tps / 1000.0))
+        suffix = max(MIN_SUFFIX_TOKENS, min(suffix_tokens, _floor_pow2(evaluable // 2)))
+        return Plan(target, evaluable, suffix)
+
+    def to_json(self) -> dict[str, object]:
+        with self._lock:
+            return {"prefill_tokens_per_s": _round(self.prefill_tokens_per_s),
+                    "decode_tokens_per_s": _round(1000.0 / self.decode_ms_per_token) if self.decode_ms_per_token
+                    else None, "samples": self.samples}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _floor_pow2(n: int) -> int:
+    """The largest power of two ≤ n (0 for n < 1): a suffix size that stays put while speeds wobble."""
+    return 1 << (n.bit_length() - 1) if n >= 1 else 0
+
+
+def repository_cut(pieces: Sequence[Piece], fmt: PromptFormat, repository: int, piece_tokens: Sequence[int],
+                   resident: int) -> int | None:
+    """Where to cut the repository part so that what stays is resident, or None when it all is: the prompt
+    is then ``pieces[:cut] + pieces[repository:]``. ``repository``: how many leading pieces are the
+    repository part (``runtime.repository_prefix``); ``piece_tokens``: each piece's token count;
+    ``resident``: leading prompt tokens the KV cache holds. The cut falls at a file separator, so the prompt
+    stays well formed and everything before the cut is exactly what is resident; the repository header
+    (before the first file) always stays."""
+    sep = fmt.file_sep_id
+    if sep is None or repository <= 0:
+        return None
+    cut, used = None, 0
+    for i in range(repository):
+        if pieces[i] == sep and (cut is None or used <= resident):
+            cut = i
+        used += piece_tokens[i]
+    if used <= resident or cut is None:
+        return None
+    return cut

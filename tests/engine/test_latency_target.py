@@ -1,0 +1,116 @@
+"""Inline completions sized to a first-token target (engine/inference/latency.py): speeds measured from
+the generations that ran, the suffix bounded by them, and repository files the KV cache does not hold yet
+left out until the background warm-up has evaluated them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from engine.inference.latency import SpeedMeter, repository_cut, target_ms
+from engine.model.backend import GenerationResult
+from engine.model.prompt_format import text_format
+from engine.service import Engine
+
+from engine_helpers import tiny_config
+
+
+def test_speeds_come_from_finished_generations_and_size_the_plan():
+    meter = SpeedMeter()
+    assert meter.plan(800, 512) is None  # nothing measured: nothing is cut
+    # 400 prompt tokens, first token after 1,000 ms, then 10 more tokens in 500 ms (50 ms a step)
+    meter.observe(GenerationResult("x", 400, 0, 400, 11, 1500.0, "stop", first_token_ms=1000.0))
+    assert round(meter.decode_ms_per_token) == 50
+    assert round(meter.prefill_tokens_per_s) == round(400 / 950 * 1000)
+    plan = meter.plan(800, 512)
+    assert plan.evaluable_tokens == int(750 * 400 / 950)  # 315: the target less one decode step
+    assert plan.suffix_tokens == 128  # half of it, down to a power of two (stable while speeds wobble)
+    assert meter.plan(60_000, 512).suffix_tokens == 512  # never above the setting
+    assert meter.plan(1, 512).suffix_tokens == 16  # never below a couple of lines
+    # a prefill the deadline cut still measures speed; a few tokens (one decode step) do not
+    meter.observe(GenerationResult("", 800, 0, 200, 0, 5000.0, "deadline"))
+    assert meter.prefill_tokens_per_s < 400 / 950 * 1000
+    samples = meter.samples
+    meter.observe(GenerationResult("", 800, 790, 10, 1, 40.0, "stop", first_token_ms=40.0))
+    assert meter.samples == samples
+    assert target_ms(0, gpu=True) == 300 and target_ms(0, gpu=False) == 800 and target_ms(150, gpu=False) == 150
+
+
+def test_the_repository_part_is_cut_at_the_last_resident_file_boundary():
+    fmt = text_format("qwen")
+    sep, header = fmt.file_sep_id, fmt.repo_name_id
+    pieces = [header, "repo\n", sep, "a.py\nA", sep, "b.py\nB", sep, "cur.py\n", fmt.prefix_id, "x = ",
+              fmt.suffix_id, "\n", fmt.middle_id]
+    tokens = [1, 2, 1, 100, 1, 200, 1, 3, 1, 2, 1, 1, 1]
+    repository = 6  # up to the current file's separator
+    assert repository_cut(pieces, fmt, repository, tokens, resident=500) is None  # all resident
+    assert repository_cut(pieces, fmt, repository, tokens, resident=307) is None  # 3 + 101 + 201 + its sep
+    assert repository_cut(pieces, fmt, repository, tokens, resident=200) == 4  # a.py stays, b.py goes
+    assert repository_cut(pieces, fmt, repository, tokens, resident=104) == 4  # exactly a.py
+    assert repository_cut(pieces, fmt, repository, tokens, resident=50) == 2  # half of a.py: it goes
+    assert repository_cut(pieces, fmt, repository, tokens, resident=0) == 2  # the header always stays
+
+
+def _repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(Path(__import__("json").__file__).parent, root / "json",
+                    ignore=shutil.ignore_patterns("__pycache__", "tool.py"))
+    return root
+
+
+def _typing_in_the_middle(path: Path) -> tuple[str, int, int]:
+    """decoder.py with a new function being typed half-way through (hundreds of lines of suffix)."""
+    lines = path.read_text().split("\n")
+    half = len(lines) // 2
+    typed = "def parse_all(s):\n    return JSONDecoder().de"
+    text = "\n".join(lines[:half]) + "\n\n" + typed + "\n\n" + "\n".join(lines[half:])
+    return text, half + 2, len(typed.split("\n")[-1])
+
+
+def test_a_cold_cache_gets_the_resident_files_now_and_the_rest_after_the_warm_up(tiny_model: Path,
+                                                                                 tmp_path: Path):
+    root = _repo(tmp_path)
+    cfg = tiny_config(tiny_model, tmp_path / "cache")
+    cfg.completion.first_token_ms = 1  # a target no prefill meets: only what is resident may be evaluated
+    engine = Engine(cfg, root)
+    path = root / "json" / "decoder.py"
+    text, line, character = _typing_in_the_middle(path)
+    first = engine.complete(path, text, line, character, use_cache=False)  # nothing measured yet: whole prompt
+    assert not first.repository_cut
+    engine.runtime.scheduler.wait_idle(timeout=60)
+    files = [s.path for s in first.context.sections if s.kind not in ("repo_header", "file_header",
+                                                                       "current_prefix", "current_suffix")]
+    assert files, "the prompt must carry repository files for this test to mean anything"
+
+    engine.host.backend.clear_kv()  # another prompt took the KV cache (a file switch, a chat)
+    cold = engine.complete(path, text, line, character, use_cache=False)
+    latency = engine.status()["inference"]["latency"]
+    assert cold.repository_cut and latency["enabled"] and latency["target_ms"] == 1
+    assert latency["prefill_tokens_per_s"] > 0 and latency["evaluable_tokens"] >= 0
+    assert latency["resident_tokens"] == 0
+    assert cold.result.prompt_tokens == latency["prompt_tokens"] < latency["budget_tokens"]
+    assert latency["suffix_tokens"] == 16 and first.context.suffix != cold.context.suffix
+
+    engine.runtime.scheduler.wait_idle(timeout=60)  # the warm-up the cut queued evaluates the repository part
+    warm = engine.complete(path, text, line, character, use_cache=False)
+    latency = engine.status()["inference"]["latency"]
+    assert not warm.repository_cut
+    assert warm.result.prompt_tokens == latency["budget_tokens"] > cold.result.prompt_tokens
+    assert latency["resident_tokens"] >= latency["budget_tokens"] - latency["prompt_tokens"]
+    engine.close()
+
+
+def test_off_the_prompt_is_the_budgets_whatever_the_speed(tiny_model: Path, tmp_path: Path):
+    root = _repo(tmp_path)
+    cfg = tiny_config(tiny_model, tmp_path / "cache")
+    cfg.completion.first_token_ms = 1
+    cfg.completion.latency_target = False
+    engine = Engine(cfg, root)
+    path = root / "json" / "decoder.py"
+    text, line, character = _typing_in_the_middle(path)
+    engine.complete(path, text, line, character, use_cache=False)
+    engine.host.backend.clear_kv()
+    out = engine.complete(path, text, line, character, use_cache=False)
+    assert not out.repository_cut and out.result.prompt_tokens == out.context.prompt_tokens
+    assert engine.status()["inference"]["latency"] == {"enabled": False, **engine.host.speed.to_json()}
+    engine.close()
