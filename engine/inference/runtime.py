@@ -238,7 +238,10 @@ class Runtime:
 
     # -- warm-up and snapshots ---------------------------------------------------------------------------
     def _after_completion(self, out: CompletionOutput) -> None:
-        """Queue a snapshot of a repository prefix not yet on disk (runs when nothing else is queued)."""
+        """Queue, for when nothing else is queued: a snapshot of a repository prefix not yet on disk, and
+        when this completion's prompt was not all evaluated (repository files left out for the first-token
+        target, or a prefill the deadline cut), the rest of it — so that the next keystroke at this place
+        finds it resident and evaluates only what it changed."""
         backend = self.host.current_backend
         if backend is None or not hasattr(backend, "save_prefix") or not out.context.pieces:
             return
@@ -247,13 +250,21 @@ class Runtime:
             return
         ids = backend.pieces_to_ids(prefix)  # type: ignore[attr-defined]
         key = prefix_hash(ids)
+        incomplete = out.repository_cut or out.result.finish_reason == "deadline"
         with self.host.prefix_lock:
             self.host.last_prefix = ids
-            if key in self.host.saved_prefixes and not out.repository_cut:
+            if key in self.host.saved_prefixes and not incomplete:
                 return
             self.host.saved_prefixes.add(key)
-        self.scheduler.submit(lambda token: self._observed(backend.warm_prefix(prefix, token)), Priority.WARMUP,
-                              key="warm-up", resumable=True)
+        whole = list(out.context.pieces) if incomplete else None
+
+        def job(token: CancelToken) -> dict[str, object]:
+            info = self._observed(backend.warm_prefix(prefix, token))  # type: ignore[attr-defined]
+            if whole is not None:
+                self._observed(backend.warm_prefix(whole, token, save=False))  # type: ignore[attr-defined]
+            return info
+
+        self.scheduler.submit(job, Priority.WARMUP, key="warm-up", resumable=True)
 
     def _observed(self, info: dict[str, object]) -> dict[str, object]:
         """A warm-up's prefill is a speed measurement too."""

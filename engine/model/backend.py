@@ -104,7 +104,8 @@ class Backend(Protocol):
         """An assistant turn with the model's chat template; ``request`` gives limits, sampling, streaming."""
         ...
 
-    def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None) -> dict[str, object]:
+    def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None,
+                    save: bool = True) -> dict[str, object]:
         """Make ``pieces`` the evaluated start of the KV cache (restored from disk when possible).
 
         Remote backends have no KV cache of ours to warm and return ``{"skipped": ...}``.

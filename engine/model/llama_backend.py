@@ -236,8 +236,11 @@ class LlamaBackend:
             llm._requires_eval = True  # logits are not part of the snapshot
             return n
 
-    def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None) -> dict[str, object]:
-        """Make the repository prefix resident: already cached, restored from disk, or prefilled and saved.
+    def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None,
+                    save: bool = True) -> dict[str, object]:
+        """Make the repository prefix resident: already cached, restored from disk, or prefilled and saved
+        (``save``: a snapshot when none is on disk; not for a whole completion prompt, which changes with
+        every cursor position).
 
         A cancelled prefill keeps what it evaluated (the next request reuses it through the common prefix).
         """
@@ -252,7 +255,7 @@ class LlamaBackend:
             else:
                 restored = 0
                 try:
-                    restored = self.restore_prefix(ids) if common < len(ids) // 2 or common < 64 else 0
+                    restored = self.restore_prefix(ids) if save and (common < len(ids) // 2 or common < 64) else 0
                 except SnapshotError as exc:
                     info["snapshot_error"] = str(exc)
                     assert self.kv_store is not None
@@ -264,7 +267,7 @@ class LlamaBackend:
                 else:
                     reused = self._prefill(ids, cancel)
                     info.update(source="prefill", evaluated_tokens=len(ids) - reused)
-            if self.kv_store is not None and not self.kv_store.has(self._model_key(), ids) \
+            if save and self.kv_store is not None and not self.kv_store.has(self._model_key(), ids) \
                     and not self.snapshot_pending(ids):
                 path = self.save_prefix(ids)
                 info["saved"] = str(path) if path else None

@@ -73,30 +73,31 @@ def test_a_cold_cache_gets_the_resident_files_now_and_the_rest_after_the_warm_up
     cfg = tiny_config(tiny_model, tmp_path / "cache")
     cfg.completion.first_token_ms = 1  # a target no prefill meets: only what is resident may be evaluated
     engine = Engine(cfg, root)
-    path = root / "json" / "decoder.py"
-    text, line, character = _typing_in_the_middle(path)
-    first = engine.complete(path, text, line, character, use_cache=False)  # nothing measured yet: whole prompt
-    assert not first.repository_cut
+    other = root / "json" / "encoder.py"
+    other_text = other.read_text()
+    first = engine.complete(other, other_text, 40, 0, use_cache=False)  # nothing measured yet: whole prompt
+    assert not first.repository_cut and engine.host.speed.prefill_tokens_per_s
     engine.runtime.scheduler.wait_idle(timeout=60)
-    files = [s.path for s in first.context.sections if s.kind not in ("repo_header", "file_header",
-                                                                       "current_prefix", "current_suffix")]
-    assert files, "the prompt must carry repository files for this test to mean anything"
 
-    engine.host.backend.clear_kv()  # another prompt took the KV cache (a file switch, a chat)
+    path = root / "json" / "decoder.py"  # another file: its prompt is not resident, nor snapshotted
+    text, line, character = _typing_in_the_middle(path)
     cold = engine.complete(path, text, line, character, use_cache=False)
     latency = engine.status()["inference"]["latency"]
+    files = [s.path for s in cold.context.sections if s.kind not in ("repo_header", "file_header",
+                                                                      "current_prefix", "current_suffix")]
+    assert files, "the full prompt must carry repository files for this test to mean anything"
     assert cold.repository_cut and latency["enabled"] and latency["target_ms"] == 1
-    assert latency["prefill_tokens_per_s"] > 0 and latency["evaluable_tokens"] >= 0
-    assert latency["resident_tokens"] == 0
+    assert latency["evaluable_tokens"] >= 0 and latency["resident_tokens"] < latency["budget_tokens"] // 2
     assert cold.result.prompt_tokens == latency["prompt_tokens"] < latency["budget_tokens"]
-    assert latency["suffix_tokens"] == 16 and first.context.suffix != cold.context.suffix
+    assert latency["suffix_tokens"] == 16 and len(cold.context.suffix) < 200
 
-    engine.runtime.scheduler.wait_idle(timeout=60)  # the warm-up the cut queued evaluates the repository part
+    engine.runtime.scheduler.wait_idle(timeout=60)  # the warm-up the cut queued evaluates the rest
     warm = engine.complete(path, text, line, character, use_cache=False)
     latency = engine.status()["inference"]["latency"]
     assert not warm.repository_cut
     assert warm.result.prompt_tokens == latency["budget_tokens"] > cold.result.prompt_tokens
-    assert latency["resident_tokens"] >= latency["budget_tokens"] - latency["prompt_tokens"]
+    # the warm-up evaluated the whole prompt, not only the repository part: the same place costs one token
+    assert warm.result.evaluated_tokens <= 2, warm.result
     engine.close()
 
 
