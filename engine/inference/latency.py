@@ -126,3 +126,38 @@ def repository_cut(pieces: Sequence[Piece], fmt: PromptFormat, repository: int, 
     if used <= resident or cut is None:
         return None
     return cut
+
+
+def trim_current_prefix(pieces: list[Piece], fmt: PromptFormat, piece_tokens: list[int], room: int,
+                        tokens_of) -> tuple[list[Piece], list[int]]:
+    """The prompt with the current file's prefix cut from its start until the pieces after the cursor
+    file's header cost at most ``room`` tokens: whole cells first, then whole lines of the cursor's cell (its
+    last line, where the cursor is, always stays). ``tokens_of(text)``: a text piece's token count.
+
+    Why from the start: the text right before the cursor matters most, and the evaluated part must stay
+    within the target when nothing of the current file is resident yet (a cold file, a far cursor move)."""
+    if fmt.prefix_id not in pieces or fmt.suffix_id not in pieces:
+        return pieces, piece_tokens
+    first = len(pieces) - 1 - pieces[::-1].index(fmt.prefix_id)
+    last = len(pieces) - 1 - pieces[::-1].index(fmt.suffix_id)
+    cells = list(range(first + 1, last))
+    pieces, piece_tokens = list(pieces), list(piece_tokens)
+    cost = sum(piece_tokens[first:])
+    dropped: set[int] = set()
+    while cost > room and len(cells) > 1:
+        i = cells.pop(0)
+        cost -= piece_tokens[i]
+        dropped.add(i)
+    if cost > room and cells and isinstance(pieces[cells[0]], str):
+        i = cells[0]
+        lines = pieces[i].splitlines(keepends=True)
+        while len(lines) > 1 and cost > room:
+            head = lines.pop(0)
+            cost -= tokens_of(head)
+        pieces[i] = "".join(lines)
+        piece_tokens[i] = tokens_of(pieces[i])
+    keep = [i for i in range(len(pieces)) if i not in dropped]
+    return [pieces[i] for i in keep], [piece_tokens[i] for i in keep]
+
+
+QUIET_MS = 1000  # an idle-time warm-up starts after this long without a keystroke (typing bursts pause less)

@@ -17,7 +17,7 @@ from engine.config import Config
 from engine.context.result import ContextResult, split_at_cursor
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
 from engine.inference.completion_cache import CompletionCache
-from engine.inference.latency import Plan, repository_cut, target_ms
+from engine.inference.latency import QUIET_MS, Plan, repository_cut, target_ms, trim_current_prefix
 from engine.inference.postprocess import CompletionShape, choose_shape, finish_completion, syntax_at_cursor
 from engine.inference.scheduler import Priority, Scheduler
 from engine.model.backend import (
@@ -219,22 +219,33 @@ class Runtime:
         return plan
 
     def _fit_to_target(self, backend: Backend, pieces: list[Piece], plan: Plan) -> list[Piece]:
-        """``pieces``, or without the repository files the KV cache does not hold yet when evaluating them
-        would miss the target (the warm-up queued after the completion evaluates them while idle)."""
+        """``pieces``, sized so that what the KV cache does not hold yet fits the target: repository files not
+        resident are left out (cut at a file separator), then, when the current file is not resident either,
+        its prefix is cut from the start. The warm-up queued after the completion evaluates the whole prompt
+        while the editor is idle, so a later completion at this place carries all of it."""
         if not hasattr(backend, "common_prefix"):
             return pieces  # a remote server keeps its own cache
-        piece_ids = [[p] if isinstance(p, int) else backend.pieces_to_ids([p]) for p in pieces]  # type: ignore[attr-defined]
-        ids = [t for chunk in piece_ids for t in chunk]
+        fmt = backend.prompt_format
+        tokens_of = lambda text: len(backend.pieces_to_ids([text]))  # noqa: E731  (cached for long pieces)
+        piece_tokens = [1 if isinstance(p, int) else tokens_of(p) for p in pieces]
+        ids = backend.pieces_to_ids(pieces)  # type: ignore[attr-defined]
         resident = backend.common_prefix(ids)  # type: ignore[attr-defined]
-        kept = range(len(pieces))
-        if len(ids) - resident > plan.evaluable_tokens:
-            repository = len(repository_prefix(pieces, backend.prompt_format))
-            cut = repository_cut(pieces, backend.prompt_format, repository, [len(c) for c in piece_ids], resident)
+        budget_tokens, used = len(ids), list(pieces)
+        if budget_tokens - resident > plan.evaluable_tokens:
+            repository = len(repository_prefix(pieces, fmt))
+            cut = repository_cut(pieces, fmt, repository, piece_tokens, resident)
             if cut is not None:
-                kept = [*range(cut), *range(repository, len(pieces))]
-        self.last_latency.update(budget_tokens=len(ids), resident_tokens=resident,
-                                 prompt_tokens=sum(len(piece_ids[i]) for i in kept))
-        return [pieces[i] for i in kept]
+                used = used[:cut] + used[repository:]
+                piece_tokens = piece_tokens[:cut] + piece_tokens[repository:]
+                resident = sum(piece_tokens[:cut])
+            if sum(piece_tokens) - resident > plan.evaluable_tokens and fmt.prefix_id in used:
+                first = len(used) - 1 - used[::-1].index(fmt.prefix_id)  # the current file's FIM part
+                header_cost = max(0, sum(piece_tokens[:first]) - resident)  # its file header, unless resident
+                used, piece_tokens = trim_current_prefix(used, fmt, piece_tokens,
+                                                         plan.evaluable_tokens - header_cost, tokens_of)
+        self.last_latency.update(budget_tokens=budget_tokens, resident_tokens=resident,
+                                 prompt_tokens=sum(piece_tokens))
+        return used
 
     # -- warm-up and snapshots ---------------------------------------------------------------------------
     def _after_completion(self, out: CompletionOutput) -> None:
@@ -259,9 +270,14 @@ class Runtime:
         whole = list(out.context.pieces) if incomplete else None
 
         def job(token: CancelToken) -> dict[str, object]:
-            info = self._observed(backend.warm_prefix(prefix, token))  # type: ignore[attr-defined]
+            chunk = None
+            if self.config.completion.latency_target:
+                token.wait(QUIET_MS / 1000.0)  # not in the middle of a typing burst
+                plan = self.host.speed.plan(int(self.last_latency.get("target_ms") or 0), 512)
+                chunk = plan.suffix_tokens if plan is not None else None  # a keystroke waits one chunk at most
+            info = self._observed(backend.warm_prefix(prefix, token, chunk=chunk))  # type: ignore[attr-defined]
             if whole is not None:
-                self._observed(backend.warm_prefix(whole, token, save=False))  # type: ignore[attr-defined]
+                self._observed(backend.warm_prefix(whole, token, save=False, chunk=chunk))  # type: ignore[attr-defined]
             return info
 
         self.scheduler.submit(job, Priority.WARMUP, key="warm-up", resumable=True)

@@ -82,6 +82,11 @@ class CancelToken:
         if self._event.is_set():
             raise Cancelled(self.reason)
 
+    def wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; raise Cancelled as soon as the token fires."""
+        if self._event.wait(seconds):
+            raise Cancelled(self.reason)
+
 
 class Backend(Protocol):
     """What the engine needs from an inference backend."""
@@ -105,7 +110,7 @@ class Backend(Protocol):
         ...
 
     def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None,
-                    save: bool = True) -> dict[str, object]:
+                    save: bool = True, chunk: int | None = None) -> dict[str, object]:
         """Make ``pieces`` the evaluated start of the KV cache (restored from disk when possible).
 
         Remote backends have no KV cache of ours to warm and return ``{"skipped": ...}``.

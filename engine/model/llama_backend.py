@@ -141,14 +141,16 @@ class LlamaBackend:
         perf = llama_cpp.llama_perf_context(self.llm._ctx.ctx)
         return int(perf.n_p_eval) + int(perf.n_eval)
 
-    def _prefill(self, ids: list[int], cancel: CancelToken | None, deadline: float | None = None) -> int:
+    def _prefill(self, ids: list[int], cancel: CancelToken | None, deadline: float | None = None,
+                 chunk: int | None = None) -> int:
         """Evaluate ``ids`` after the longest common prefix with the cache; returns tokens reused.
 
         Chunks of ``n_batch`` with a cancel check between them. Not smaller: on CPU with flash attention a
         32-token chunk deep in a 12K context took 360 ms against ~150 ms for 512 tokens, so shrinking chunks
         for a quicker cancel made every prefill several times slower. Past ``deadline`` (after at least one
         chunk) it stops with ``PrefillDeadline``: what it evaluated stays in the cache, so the next request
-        with the same prompt start goes on from there instead of starting over.
+        with the same prompt start goes on from there instead of starting over. ``chunk``: smaller chunks for
+        a background prefill, so that a keystroke pre-empting it waits for less than its first-token target.
         """
         llm = self.llm
         common = self.common_prefix(ids)
@@ -157,7 +159,7 @@ class LlamaBackend:
         llm.n_tokens = common
         llm._ctx.kv_cache_seq_rm(-1, common, -1)
         rest = ids[common:]
-        step = max(1, llm.n_batch)
+        step = max(1, min(llm.n_batch, chunk or llm.n_batch))
         for pos in range(0, len(rest), step):
             if cancel is not None:
                 cancel.check()
@@ -237,7 +239,7 @@ class LlamaBackend:
             return n
 
     def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None,
-                    save: bool = True) -> dict[str, object]:
+                    save: bool = True, chunk: int | None = None) -> dict[str, object]:
         """Make the repository prefix resident: already cached, restored from disk, or prefilled and saved
         (``save``: a snapshot when none is on disk; not for a whole completion prompt, which changes with
         every cursor position).
@@ -265,7 +267,7 @@ class LlamaBackend:
                     info["source"] = "snapshot"
                     info["evaluated_tokens"] = 0
                 else:
-                    reused = self._prefill(ids, cancel)
+                    reused = self._prefill(ids, cancel, chunk=chunk)
                     info.update(source="prefill", evaluated_tokens=len(ids) - reused)
             if save and self.kv_store is not None and not self.kv_store.has(self._model_key(), ids) \
                     and not self.snapshot_pending(ids):

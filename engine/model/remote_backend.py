@@ -245,7 +245,7 @@ class RemoteBackend:
         return render_chat_pieces("", messages, tools, lambda text: [text])
 
     def warm_prefix(self, pieces: Sequence[Piece], cancel: CancelToken | None = None,
-                    save: bool = True) -> dict[str, object]:
+                    save: bool = True, chunk: int | None = None) -> dict[str, object]:
         return {"skipped": "remote backend: the server manages its own cache"}
 
     def info(self) -> dict[str, object]:

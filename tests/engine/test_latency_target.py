@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from engine.inference.latency import SpeedMeter, repository_cut, target_ms
+from engine.inference.latency import SpeedMeter, repository_cut, target_ms, trim_current_prefix
 from engine.model.backend import GenerationResult
 from engine.model.prompt_format import text_format
 from engine.service import Engine
@@ -51,6 +51,22 @@ def test_the_repository_part_is_cut_at_the_last_resident_file_boundary():
     assert repository_cut(pieces, fmt, repository, tokens, resident=0) == 2  # the header always stays
 
 
+def test_the_current_prefix_is_cut_from_its_start_down_to_the_cursor_line():
+    fmt = text_format("qwen")
+    cells = ["a = 1\nb = 2\n", "c = 3\nd = 4\nresult = comp"]
+    pieces = [fmt.file_sep_id, "cur.py\n", fmt.prefix_id, *cells, fmt.suffix_id, "\nprint(result)\n", fmt.middle_id]
+    count = len  # one token a character keeps the arithmetic visible
+    tokens = [1 if isinstance(p, int) else count(p) for p in pieces]
+    after = sum(tokens[2:])
+    same, _ = trim_current_prefix(pieces, fmt, tokens, after, count)
+    assert same == pieces  # it fits: nothing cut
+    one_cell, kept = trim_current_prefix(pieces, fmt, tokens, after - 1, count)
+    assert one_cell == [*pieces[:3], cells[1], *pieces[5:]] and kept == [1 if isinstance(p, int) else count(p)
+                                                                         for p in one_cell]
+    last_line, _ = trim_current_prefix(pieces, fmt, tokens, 0, count)
+    assert last_line == [*pieces[:3], "result = comp", *pieces[5:]]  # the cursor's line always stays
+
+
 def _repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(Path(__import__("json").__file__).parent, root / "json",
@@ -90,6 +106,8 @@ def test_a_cold_cache_gets_the_resident_files_now_and_the_rest_after_the_warm_up
     assert latency["evaluable_tokens"] >= 0 and latency["resident_tokens"] < latency["budget_tokens"] // 2
     assert cold.result.prompt_tokens == latency["prompt_tokens"] < latency["budget_tokens"]
     assert latency["suffix_tokens"] == 16 and len(cold.context.suffix) < 200
+    # nothing of decoder.py was resident either: its prefix was cut down to the cursor's line
+    assert cold.result.evaluated_tokens < 150, cold.result
 
     engine.runtime.scheduler.wait_idle(timeout=60)  # the warm-up the cut queued evaluates the rest
     warm = engine.complete(path, text, line, character, use_cache=False)
