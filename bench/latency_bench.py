@@ -90,12 +90,14 @@ def run_mode(name: str, targeted: bool, args, repo: Path, work: Path) -> dict:
         wall = (time.perf_counter() - t0) * 1000
         r = out.result
         ttft = r.first_token_ms if r.first_token_ms > 0 else r.elapsed_ms
-        sections = out.context.sections
-        current = sum(s.tokens for s in sections if s.kind in CURRENT_KINDS)
-        header = sum(s.tokens for s in sections if s.kind == "repo_header")
+        if targeted:  # what was sent (the runtime may have left repository files out)
+            repository = int(engine.runtime.last_latency.get("repository_tokens") or 0)
+        else:  # the full prompt was sent
+            repository = sum(s.tokens for s in out.context.sections if s.kind not in CURRENT_KINDS)
+        repository -= sum(s.tokens for s in out.context.sections if s.kind == "repo_header")
         keys.append({"ttft_ms": round(ttft, 1), "wall_ms": round(wall, 1), "evaluated": r.evaluated_tokens,
                      "prompt_tokens": r.prompt_tokens, "full_prompt_tokens": out.context.prompt_tokens,
-                     "repository_tokens": max(0, r.prompt_tokens - current - header),
+                     "repository_tokens": max(0, repository),
                      "repository_cut": out.repository_cut, "finish": r.finish_reason,
                      "completion": out.completion[:60]})
     latency = engine.status()["inference"].get("latency", {})

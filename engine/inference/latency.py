@@ -30,6 +30,7 @@ CPU_TARGET_MS = 800
 MIN_SUFFIX_TOKENS = 16
 MIN_PREFILL_SAMPLE = 24  # prompt tokens evaluated: fewer measure one decode step more than prefill speed
 EMA = 0.3  # weight of a new measurement: speeds follow load changes within a few requests
+MARGIN = 0.75  # of the target: small batches evaluate slower than the average a big prefill measured
 
 
 def target_ms(setting: int, gpu: bool) -> int:
@@ -87,8 +88,8 @@ class SpeedMeter:
             tps, step = self.prefill_tokens_per_s, self.decode_ms_per_token or 0.0
         if tps is None:
             return None
-        evaluable = max(0, int((target - step) * tps / 1000.0))
-        suffix = max(MIN_SUFFIX_TOKENS, min(suffix_tokens, _floor_pow2(evaluable // 2)))
+        evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
+        suffix = max(MIN_SUFFIX_TOKENS, min(suffix_tokens, floor_pow2(evaluable // 2)))
         return Plan(target, evaluable, suffix)
 
     def to_json(self) -> dict[str, object]:
@@ -102,7 +103,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _floor_pow2(n: int) -> int:
+def floor_pow2(n: int) -> int:
     """The largest power of two ≤ n (0 for n < 1): a suffix size that stays put while speeds wobble."""
     return 1 << (n.bit_length() - 1) if n >= 1 else 0
 

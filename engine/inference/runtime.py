@@ -17,7 +17,8 @@ from engine.config import Config
 from engine.context.result import ContextResult, split_at_cursor
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
 from engine.inference.completion_cache import CompletionCache
-from engine.inference.latency import QUIET_MS, Plan, repository_cut, target_ms, trim_current_prefix
+from engine.inference.latency import (MIN_SUFFIX_TOKENS, QUIET_MS, Plan, floor_pow2, repository_cut, target_ms,
+                                      trim_current_prefix)
 from engine.inference.postprocess import CompletionShape, choose_shape, finish_completion, syntax_at_cursor
 from engine.inference.scheduler import Priority, Scheduler
 from engine.model.backend import (
@@ -243,8 +244,9 @@ class Runtime:
                 header_cost = max(0, sum(piece_tokens[:first]) - resident)  # its file header, unless resident
                 used, piece_tokens = trim_current_prefix(used, fmt, piece_tokens,
                                                          plan.evaluable_tokens - header_cost, tokens_of)
+        repository = len(repository_prefix(used, fmt))
         self.last_latency.update(budget_tokens=budget_tokens, resident_tokens=resident,
-                                 prompt_tokens=sum(piece_tokens))
+                                 prompt_tokens=sum(piece_tokens), repository_tokens=sum(piece_tokens[:repository]))
         return used
 
     # -- warm-up and snapshots ---------------------------------------------------------------------------
@@ -274,7 +276,8 @@ class Runtime:
             if self.config.completion.latency_target:
                 token.wait(QUIET_MS / 1000.0)  # not in the middle of a typing burst
                 plan = self.host.speed.plan(int(self.last_latency.get("target_ms") or 0), 512)
-                chunk = plan.suffix_tokens if plan is not None else None  # a keystroke waits one chunk at most
+                # a keystroke waits for one chunk at most
+                chunk = max(MIN_SUFFIX_TOKENS, floor_pow2(plan.evaluable_tokens)) if plan is not None else None
             info = self._observed(backend.warm_prefix(prefix, token, chunk=chunk))  # type: ignore[attr-defined]
             if whole is not None:
                 self._observed(backend.warm_prefix(whole, token, save=False, chunk=chunk))  # type: ignore[attr-defined]
