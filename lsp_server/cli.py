@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -312,6 +313,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_ERROR if problems else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The benchmarks are scripts of the source tree (``bench/run_all.py`` runs them), not part of the
+    installed packages: the command needs the checkout it was installed from."""
+    runner = Path(__file__).resolve().parent.parent / "bench" / "run_all.py"
+    if not runner.is_file():
+        raise CliError(f"coderflash bench runs the benchmarks of a source checkout; {runner} is not there "
+                       "(install with `pip install -e .` from a clone)")
+    command = [sys.executable, str(runner), args.suite] + (["--json", args.json] if args.json else [])
+    return subprocess.run(command, check=False).returncode
+
+
 # -- parser ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderflash", description="Repository-aware local code model for every editor.")
@@ -379,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", metavar="DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("bench", help="run the benchmarks: one JSON and a Markdown table (source checkout)")
+    p.add_argument("suite", nargs="?", default="all",
+                   choices=("index", "context", "quality", "typing", "lsp", "decode", "all"))
+    p.add_argument("--json", metavar="OUT", help="the combined JSON (default bench/results/bench.json; .md beside)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -28,9 +28,13 @@ from engine.model.prompt_format import Piece, PromptFormat
 GPU_TARGET_MS = 300
 CPU_TARGET_MS = 800
 MIN_SUFFIX_TOKENS = 16
-MIN_PREFILL_SAMPLE = 24  # prompt tokens evaluated: fewer measure one decode step more than prefill speed
+MIN_PREFILL_SAMPLE = 8  # prompt tokens evaluated: fewer measure one decode step more than prefill speed
 EMA = 0.3  # weight of a new measurement: speeds follow load changes within a few requests
-MARGIN = 0.75  # of the target: small batches evaluate slower than the average a big prefill measured
+MARGIN = 0.75  # of the target: what a keystroke evaluates varies by a few tokens around the plan
+SMALL_BATCH = 128  # prompt tokens: fewer are a keystroke's evaluation, more a prefill's
+# Before a keystroke-sized evaluation has been measured, its speed is guessed from a prefill's: small
+# batches evaluate far slower per token (0.5B on one core: 16 tokens at ~33 tokens/s, 512 at ~85).
+SMALL_OVER_LARGE = 0.4
 
 
 def target_ms(setting: int, gpu: bool) -> int:
@@ -52,7 +56,8 @@ class SpeedMeter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.prefill_tokens_per_s: float | None = None
+        self.prefill_tokens_per_s: float | None = None  # prefills of SMALL_BATCH tokens or more
+        self.keystroke_tokens_per_s: float | None = None  # fewer: what the plan sizes
         self.decode_ms_per_token: float | None = None
         self.samples = 0
 
@@ -79,13 +84,19 @@ class SpeedMeter:
             with self._lock:
                 self.observe_prefill(tokens, elapsed_ms, locked=True)
             return
-        self.prefill_tokens_per_s = self._mix(self.prefill_tokens_per_s, tokens / elapsed_ms * 1000.0)
+        speed = tokens / elapsed_ms * 1000.0
+        if tokens >= SMALL_BATCH:
+            self.prefill_tokens_per_s = self._mix(self.prefill_tokens_per_s, speed)
+        else:
+            self.keystroke_tokens_per_s = self._mix(self.keystroke_tokens_per_s, speed)
         self.samples += 1
 
     def plan(self, target: int, suffix_tokens: int) -> Plan | None:
         """The sizes for a target of ``target`` ms; None until prefill speed has been measured."""
         with self._lock:
-            tps, step = self.prefill_tokens_per_s, self.decode_ms_per_token or 0.0
+            tps, step = self.keystroke_tokens_per_s, self.decode_ms_per_token or 0.0
+            if tps is None and self.prefill_tokens_per_s is not None:
+                tps = self.prefill_tokens_per_s * SMALL_OVER_LARGE
         if tps is None:
             return None
         evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
@@ -95,6 +106,7 @@ class SpeedMeter:
     def to_json(self) -> dict[str, object]:
         with self._lock:
             return {"prefill_tokens_per_s": _round(self.prefill_tokens_per_s),
+                    "keystroke_tokens_per_s": _round(self.keystroke_tokens_per_s),
                     "decode_tokens_per_s": _round(1000.0 / self.decode_ms_per_token) if self.decode_ms_per_token
                     else None, "samples": self.samples}
 

@@ -21,17 +21,22 @@ def test_speeds_come_from_finished_generations_and_size_the_plan():
     # 400 prompt tokens, first token after 1,000 ms, then 10 more tokens in 500 ms (50 ms a step)
     meter.observe(GenerationResult("x", 400, 0, 400, 11, 1500.0, "stop", first_token_ms=1000.0))
     assert round(meter.decode_ms_per_token) == 50
-    assert round(meter.prefill_tokens_per_s) == round(400 / 950 * 1000)
+    assert round(meter.prefill_tokens_per_s) == round(400 / 950 * 1000) and meter.keystroke_tokens_per_s is None
+    plan = meter.plan(800, 512)  # a keystroke's speed guessed from the prefill's: 40% of it
+    assert plan.evaluable_tokens == int(750 * 400 / 950 * 0.4 * 0.75)  # the target less one decode step, less 25%
+    assert plan.suffix_tokens == 32  # half of it, down to a power of two (stable while speeds wobble)
+    # a keystroke-sized evaluation measured: 40 tokens before the first token at 450 ms (50 ms of it a step)
+    meter.observe(GenerationResult("x", 4000, 3960, 40, 3, 550.0, "stop", first_token_ms=450.0))
+    assert round(meter.keystroke_tokens_per_s) == 100
     plan = meter.plan(800, 512)
-    assert plan.evaluable_tokens == int(750 * 400 / 950 * 0.75)  # 236: the target less one decode step, less 25%
-    assert plan.suffix_tokens == 64  # half of it, down to a power of two (stable while speeds wobble)
+    assert plan.evaluable_tokens == int((800 - meter.decode_ms_per_token) * 100 / 1000 * 0.75)
     assert meter.plan(60_000, 512).suffix_tokens == 512  # never above the setting
     assert meter.plan(1, 512).suffix_tokens == 16  # never below a couple of lines
     # a prefill the deadline cut still measures speed; a few tokens (one decode step) do not
     meter.observe(GenerationResult("", 800, 0, 200, 0, 5000.0, "deadline"))
     assert meter.prefill_tokens_per_s < 400 / 950 * 1000
     samples = meter.samples
-    meter.observe(GenerationResult("", 800, 790, 10, 1, 40.0, "stop", first_token_ms=40.0))
+    meter.observe(GenerationResult("", 800, 796, 4, 1, 40.0, "stop", first_token_ms=40.0))
     assert meter.samples == samples
     assert target_ms(0, gpu=True) == 300 and target_ms(0, gpu=False) == 800 and target_ms(150, gpu=False) == 150
 
