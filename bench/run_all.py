@@ -118,7 +118,7 @@ def _decode_rows(d: dict) -> list[dict]:
 
 # name → (script and arguments; {out} is the suite's JSON), rows from its JSON
 SUITES: dict[str, tuple[list[str], Callable[[dict], list[dict]]]] = {
-    "index": (["index_bench.py", "--lines", "60000", "--repeat", "1", "--edit-iterations", "20", "--skip-coverage",
+    "index": (["index_bench.py", "--repeat", "1", "--edit-iterations", "20", "--skip-coverage",
                "--out", "{out}"], _index_rows),
     "context": (["context_bench.py", "speed", "--lines", "60000", "--cases", "10", "--out", "{out}"], _context_rows),
     "quality": (["quality_bench.py", "--quick", "--model", "qwen2.5-coder-0.5b", "--out", "{out}"], _quality_rows),
