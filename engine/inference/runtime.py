@@ -44,7 +44,9 @@ class CompletionOutput:
     model: str
     multiline: bool
     cached: str = ""  # "" (model ran), "lru" or "typed_ahead" (served from the completion cache)
-    repository_cut: bool = False  # repository files left out to meet the first-token target (not resident yet)
+    # the prompt sent left part of the context out to meet the first-token target (repository files or the start
+    # of the current file, not resident in the KV cache yet)
+    repository_cut: bool = False
     syntax: str | None = None  # what tree-sitter saw at the cursor (shape decision)
 
     def to_json(self, include_prompt: bool = False) -> dict[str, Any]:
@@ -206,7 +208,7 @@ class Runtime:
                                        context.indent)
         out = CompletionOutput(completion, result, context, self._model_name(), shape.multiline)
         out.syntax = shape.syntax
-        out.repository_cut = len(pieces) != len(context.pieces)
+        out.repository_cut = pieces is not context.pieces and pieces != context.pieces
         return out
 
     # -- first-token target (engine/inference/latency.py) -------------------------------------------------
@@ -228,8 +230,9 @@ class Runtime:
             return pieces  # a remote server keeps its own cache
         fmt = backend.prompt_format
         tokens_of = lambda text: len(backend.pieces_to_ids([text]))  # noqa: E731  (cached for long pieces)
-        piece_tokens = [1 if isinstance(p, int) else tokens_of(p) for p in pieces]
-        ids = backend.pieces_to_ids(pieces)  # type: ignore[attr-defined]
+        piece_ids = [[p] if isinstance(p, int) else backend.pieces_to_ids([p]) for p in pieces]  # type: ignore[attr-defined]
+        piece_tokens = [len(chunk) for chunk in piece_ids]
+        ids = [t for chunk in piece_ids for t in chunk]  # what generate() evaluates: pieces are tokenized one by one
         resident = backend.common_prefix(ids)  # type: ignore[attr-defined]
         budget_tokens, used = len(ids), list(pieces)
         if budget_tokens - resident > plan.evaluable_tokens:
