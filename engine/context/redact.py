@@ -304,6 +304,11 @@ _CACHE_CHARS = 0
 _CACHE_MAX_CHARS = 1 << 20
 
 
+def cache_limit() -> int:
+    """Characters of redacted text the cache keeps at most (``reserve_cache`` raises it)."""
+    return _CACHE_MAX_CHARS
+
+
 def reserve_cache(chars: int) -> None:
     """Keep at least ``chars`` characters of redacted text from now on (process-wide; never shrinks)."""
     global _CACHE_MAX_CHARS

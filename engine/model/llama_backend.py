@@ -29,6 +29,7 @@ from engine.model.backend import (
 from engine.model.kv_store import KVStore, SnapshotError, SnapshotWriter, model_key
 from engine.model.llama_loader import gpu_offload_supported, load_model, special_token_id, tokenize_user_text
 from engine.model.prompt_format import Piece, PromptFormat, detect_format
+from engine.model.llama_decode import drafts_enabled, sample_loop
 from engine.model.prompt_lookup import PromptLookup
 from engine.model.text_stream import TextStream
 
@@ -314,100 +315,25 @@ class LlamaBackend:
 
     def _sample_loop(self, request: GenerationRequest, max_tokens: int, out: "TextStream",
                      cancel: CancelToken | None, start: float, prompt_ids: Sequence[int] = ()) -> str:
-        """Sample, check stops/deadline/cancel, decode: a cancel lands within one decode step.
-
-        Greedy requests decode with prompt-lookup drafts (``llama.draft``): each step feeds the last token
-        plus up to ``llama.draft_tokens`` tokens the prompt predicts, in one batch, and keeps the model's own
-        choice at every position up to the first that differs from the draft — the same tokens as one at a
-        time, fewer decode steps."""
+        """Sample and decode until a stop, the limit, the deadline or a cancel (``llama_decode``)."""
         import llama_cpp
 
         if max_tokens == 0:
             return "length"
-        llm = self.llm
-        sampling = request.sampling
         grammar = None
         if request.grammar:
             self.check_grammar(request.grammar)
             grammar = llama_cpp.LlamaGrammar.from_string(request.grammar, verbose=False)
-        greedy = sampling.temperature <= 0
-        stop_ids = set(request.stop_ids) | {llm.token_eos()} | self.eog_ids
-        if sampling.seed:
-            llm.set_seed(sampling.seed)
-        llm._sampler = llm._init_sampler(
-            top_k=1 if greedy else (sampling.top_k or 40),
-            top_p=1.0 if greedy else sampling.top_p,
-            min_p=0.0,
-            temp=0.0 if greedy else sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-            grammar=grammar,
-        )
         lookup = None
-        if greedy and self.drafting and prompt_ids:
-            lookup = PromptLookup(prompt_ids, max_draft=min(self.config.draft_tokens, llm.n_batch - 1))
-        try:
-            pending = [llm.sample(idx=llm.n_tokens - 1)]
-            out.first_token_ms = elapsed_ms(start)
-            while True:
-                for token in pending:
-                    if token in stop_ids:
-                        return "stop"
-                    if out.add(token, llm.detokenize([token])):
-                        return "stop"
-                    if len(out.ids) >= max_tokens:
-                        return "length"
-                    if lookup is not None:
-                        lookup.append(token)
-                if request.deadline is not None and time.monotonic() >= request.deadline:
-                    return "deadline"
-                if cancel is not None and cancel.cancelled:
-                    return "cancelled"
-                draft = lookup.draft(max_tokens - len(out.ids) - 1) if lookup is not None else []
-                if not draft:
-                    llm.eval([pending[-1]])
-                    pending = [llm.sample(idx=llm.n_tokens - 1)]
-                    continue
-                pending = self._verify_draft(pending[-1], draft)
-                out.draft_tokens += len(draft)
-                out.accepted_draft_tokens += len(pending) - 1
-        finally:
-            sampler, llm._sampler = llm._sampler, None
-            # llama-cpp-python frees a sampler chain in __del__, but the chain's closure refers back to it:
-            # without close() every completion's chain waits for the cyclic garbage collector.
-            sampler.close()
+        if request.sampling.temperature <= 0 and self.drafting and prompt_ids:
+            lookup = PromptLookup(prompt_ids, max_draft=min(self.config.draft_tokens, self.llm.n_batch - 1))
+        stop_ids = set(request.stop_ids) | {self.llm.token_eos()} | self.eog_ids
+        return sample_loop(self.llm, request, max_tokens, out, cancel, start, stop_ids, grammar, lookup)
 
     @property
     def drafting(self) -> bool:
-        """Whether greedy decoding uses prompt-lookup drafts. ``auto``: only with layers offloaded to a GPU,
-        where a decode step is bound by reading the weights and a batch of ten costs about one step. On a
-        CPU a step is bound by arithmetic: measured here (Qwen2.5-Coder-0.5B, one thread per core), a batch
-        of 2 took 2.8x one step and a batch of 9 5.4x, so drafts made decoding slower unless nearly all of
-        them were accepted (``bench/decode_bench.py``)."""
-        mode = self.config.draft
-        if mode == "auto":
-            return self.config.n_gpu_layers != 0 and gpu_offload_supported() and self.config.draft_tokens > 0
-        return mode == "prompt-lookup" and self.config.draft_tokens > 0
-
-    def _verify_draft(self, token: int, draft: list[int]) -> list[int]:
-        """Decode ``token`` + ``draft`` in one batch; the tokens the model chooses after each position, up to
-        and including the first that is not the draft's (accepted drafts, then the model's own next token).
-        The KV cache keeps ``token`` and the accepted drafts only."""
-        llm = self.llm
-        feed = [token, *draft]
-        n_past = llm.n_tokens
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        llm._batch.set_batch(batch=feed, n_past=n_past, logits_all=True)
-        llm._ctx.decode(llm._batch)
-        llm.input_ids[n_past : n_past + len(feed)] = feed
-        chosen: list[int] = []
-        for i in range(len(feed)):
-            chosen.append(llm._sampler.sample(llm._ctx, i))
-            if i == len(draft) or chosen[-1] != draft[i]:
-                break
-        keep = n_past + len(chosen)  # ``token`` and the accepted drafts; the last choice is not evaluated yet
-        llm._ctx.kv_cache_seq_rm(-1, keep, -1)
-        llm.n_tokens = keep
-        return chosen
+        """Whether greedy decoding verifies prompt-lookup drafts (``llama_decode.drafts_enabled``)."""
+        return drafts_enabled(self.config)
 
     # -- end of generation and grammars ---------------------------------------------------------------
     @property

@@ -42,6 +42,15 @@ class TokenCounter:
     def max_cached_tokens(self) -> int:
         return self._max
 
+    @property
+    def held_tokens(self) -> int:
+        """Token ids (or estimated counts) the cache holds now."""
+        return self._held
+
+    @property
+    def entries(self) -> int:
+        return len(self._cache)
+
     def reserve(self, tokens: int) -> None:
         """Keep at least ``tokens`` token ids from now on (the bound grows, never shrinks: see
         ``engine.context.cache_sizes``)."""

@@ -17,7 +17,7 @@ def test_a_larger_budget_raises_the_bounds_and_a_smaller_one_keeps_them(repo, in
     text = (repo / "app/report.py").read_text()
     build(ws, cache, "app/report.py", text, 2, 0, 65_536)
     assert counter.max_cached_tokens == cache_sizes.token_cache_tokens(65_536) == 32 * 65_536
-    assert redact._CACHE_MAX_CHARS >= cache_sizes.redaction_cache_chars(65_536)
+    assert redact.cache_limit() >= cache_sizes.redaction_cache_chars(65_536)
     build(ws, cache, "app/report.py", text, 2, 0, 2048)
     assert counter.max_cached_tokens == 32 * 65_536  # never shrinks: the large prompt's chunks stay hits
     assert cache_sizes.token_cache_tokens(1 << 20) == cache_sizes.MAX_TOKENS  # a 1M-token budget: capped
@@ -29,7 +29,7 @@ def test_the_token_cache_evicts_least_recently_used_chunks_at_its_bound():
     texts = [f"{i:02d}" * 10 for i in range(30)]  # 20 tokens each
     for text in texts:
         counter.ids(text)
-    assert counter._held <= 100 and len(counter._cache) == 5
+    assert counter.held_tokens <= 100 and counter.entries == 5
     misses = counter.misses
     counter.ids(texts[-1])
     assert counter.misses == misses  # the latest chunks are still there
@@ -38,7 +38,7 @@ def test_the_token_cache_evicts_least_recently_used_chunks_at_its_bound():
     counter.reserve(1000)
     for text in texts:
         counter.ids(text)
-    assert counter._held == 600 and counter.max_cached_tokens == 1000
+    assert counter.held_tokens == 600 and counter.max_cached_tokens == 1000
 
 
 def test_the_file_cache_keeps_to_its_character_bound(repo, index):
@@ -49,6 +49,6 @@ def test_the_file_cache_keeps_to_its_character_bound(repo, index):
     checked: set[str] = set()
     for path in files:
         assert cache.get(index, str(repo), path, checked) is not None
-    held = sum(len(entry[1]) for entry in cache._data.values())
-    assert held == cache._chars <= bound
-    assert files[-1] in cache._data and len(cache._data) < len(files)
+    held = sum(len(cache.get(index, str(repo), path, checked)[0]) for path in files if path in cache)
+    assert held == cache.chars <= bound
+    assert files[-1] in cache and len(cache) < len(files)
