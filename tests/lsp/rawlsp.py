@@ -60,8 +60,15 @@ class RawLspProcess:
 
     def send_bytes(self, body: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.flush()
+        except BrokenPipeError as exc:  # the server is gone: say how it ended and what it last wrote
+            raise BrokenPipeError(f"the server exited ({self.proc.wait(5)}); its stderr ends with:\n"
+                                  + self.stderr_tail()) from exc
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        return b"".join(self.stderr[-lines:]).decode("utf-8", "replace")
 
     def send(self, message: dict[str, Any]) -> None:
         self.send_bytes(json.dumps(message).encode())
@@ -80,7 +87,13 @@ class RawLspProcess:
         if msg_id in self._responses:
             return self._responses.pop(msg_id)
         while True:
-            message = self.messages.get(timeout=timeout)
+            try:
+                message = self.messages.get(timeout=timeout)
+            except queue.Empty:
+                if self.proc.poll() is not None:  # not slow: gone
+                    raise AssertionError(f"the server exited ({self.proc.returncode}) before answering {msg_id}; "
+                                         f"its stderr ends with:\n{self.stderr_tail()}") from None
+                raise
             if "method" in message:
                 self.incoming.append(message)
                 if self._answer_requests and "id" in message:
