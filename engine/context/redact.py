@@ -13,6 +13,8 @@ import math
 import re
 from collections import Counter, OrderedDict
 
+from engine.context import cache_sizes
+
 REDACTED = "<redacted>"
 REDACTED_KEY = "<redacted private key>"
 
@@ -301,7 +303,7 @@ _CACHE: OrderedDict[bytes, str] = OrderedDict()
 _CACHE_CHARS = 0
 # Sized from the largest budget in use (``reserve_cache``, ``engine.context.cache_sizes``): every repository
 # chunk of a prompt stays a hit, and the cache is full (flat) early in a session rather than growing for hours.
-_CACHE_MAX_CHARS = 1 << 20
+_CACHE_MAX_CHARS = cache_sizes.MIN_CHARS
 
 
 def cache_limit() -> int:

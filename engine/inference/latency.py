@@ -35,6 +35,7 @@ SMALL_BATCH = 128  # prompt tokens: fewer are a keystroke's evaluation, more a p
 # Before a keystroke-sized evaluation has been measured, its speed is guessed from a prefill's: small
 # batches evaluate far slower per token (0.5B on one core: 16 tokens at ~33 tokens/s, 512 at ~85).
 SMALL_OVER_LARGE = 0.4
+QUIET_MS = 1000  # an idle-time warm-up starts after this long without a keystroke (typing bursts pause less)
 
 
 def target_ms(setting: int, gpu: bool) -> int:
@@ -49,6 +50,11 @@ class Plan:
     target_ms: int
     evaluable_tokens: int  # prompt tokens that fit the target after one decode step
     suffix_tokens: int
+
+    @property
+    def warm_up_chunk(self) -> int:
+        """Prefill chunk of an idle-time warm-up: a keystroke pre-empting it waits for one chunk at most."""
+        return max(MIN_SUFFIX_TOKENS, floor_pow2(self.evaluable_tokens))
 
 
 class SpeedMeter:
@@ -72,17 +78,18 @@ class SpeedMeter:
                 step = (result.elapsed_ms - result.first_token_ms) / (result.generated_tokens - 1)
                 self.decode_ms_per_token = self._mix(self.decode_ms_per_token, step)
             spent = result.first_token_ms or (result.elapsed_ms if result.finish_reason == "deadline" else 0.0)
-            if result.evaluated_tokens >= MIN_PREFILL_SAMPLE and spent > 0:
+            if spent > 0:
                 spent -= min(spent / 2, self.decode_ms_per_token or 0.0)
-                self.observe_prefill(result.evaluated_tokens, spent, locked=True)
+            self._add_prefill(result.evaluated_tokens, spent)
 
-    def observe_prefill(self, tokens: int, elapsed_ms: float, locked: bool = False) -> None:
-        """A prefill of ``tokens`` took ``elapsed_ms`` (a warm-up's, or a completion's)."""
+    def observe_prefill(self, tokens: int, elapsed_ms: float) -> None:
+        """A prefill of ``tokens`` took ``elapsed_ms`` (a warm-up's)."""
+        with self._lock:
+            self._add_prefill(tokens, elapsed_ms)
+
+    def _add_prefill(self, tokens: int, elapsed_ms: float) -> None:
+        """(Lock held.) Prefill speed, kept apart for keystroke-sized and prefill-sized evaluations."""
         if tokens < MIN_PREFILL_SAMPLE or elapsed_ms <= 0:
-            return
-        if not locked:
-            with self._lock:
-                self.observe_prefill(tokens, elapsed_ms, locked=True)
             return
         speed = tokens / elapsed_ms * 1000.0
         if tokens >= SMALL_BATCH:
@@ -172,5 +179,3 @@ def trim_current_prefix(pieces: list[Piece], fmt: PromptFormat, piece_tokens: li
     keep = [i for i in range(len(pieces)) if i not in dropped]
     return [pieces[i] for i in keep], [piece_tokens[i] for i in keep]
 
-
-QUIET_MS = 1000  # an idle-time warm-up starts after this long without a keystroke (typing bursts pause less)

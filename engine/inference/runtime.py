@@ -17,8 +17,7 @@ from engine.config import Config
 from engine.context.result import ContextResult, split_at_cursor
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
 from engine.inference.completion_cache import CompletionCache
-from engine.inference.latency import (MIN_SUFFIX_TOKENS, QUIET_MS, Plan, floor_pow2, repository_cut, target_ms,
-                                      trim_current_prefix)
+from engine.inference.latency import QUIET_MS, Plan, repository_cut, target_ms, trim_current_prefix
 from engine.inference.postprocess import CompletionShape, choose_shape, finish_completion, syntax_at_cursor
 from engine.inference.scheduler import Priority, Scheduler
 from engine.model.backend import (
@@ -278,9 +277,9 @@ class Runtime:
             chunk = None
             if self.config.completion.latency_target:
                 token.wait(QUIET_MS / 1000.0)  # not in the middle of a typing burst
-                plan = self.host.speed.plan(int(self.last_latency.get("target_ms") or 0), 512)
-                # a keystroke waits for one chunk at most
-                chunk = max(MIN_SUFFIX_TOKENS, floor_pow2(plan.evaluable_tokens)) if plan is not None else None
+                plan = self.host.speed.plan(int(self.last_latency.get("target_ms") or 0),
+                                            self.config.context.suffix_tokens)
+                chunk = plan.warm_up_chunk if plan is not None else None
             info = self._observed(backend.warm_prefix(prefix, token, chunk=chunk))  # type: ignore[attr-defined]
             if whole is not None:
                 self._observed(backend.warm_prefix(whole, token, save=False, chunk=chunk))  # type: ignore[attr-defined]
