@@ -66,6 +66,7 @@ class SpeedMeter:
         self.keystroke_tokens_per_s: float | None = None  # fewer: what the plan sizes
         self.decode_ms_per_token: float | None = None
         self.samples = 0
+        self._suffix: int | None = None  # the suffix size planned last (see ``_steady_suffix``)
 
     def _mix(self, old: float | None, new: float) -> float:
         return new if old is None else (1 - EMA) * old + EMA * new
@@ -108,7 +109,9 @@ class SpeedMeter:
             return None
         evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
         suffix = max(MIN_SUFFIX_TOKENS, min(suffix_tokens, floor_pow2(evaluable // 2)))
-        return Plan(target, evaluable, suffix)
+        with self._lock:
+            self._suffix = _steady_suffix(self._suffix, suffix, evaluable, suffix_tokens)
+            return Plan(target, evaluable, self._suffix)
 
     def to_json(self) -> dict[str, object]:
         with self._lock:
@@ -116,6 +119,16 @@ class SpeedMeter:
                     "keystroke_tokens_per_s": _round(self.keystroke_tokens_per_s),
                     "decode_tokens_per_s": _round(1000.0 / self.decode_ms_per_token) if self.decode_ms_per_token
                     else None, "samples": self.samples}
+
+
+def _steady_suffix(last: int | None, wanted: int, evaluable: int, setting: int) -> int:
+    """The suffix size to plan: ``last`` while it is within one power of two of ``wanted`` and still fits
+    (three quarters of what may be evaluated, the setting), else ``wanted``. Why: every change of the suffix
+    size re-evaluates the prompt's tail once, and speed averages wobble across a power-of-two boundary;
+    a one-step wobble should not cost a re-evaluation, a real change of speed should."""
+    if last is None or last > setting or last > max(MIN_SUFFIX_TOKENS, evaluable * 3 // 4):
+        return wanted
+    return last if wanted // 2 <= last <= wanted * 2 else wanted
 
 
 def _round(value: float | None) -> float | None:

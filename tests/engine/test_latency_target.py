@@ -41,6 +41,18 @@ def test_speeds_come_from_finished_generations_and_size_the_plan():
     assert target_ms(0, gpu=True) == 300 and target_ms(0, gpu=False) == 800 and target_ms(150, gpu=False) == 150
 
 
+def test_the_suffix_size_holds_through_a_one_step_wobble_and_follows_a_real_change():
+    meter = SpeedMeter()
+    meter.observe(GenerationResult("x", 4000, 3960, 40, 3, 550.0, "stop", first_token_ms=450.0))  # 100 tokens/s
+    first = meter.plan(2000, 512).suffix_tokens
+    assert first == 64  # (2000 - 50) ms x 100 tokens/s x 0.75 = 146 tokens: half, down to a power of two
+    assert meter.plan(1700, 512).suffix_tokens == 64  # 123 tokens alone would plan 32: one step, kept
+    assert meter.plan(4000, 512).suffix_tokens == 64  # 296 alone would plan 128: one step, kept
+    assert meter.plan(12000, 512).suffix_tokens == 256  # 896: two steps up, followed
+    assert meter.plan(1000, 512).suffix_tokens == 32  # 71: 256 no longer fits three quarters of it
+    assert meter.plan(6000, 128).suffix_tokens == 128  # never above the setting
+
+
 def test_the_repository_part_is_cut_at_the_last_resident_file_boundary():
     fmt = text_format("qwen")
     sep, header = fmt.file_sep_id, fmt.repo_name_id
