@@ -1,14 +1,16 @@
-"""Decode speed with and without prompt-lookup drafts, on the quality benchmark's cases, same greedy outputs?
+"""Decode speed with and without drafts (prompt lookup; a draft model with ``--draft-model``), on the quality
+benchmark's cases, same greedy outputs?
 
 For each case (the quality bench's corpora and seeded cuts, ``coderflash complete``'s prompt at ``--budget``)
 the engine's completion runs once, which leaves its prompt in the KV cache; then the same generation
-request runs with ``llama.draft = "none"`` and ``"prompt-lookup"``, each on the cached prompt (one token
-re-evaluated), so the two differ only in decoding. Reported: decode tokens/s (generated tokens after the
+request runs with ``llama.draft = "none"``, ``"prompt-lookup"`` and (with ``--draft-model``) ``"model"``, each
+on the cached prompt (one token re-evaluated; the draft model holds it too), so they differ only in decoding. Reported: decode tokens/s (generated tokens after the
 first / time after the first token), drafted and accepted tokens, whether the texts are identical, and
 the cost of verifying a batch of n tokens relative to one decode step on this machine (what decides
 whether drafts can pay: a batch of n must cost well under n steps).
 
-Run: ``.venv/bin/python bench/decode_bench.py --out bench/results/decode.json`` (about 10 minutes here).
+Run: ``.venv/bin/python bench/decode_bench.py --out bench/results/decode.json`` (about 10 minutes here);
+speculative decoding: ``--model qwen2.5-coder-1.5b --draft-model qwen2.5-coder-0.5b`` (both pulled).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from engine.inference.runtime import completion_request  # noqa: E402
 from engine.model_host import ModelHost  # noqa: E402
 from engine.text_position import offset_at  # noqa: E402
 
-MODES = ("none", "prompt-lookup")
+DRAFTING = ("prompt-lookup", "model")
 
 
 def batch_costs(backend, sizes=(1, 2, 4, 8, 11), repeats: int = 5) -> dict[int, float]:
@@ -60,7 +62,7 @@ def batch_costs(backend, sizes=(1, 2, 4, 8, 11), repeats: int = 5) -> dict[int, 
     return out
 
 
-def run_case(engine, backend, c: dict, case: dict, budget: int) -> dict:
+def run_case(engine, backend, c: dict, case: dict, budget: int, modes: tuple[str, ...]) -> dict:
     path = c["root"] / case["file"]
     buf = case["buffer"]
     engine.document_opened(path, buf)
@@ -74,7 +76,9 @@ def run_case(engine, backend, c: dict, case: dict, budget: int) -> dict:
     request = completion_request(ctx.pieces, shape, engine.config.completion.max_tokens,
                                  backend.prompt_format.stop_ids)
     row = {"case": case["id"], "kind": case["kind"], "prompt_tokens": out.result.prompt_tokens}
-    for mode in MODES:
+    if backend.draft_model is not None:  # the draft model holds the prompt, as after an idle warm-up
+        backend.draft_model.catch_up(backend.pieces_to_ids(request.pieces))
+    for mode in modes:
         backend.config = dataclasses.replace(backend.config, draft=mode)
         r = backend.generate(request)
         decode_ms = max(1e-6, r.elapsed_ms - r.first_token_ms)
@@ -82,22 +86,28 @@ def run_case(engine, backend, c: dict, case: dict, budget: int) -> dict:
                      "evaluated": r.evaluated_tokens, "draft_tokens": r.draft_tokens,
                      "accepted_draft_tokens": r.accepted_draft_tokens}
     row["identical"] = row["none"]["text"] == row["prompt-lookup"]["text"]
+    if "model" in modes:
+        row["identical_model"] = row["none"]["text"] == row["model"]["text"]
     return row
 
 
-def summarize(rows: list[dict]) -> dict:
-    out = {}
-    for mode in MODES:
+def summarize(rows: list[dict], modes: tuple[str, ...]) -> dict:
+    """Per mode: decode tokens/s, drafted and accepted tokens. ``speedup``/``accepted_ratio``/
+    ``identical_outputs``: prompt lookup's; the same with ``_model``: the draft model's."""
+    out: dict = {}
+    for mode in modes:
         gen = sum(max(0, r[mode]["generated"] - 1) for r in rows)
         ms = sum(r[mode]["decode_ms"] for r in rows)
         out[mode] = {"decode_tokens_per_s": round(gen / ms * 1000, 2) if ms else None, "tokens": gen,
                      "draft_tokens": sum(r[mode]["draft_tokens"] for r in rows),
                      "accepted_draft_tokens": sum(r[mode]["accepted_draft_tokens"] for r in rows)}
-    drafted = out["prompt-lookup"]["draft_tokens"]
-    out["accepted_ratio"] = round(out["prompt-lookup"]["accepted_draft_tokens"] / drafted, 3) if drafted else None
     base = out["none"]["decode_tokens_per_s"]
-    out["speedup"] = round(out["prompt-lookup"]["decode_tokens_per_s"] / base, 3) if base else None
-    out["identical_outputs"] = f"{sum(r['identical'] for r in rows)}/{len(rows)}"
+    for mode in (m for m in DRAFTING if m in modes):
+        tag = "" if mode == "prompt-lookup" else "_model"
+        drafted = out[mode]["draft_tokens"]
+        out["accepted_ratio" + tag] = round(out[mode]["accepted_draft_tokens"] / drafted, 3) if drafted else None
+        out["speedup" + tag] = round(out[mode]["decode_tokens_per_s"] / base, 3) if base else None
+        out["identical_outputs" + tag] = f"{sum(r['identical' + tag] for r in rows)}/{len(rows)}"
     out["target_speedup"] = 1.5
     return out
 
@@ -111,6 +121,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: the engine's default)")
     ap.add_argument("--draft-tokens", type=int, default=10)
+    ap.add_argument("--draft-model", default="", help="a model setting: also measure it as the draft model")
     ap.add_argument("--only", nargs="*", help="corpus names")
     ap.add_argument("--fetch-corpora", action="store_true")
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/coderflash-bench"))
@@ -122,9 +133,14 @@ def main() -> int:
     config.llama.threads = args.threads
     config.llama.n_ctx = args.budget + config.completion.max_tokens + 64
     config.llama.draft_tokens = args.draft_tokens
+    modes = ("none", "prompt-lookup") + (("model",) if args.draft_model else ())
+    if args.draft_model:
+        config.llama.draft_model, config.llama.draft = args.draft_model, "model"
     config.completion.timeout_ms = 600_000
     host = ModelHost(config, log=lambda m: None)
     backend = host.backend
+    if args.draft_model and backend.draft_model is None:
+        sys.exit(f"no draft model: {backend.draft_error}")
     rows: list[dict] = []
     costs = None
     for name, lang, how in CORPORA:
@@ -135,19 +151,20 @@ def main() -> int:
         for kind in args.kinds:
             for i, case in enumerate([x for x in c["cases"] if x["kind"] == kind][:args.cases]):
                 case["id"] = f"{name}/{kind}/{i}"
-                row = run_case(engine, backend, c, case, args.budget)
+                row = run_case(engine, backend, c, case, args.budget, modes)
                 rows.append(row)
                 if costs is None:
                     costs = batch_costs(backend)
-                print(json.dumps({k: v for k, v in row.items() if k not in MODES} | {
-                    m: {k: v for k, v in row[m].items() if k != "text"} for m in MODES}), file=sys.stderr)
-    summary = summarize(rows)
+                print(json.dumps({k: v for k, v in row.items() if k not in modes} | {
+                    m: {k: v for k, v in row[m].items() if k != "text"} for m in modes}), file=sys.stderr)
+    summary = summarize(rows, modes)
     summary["batch_ms"] = costs
     summary["batch_cost_in_steps"] = {n: round(ms / costs[1], 2) for n, ms in costs.items()} if costs else None
     info = backend.info()
     data = {"summary": summary, "config": {"model": args.model, "budget": args.budget, "seed": args.seed,
                                            "kinds": args.kinds, "cases_per_kind": args.cases,
                                            "draft_tokens": args.draft_tokens, "threads": args.threads,
+                                           "draft_model": args.draft_model or None,
                                            "flash_attn": config.llama.flash_attn,
                                            "gpu_offload": info.get("gpu_offload")},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "rows": rows}

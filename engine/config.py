@@ -48,8 +48,10 @@ class LlamaConfig:
     n_batch: int = 512
     rope_scaling: str = "none"  # "none" | "yarn"
     yarn_factor: float = 4.0
-    draft: str = "auto"  # "auto" | "prompt-lookup" | "none": drafts verified in a batch (auto: with GPU offload)
+    draft: str = "auto"  # "auto" | "model" | "prompt-lookup" | "none": drafts verified in a batch (auto: with
+    # GPU offload, from ``draft_model`` when set, else from the prompt)
     draft_tokens: int = 10  # the most draft tokens verified per decode step
+    draft_model: str = ""  # a small model with the same vocabulary (``model``'s spellings): the draft model
     verbose: bool = False
 
 
@@ -158,7 +160,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": ("llama", "openai"),
     "llama.kv_cache_type": ("f16", "q8_0", "q4_0"),
     "llama.rope_scaling": ("none", "yarn"),
-    "llama.draft": ("auto", "prompt-lookup", "none"),
+    "llama.draft": ("auto", "model", "prompt-lookup", "none"),
     "remote.prompt_format": ("qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"),
 }
 _RANGES: dict[str, tuple[float, float]] = {

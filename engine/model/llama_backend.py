@@ -29,7 +29,8 @@ from engine.model.backend import (
 from engine.model.kv_store import KVStore, SnapshotError, SnapshotWriter, model_key
 from engine.model.llama_loader import gpu_offload_supported, load_model, special_token_id, tokenize_user_text
 from engine.model.prompt_format import Piece, PromptFormat, detect_format
-from engine.model.llama_decode import drafts_enabled, sample_loop
+from engine.model.draft_model import open_draft_model
+from engine.model.llama_decode import draft_source, sample_loop
 from engine.model.prompt_lookup import PromptLookup
 from engine.model.text_stream import TextStream
 
@@ -64,6 +65,8 @@ class LlamaBackend:
         self._piece_ids: OrderedDict[str, list[int]] = OrderedDict()
         self._piece_tokens = 0
         self.last_llama_evaluated = 0
+        # ``draft_error``: why ``llama.draft_model`` is not in use (the server goes on without it)
+        self.draft_model, self.draft_error = open_draft_model(config, self.llm)
 
     # -- vocabulary ---------------------------------------------------------------------------
     def token_id(self, text: str) -> int | None:
@@ -270,6 +273,8 @@ class LlamaBackend:
                 else:
                     reused = self._prefill(ids, cancel, chunk=chunk)
                     info.update(source="prefill", evaluated_tokens=len(ids) - reused)
+            if self.draft_source == "model" and self.draft_model is not None:  # completions here draft at once
+                self.draft_model.catch_up(ids, cancel)
             if save and self.kv_store is not None and not self.kv_store.has(self._model_key(), ids) \
                     and not self.snapshot_pending(ids):
                 path = self.save_prefix(ids)
@@ -325,15 +330,23 @@ class LlamaBackend:
             self.check_grammar(request.grammar)
             grammar = llama_cpp.LlamaGrammar.from_string(request.grammar, verbose=False)
         lookup = None
-        if request.sampling.temperature <= 0 and self.drafting and prompt_ids:
-            lookup = PromptLookup(prompt_ids, max_draft=min(self.config.draft_tokens, self.llm.n_batch - 1))
+        source = self.draft_source
+        if request.sampling.temperature <= 0 and source and prompt_ids:
+            max_draft = min(self.config.draft_tokens, self.llm.n_batch - 1)
+            lookup = self.draft_model.drafter(prompt_ids, max_draft) if source == "model" and self.draft_model \
+                else PromptLookup(prompt_ids, max_draft=max_draft)
         stop_ids = set(request.stop_ids) | {self.llm.token_eos()} | self.eog_ids
         return sample_loop(self.llm, request, max_tokens, out, cancel, start, stop_ids, grammar, lookup)
 
     @property
     def drafting(self) -> bool:
-        """Whether greedy decoding verifies prompt-lookup drafts (``llama_decode.drafts_enabled``)."""
-        return drafts_enabled(self.config)
+        """Whether greedy decoding verifies drafts."""
+        return self.draft_source is not None
+
+    @property
+    def draft_source(self) -> str | None:
+        """``"model"``, ``"prompt-lookup"`` or None (``llama_decode.draft_source``)."""
+        return draft_source(self.config, self.draft_model is not None)
 
     # -- end of generation and grammars ---------------------------------------------------------------
     @property
@@ -393,6 +406,8 @@ class LlamaBackend:
             "kv_cache_type": self.config.kv_cache_type,
             "rope_scaling": self.config.rope_scaling,
             "cached_tokens": self.llm.n_tokens,
+            "draft": self.draft_source, "draft_model": self.draft_model.name if self.draft_model else None,
+            **({"draft_model_error": self.draft_error} if self.draft_error else {}),
         }
 
     def close(self) -> None:
@@ -400,3 +415,6 @@ class LlamaBackend:
             self._writer.close()
         with contextlib.suppress(Exception):
             self.llm.close()
+        if self.draft_model is not None:
+            with contextlib.suppress(Exception):
+                self.draft_model.close()

@@ -3,40 +3,60 @@ prompt-lookup drafts verified in one batch.
 
 Why a module of its own: ``llama_backend`` owns the model, the KV cache and its snapshots; how tokens are
 chosen and fed back (sampler chain, drafts, rollback of rejected drafts) is one job that changes for its own
-reasons (speculative decoding with a draft model would go here).
+reasons (the draft model itself is ``draft_model``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from engine.config import LlamaConfig
 from engine.model.backend import CancelToken, GenerationRequest, elapsed_ms
 from engine.model.llama_loader import gpu_offload_supported
-from engine.model.prompt_lookup import PromptLookup
 from engine.model.text_stream import TextStream
 
 
-def drafts_enabled(config: LlamaConfig) -> bool:
-    """Whether greedy decoding uses prompt-lookup drafts. ``auto``: only with layers offloaded to a GPU,
-    where a decode step is bound by reading the weights and a batch of ten costs about one step. On a CPU a
-    step is bound by arithmetic: measured here (Qwen2.5-Coder-0.5B, one thread per core), a batch of 2 took
-    2.8x one step and a batch of 8 5.3x, so drafts made decoding slower unless nearly all of them were
-    accepted (``bench/decode_bench.py``)."""
-    if config.draft_tokens <= 0:
-        return False
+class Drafter(Protocol):
+    """What proposes draft tokens for one completion (``PromptLookup``, ``draft_model.ModelDrafter``)."""
+
+    def append(self, token: int) -> None: ...
+
+    def draft(self, limit: int) -> list[int]: ...
+
+
+def draft_source(config: LlamaConfig, draft_model_loaded: bool) -> str | None:
+    """Where greedy decoding gets drafts: ``"model"`` (the draft model), ``"prompt-lookup"``, or None.
+    ``auto``: only with layers offloaded to a GPU, where a decode step is bound by reading the weights and a
+    batch of ten costs about one step — the draft model when one is loaded, else the prompt. On a CPU a step
+    is bound by arithmetic: measured here (Qwen2.5-Coder-0.5B, one thread per core), a batch of 2 took 2.8x
+    one step and a batch of 8 5.3x, so drafts made decoding slower unless nearly all of them were accepted
+    (``bench/decode_bench.py``)."""
+    if config.draft_tokens <= 0 or config.draft == "none":
+        return None
     if config.draft == "auto":
-        return config.n_gpu_layers != 0 and gpu_offload_supported()
-    return config.draft == "prompt-lookup"
+        if not (config.n_gpu_layers != 0 and gpu_offload_supported()):
+            return None
+        return "model" if draft_model_loaded else "prompt-lookup"
+    if config.draft == "model":
+        return "model" if draft_model_loaded else None
+    return "prompt-lookup"
+
+
+def wants_draft_model(config: LlamaConfig) -> bool:
+    """Whether to load ``llama.draft_model`` at all (it costs memory and a load)."""
+    if not config.draft_model or config.draft_tokens <= 0:
+        return False
+    return config.draft == "model" or (config.draft == "auto" and config.n_gpu_layers != 0
+                                       and gpu_offload_supported())
 
 
 def sample_loop(llm: Any, request: GenerationRequest, max_tokens: int, out: TextStream, cancel: CancelToken | None,
-                start: float, stop_ids: set[int], grammar: Any, lookup: PromptLookup | None) -> str:
+                start: float, stop_ids: set[int], grammar: Any, lookup: Drafter | None) -> str:
     """Sample, check stops/deadline/cancel, decode: a cancel lands within one decode step. Returns the finish
-    reason. With ``lookup`` (greedy only) each step feeds the last token plus the tokens the prompt predicts,
-    in one batch, and keeps the model's own choice at every position up to the first that differs from the
-    draft — the same tokens as one at a time, fewer decode steps."""
+    reason. With ``lookup`` (greedy only: prompt lookup or a draft model) each step feeds the last token plus
+    the drafted tokens in one batch, and keeps the model's own choice at every position up to the first that
+    differs from the draft — the same tokens as one at a time, fewer decode steps."""
     sampling = request.sampling
     greedy = sampling.temperature <= 0
     if sampling.seed:
