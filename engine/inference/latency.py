@@ -27,7 +27,11 @@ from engine.model.prompt_format import Piece, PromptFormat
 
 GPU_TARGET_MS = 300
 CPU_TARGET_MS = 800
-MIN_SUFFIX_TOKENS = 16
+# The suffix never shrinks below about one line: what follows the cursor tells the model where to stop. 8,
+# not 16: on a slow or busy CPU the keystroke's evaluation is the suffix, and 16 tokens alone took ~650 ms
+# (the 0.5B model at ~25 tokens/s for small batches) — the floor, not the plan, then missed an 800 ms target.
+MIN_SUFFIX_TOKENS = 8
+MIN_WARM_UP_CHUNK = 16  # tokens: smaller prefill chunks cost more per token than they save a keystroke
 MIN_PREFILL_SAMPLE = 8  # prompt tokens evaluated: fewer measure one decode step more than prefill speed
 EMA = 0.3  # weight of a new measurement: speeds follow load changes within a few requests
 MARGIN = 0.75  # of the target: what a keystroke evaluates varies by a few tokens around the plan
@@ -54,7 +58,7 @@ class Plan:
     @property
     def warm_up_chunk(self) -> int:
         """Prefill chunk of an idle-time warm-up: a keystroke pre-empting it waits for one chunk at most."""
-        return max(MIN_SUFFIX_TOKENS, floor_pow2(self.evaluable_tokens))
+        return max(MIN_WARM_UP_CHUNK, floor_pow2(self.evaluable_tokens))
 
 
 class SpeedMeter:

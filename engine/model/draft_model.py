@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.config import LlamaConfig
 from engine.model.backend import CancelToken
-from engine.model.llama_loader import load_model
+from engine.model.llama_loader import load_model, resident_prefix
 from engine.model.resolution import ModelError, resolve_model
 
 MAX_CATCH_UP = 256  # prompt tokens the draft model may evaluate while a completion decodes
@@ -77,12 +77,7 @@ class DraftModel:
 
     def resident(self, ids: Sequence[int]) -> int:
         """Leading tokens of ``ids`` the draft model's KV cache holds."""
-        llm = self.llm
-        limit = min(llm.n_tokens, len(ids))
-        if not limit:
-            return 0
-        diff = np.nonzero(llm.input_ids[:limit] != np.asarray(ids[:limit], dtype=llm.input_ids.dtype))[0]
-        return int(diff[0]) if len(diff) else limit
+        return resident_prefix(self.llm, ids)
 
     def catch_up(self, ids: Sequence[int], cancel: CancelToken | None = None, limit: int | None = None) -> bool:
         """Make the KV cache hold exactly ``ids``, its last token evaluated last (its logits are the next

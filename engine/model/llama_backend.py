@@ -27,7 +27,8 @@ from engine.model.backend import (
     end_of_turn_ids,
 )
 from engine.model.kv_store import KVStore, SnapshotError, SnapshotWriter, model_key
-from engine.model.llama_loader import gpu_offload_supported, load_model, special_token_id, tokenize_user_text
+from engine.model.llama_loader import (gpu_offload_supported, load_model, resident_prefix, special_token_id,
+                                      tokenize_user_text)
 from engine.model.prompt_format import Piece, PromptFormat, detect_format
 from engine.model.draft_model import open_draft_model
 from engine.model.llama_decode import draft_source, sample_loop
@@ -118,15 +119,7 @@ class LlamaBackend:
 
     def common_prefix(self, ids: Sequence[int]) -> int:
         """How many leading tokens of ``ids`` are already in the KV cache."""
-        import numpy as np
-
-        llm = self.llm
-        limit = min(llm.n_tokens, len(ids))
-        if not limit:
-            return 0
-        # Compare in numpy: prompts can be 256K tokens long.
-        diff = np.nonzero(llm.input_ids[:limit] != np.asarray(ids[:limit], dtype=llm.input_ids.dtype))[0]
-        return int(diff[0]) if len(diff) else limit
+        return resident_prefix(self.llm, ids)
 
     def clear_kv(self) -> None:
         """Empty the KV cache: the next prompt is evaluated from its first token (a rejected snapshot, and

@@ -12,7 +12,7 @@ import ctypes
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from engine.config import LlamaConfig
 from engine.model.resolution import ModelError, check_gguf
@@ -124,3 +124,15 @@ def tokenize_user_text(llm: object, text: str) -> list[int]:
     if not text:
         return []
     return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)  # type: ignore[attr-defined]
+
+
+def resident_prefix(llm: Any, ids: Sequence[int]) -> int:
+    """How many leading tokens of ``ids`` the KV cache of ``llm`` holds (compared in numpy: prompts can be
+    256K tokens long)."""
+    import numpy as np
+
+    limit = min(llm.n_tokens, len(ids))
+    if not limit:
+        return 0
+    diff = np.nonzero(llm.input_ids[:limit] != np.asarray(ids[:limit], dtype=llm.input_ids.dtype))[0]
+    return int(diff[0]) if len(diff) else limit

@@ -31,7 +31,7 @@ def test_speeds_come_from_finished_generations_and_size_the_plan():
     plan = meter.plan(800, 512)
     assert plan.evaluable_tokens == int((800 - meter.decode_ms_per_token) * 100 / 1000 * 0.75)
     assert meter.plan(60_000, 512).suffix_tokens == 512  # never above the setting
-    assert meter.plan(1, 512).suffix_tokens == 16  # never below a couple of lines
+    assert meter.plan(1, 512).suffix_tokens == 8  # never below about a line
     # a prefill the deadline cut still measures speed; a few tokens (one decode step) do not
     meter.observe(GenerationResult("", 800, 0, 200, 0, 5000.0, "deadline"))
     assert meter.prefill_tokens_per_s < 400 / 950 * 1000
@@ -122,7 +122,7 @@ def test_a_cold_cache_gets_the_resident_files_now_and_the_rest_after_the_warm_up
     assert cold.repository_cut and latency["enabled"] and latency["target_ms"] == 1
     assert latency["evaluable_tokens"] >= 0 and latency["resident_tokens"] < latency["budget_tokens"] // 2
     assert cold.result.prompt_tokens == latency["prompt_tokens"] < latency["budget_tokens"]
-    assert latency["suffix_tokens"] == 16 and len(cold.context.suffix) < 200
+    assert latency["suffix_tokens"] == 8 and len(cold.context.suffix) < 100
     # nothing of decoder.py was resident either: its prefix was cut down to the cursor's line
     assert cold.result.evaluated_tokens < 150, cold.result
 
