@@ -76,8 +76,8 @@ def run_case(engine, backend, c: dict, case: dict, budget: int, modes: tuple[str
     request = completion_request(ctx.pieces, shape, engine.config.completion.max_tokens,
                                  backend.prompt_format.stop_ids)
     row = {"case": case["id"], "kind": case["kind"], "prompt_tokens": out.result.prompt_tokens}
-    if backend.draft_model is not None:  # the draft model holds the prompt, as after an idle warm-up
-        backend.draft_model.catch_up(backend.pieces_to_ids(request.pieces))
+    if backend.draft_model is not None:  # the draft model holds the prompt, as after an idle warm-up (under
+        backend.warm_prefix(request.pieces, save=False)  # the backend's lock: the engine's own warm-up may run)
     for mode in modes:
         backend.config = dataclasses.replace(backend.config, draft=mode)
         r = backend.generate(request)
@@ -137,6 +137,7 @@ def main() -> int:
     if args.draft_model:
         config.llama.draft_model, config.llama.draft = args.draft_model, "model"
     config.completion.timeout_ms = 600_000
+    config.completion.latency_target = False  # as `coderflash complete`: the whole prompt, whatever is resident
     host = ModelHost(config, log=lambda m: None)
     backend = host.backend
     if args.draft_model and backend.draft_model is None:

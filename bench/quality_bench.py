@@ -211,6 +211,7 @@ def main() -> int:
     config.llama.flash_attn = args.flash_attn
     config.llama.n_ctx = max(args.budgets) + config.completion.max_tokens + 64
     config.completion.timeout_ms = 600_000  # quality, not latency: never cut a generation short
+    config.completion.latency_target = False  # as `coderflash complete`: the whole prompt, whatever is resident
     host = ModelHost(config, log=lambda m: None)
     run = Run(args, {"model": args.model, "budgets": args.budgets, "cases_per_kind": cases_at, "kinds": kinds_at,
                      "seed": args.seed, "threads": args.threads, "flash_attn": args.flash_attn,

@@ -79,10 +79,11 @@ class DraftModel:
         """Leading tokens of ``ids`` the draft model's KV cache holds."""
         return resident_prefix(self.llm, ids)
 
-    def catch_up(self, ids: Sequence[int], cancel: CancelToken | None = None, limit: int | None = None) -> bool:
+    def catch_up(self, ids: Sequence[int], cancel: CancelToken | None = None, limit: int | None = None,
+                 chunk: int | None = None) -> bool:
         """Make the KV cache hold exactly ``ids``, its last token evaluated last (its logits are the next
         token's). False, evaluating nothing, when that takes more than ``limit`` tokens. Raises Cancelled
-        between chunks."""
+        between chunks (``chunk`` tokens, at most ``n_batch``: a warm-up's, sized to the first-token target)."""
         if not ids:
             return False
         llm = self.llm
@@ -90,10 +91,11 @@ class DraftModel:
         if limit is not None and len(ids) - common > limit:
             return False
         llm.n_tokens = common  # ``eval`` drops the KV cache after n_tokens
-        for start in range(common, len(ids), llm.n_batch):
+        step = min(chunk or llm.n_batch, llm.n_batch)
+        for start in range(common, len(ids), step):
             if cancel is not None:
                 cancel.check()
-            llm.eval(list(ids[start:start + llm.n_batch]))
+            llm.eval(list(ids[start:start + step]))
         return True
 
     def next_token(self) -> int:

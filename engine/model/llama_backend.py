@@ -266,12 +266,12 @@ class LlamaBackend:
                 else:
                     reused = self._prefill(ids, cancel, chunk=chunk)
                     info.update(source="prefill", evaluated_tokens=len(ids) - reused)
-            if self.draft_source == "model" and self.draft_model is not None:  # completions here draft at once
-                self.draft_model.catch_up(ids, cancel)
             if save and self.kv_store is not None and not self.kv_store.has(self._model_key(), ids) \
                     and not self.snapshot_pending(ids):
                 path = self.save_prefix(ids)
                 info["saved"] = str(path) if path else None
+            if self.draft_source == "model" and self.draft_model is not None:  # completions here draft at once
+                self.draft_model.catch_up(ids, cancel, chunk=chunk)
             info["elapsed_ms"] = elapsed_ms(start)
             return info
 
