@@ -39,9 +39,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "lsp"))
+sys.path.insert(0, str(REPO / "tests" / "realmodel"))
 
 from rawlsp import RawLspProcess  # noqa: E402
-from real_repos import COMMAND, copy_stdlib  # noqa: E402
+from real_repos import copy_stdlib  # noqa: E402
+from real_server import start_on  # noqa: E402
 
 from engine.config import Config  # noqa: E402
 from engine.service import Engine  # noqa: E402
@@ -168,17 +170,9 @@ def _wait_served_idle(server: RawLspProcess, timeout: float) -> bool:
 def run_served(args, repo: Path, work: Path) -> dict:
     """The ``targeted`` replay through ``coderflash serve`` over stdio, as an editor drives it."""
     options = {"model": args.model, "llama": {"threads": args.threads}, "completion": {"latency_target": True}}
-    server = RawLspProcess(argv=[COMMAND, "serve"], env={"CODERFLASH_CACHE_DIR": str(work / "cache-served")},
-                           answer_requests=True)
+    t0 = time.perf_counter()
+    server, index = start_on(repo, work / "cache-served", options, 900)  # as an editor starts it; index ready
     try:
-        t0 = time.perf_counter()
-        reply = server.call("initialize", {
-            "processId": os.getpid(), "rootUri": repo.as_uri(), "capabilities": {},
-            "workspaceFolders": [{"uri": repo.as_uri(), "name": repo.name}], "initializationOptions": options},
-            timeout=120)
-        assert "result" in reply, reply
-        server.notify("initialized", {})
-        index = server.wait_for_index(timeout=900)
         index_s = time.perf_counter() - t0
         path = repo / args.file
         uri = path.as_uri()
