@@ -5,8 +5,9 @@ Why: a keystroke's completion waits for everything in its prompt the KV cache do
 ~100 s and even a 512-token suffix re-evaluated per keystroke takes seconds; with the 30B model on a GPU the
 same wall stands at larger sizes. Three levers, each sized from measured speed:
 
-- the suffix (re-evaluated on every keystroke: it follows the cursor) gets at most half of what the
-  target allows;
+- the suffix (re-evaluated on every keystroke: it follows the cursor) gets about half of what the target
+  allows (a power of two, kept through small changes of speed, never over three quarters; never under
+  ``MIN_SUFFIX_TOKENS``);
 - the repository part that is not resident yet is left out of the prompt: the prompt keeps the repository
   files the KV cache already holds (whole file blocks, a prefix of the full prompt, so nothing is
   re-evaluated), and the low-priority warm-up evaluates the rest while the editor is idle — each later
