@@ -7,11 +7,11 @@ of whole files, so a killed build loses at most a batch and the next one continu
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable, Iterable
 
 from .discovery import DiscoveryResult, discover
+from .file_lock import FileLock
 from .models import IndexStats
 from .parsed import ParsedFile, from_wire
 from .ranker import Ranker
@@ -28,31 +28,6 @@ _POOL_MIN_FILES = 48  # below this the pool's start-up costs more than it saves
 _RANK_REPLAY_MAX = 2000  # more changed files than this: the rank model is dropped and reloaded lazily
 
 
-class _BuildLock:
-    """An exclusive advisory lock on a file (POSIX flock; a no-op where fcntl is missing)."""
-
-    def __init__(self, path: os.PathLike[str]) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> "_BuildLock":
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return self
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 class Builder:
     """Full (cold or warm) builds of one index, and the statistics of the last one."""
 
@@ -64,7 +39,7 @@ class Builder:
     def build(self, progress: ProgressFn | None = None) -> IndexStats:
         """Two processes on one repository (two editors, an editor and `coderflash index`) share the SQLite
         file: a lock file serialises their builds, so the second one finds the first's rows and runs warm."""
-        with _BuildLock(self.state.store.db_path.with_suffix(".lock")):
+        with FileLock(self.state.store.db_path.with_suffix(".lock")):
             return self._build(progress)
 
     def _plan(self, disc: DiscoveryResult, rows: dict[str, tuple[int, int, int, str, int]]

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .file_lock import FileLock
 from .parsed import ParsedFile
 
 SCHEMA_VERSION = 4
@@ -70,15 +71,21 @@ class Store:
         self.lock = threading.RLock()
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.rebuilt = False
-        try:
-            self.conn = self._connect()
-            self._check()
-        except sqlite3.DatabaseError:
-            # corruption or a foreign file: throw it away and rebuild from scratch
-            self._wipe()
-            self.conn = self._connect()
-            self._check()
-            self.rebuilt = True
+        # One process at a time checks (and may create or wipe) the file: another process opening it
+        # meanwhile saw a half-created schema as a foreign file and wiped it (found by two editors' cold
+        # builds both parsing everything).
+        with FileLock(db_path.with_suffix(".open.lock")):
+            try:
+                self.conn = self._connect()
+                self._check()
+            except sqlite3.OperationalError:
+                raise  # busy or unreadable, not corrupt: never wipe another process's index for it
+            except sqlite3.DatabaseError:
+                # corruption or a foreign file: throw it away and rebuild from scratch
+                self._wipe()
+                self.conn = self._connect()
+                self._check()
+                self.rebuilt = True
 
     # ---- lifecycle
     def _connect(self) -> sqlite3.Connection:

@@ -177,3 +177,41 @@ def test_sigkill_during_index_updates_then_restart_equals_from_scratch(tmp_path:
         fresh.build()
         fresh_db = fresh.db_path
     assert _snapshot(db) == _snapshot(fresh_db)
+
+
+def _index_with_a_probe(db: Path) -> None:
+    from indexer.store import Store
+
+    store = Store(db, "/repo")
+    store.meta_set("probe", "kept")
+    store.close()
+
+
+def test_an_index_another_process_is_still_creating_is_waited_for_not_wiped(tmp_path: Path) -> None:
+    """Another process holds the open lock with its schema half written (no version row yet): opening waits
+    for it instead of taking the file for a foreign one and wiping it (both editors then built cold)."""
+    import threading
+    import time
+
+    from indexer.file_lock import FileLock
+    from indexer.store import SCHEMA_VERSION, Store
+
+    db = tmp_path / "index.sqlite3"
+    _index_with_a_probe(db)
+    other = sqlite3.connect(db)
+    other.execute("DELETE FROM meta WHERE key='schema_version'")
+    other.commit()
+    opened: list[Store] = []
+    with FileLock(db.with_suffix(".open.lock")):
+        thread = threading.Thread(target=lambda: opened.append(Store(db, "/repo")))
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive() and not opened, "opened while another process was creating the schema"
+        other.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        other.commit()
+        other.close()
+    thread.join(timeout=30)
+    store = opened[0]
+    assert not store.rebuilt and store.meta_get("probe") == "kept"
+    store.close()
+

@@ -79,8 +79,11 @@ def test_real_model_completes_cross_file_names_in_a_600_file_repository(real_cod
     found = cross_file_cuts(repo)
     assert len(found) >= 20, f"only {len(found)} cross-file cuts in the copy"
     cuts = random.Random(SEED).sample(found, CASES)
+    # The first-token target off (a target no prompt misses): what is tested is completion with repository
+    # context; with the 800 ms target a cold KV cache leaves every file out that the warm-up has not reached
+    # yet, and how far it got depended on the machine's load (CI once got 4 of 6 parsing lines).
     options = {"model": str(real_coder_model), "context": {"budget": BUDGET},
-               "completion": {"timeout_ms": COMPLETION_TIMEOUT_MS}}
+               "completion": {"timeout_ms": COMPLETION_TIMEOUT_MS, "first_token_ms": COMPLETION_TIMEOUT_MS}}
     server, index = start_on(repo, tmp_path / "cache", options, 300)
     got: dict[Cut, str] = {}
     try:
