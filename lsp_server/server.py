@@ -79,7 +79,14 @@ class CoderflashProtocol(LanguageServerProtocol):
     with the message's id where it has a usable one), requests after ``shutdown`` (InvalidRequest)."""
 
     def structure_message(self, data: dict[str, Any]):
-        if "jsonrpc" in data:  # a message, not a nested params object (pygls tells them apart the same way)
+        """The identity. Why: the readers pass this as ``json.loads``'s ``object_hook``, which calls it for
+        every object, nested ones first — so a params object with a ``"jsonrpc"`` key was taken for a
+        message of its own (protocol fuzzing: ``{"": {"jsonrpc": null}}`` as params gave InternalError
+        instead of MethodNotFound). ``handle_message`` structures the top-level object only."""
+        return data
+
+    def _structure_top_level(self, data: dict[str, Any]):
+        if "jsonrpc" in data:  # a message (pygls tells messages from plain objects the same way)
             reason = _invalid_request(data)
             if reason is not None:
                 self._send_error(_usable_id(data.get("id")), JsonRpcInvalidRequest(f"Invalid request: {reason}"))
@@ -93,6 +100,8 @@ class CoderflashProtocol(LanguageServerProtocol):
             raise
 
     def handle_message(self, message: Any) -> None:
+        if isinstance(message, dict):
+            message = self._structure_top_level(message)
         if isinstance(message, _AlreadyAnswered):
             return
         if not hasattr(message, "jsonrpc"):  # JSON, but no message: an object without jsonrpc, an array, ...

@@ -137,7 +137,7 @@ class StdioPump:
             except Exception as exc:  # noqa: BLE001 - as pygls: log, report (ParseError for non-JSON), go on
                 logger.exception("Unable to handle message")
                 self._server._report_server_error(exc, JsonRpcException)
-            if hasattr(message, "method") and getattr(message, "id", None) is not None:
+            if isinstance(message, dict) and "method" in message and message.get("id") is not None:
                 break  # a request: its handler's first step (queued just now) runs before the next message
         if self._inbox and not self._scheduled:
             self._scheduled = True
