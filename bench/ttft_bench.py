@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "lsp"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from latency_bench import typing_spot  # noqa: E402
+from latency_bench import keystroke_buffers, typing_spot  # noqa: E402
 from real_repos import copy_stdlib  # noqa: E402
 
 from engine.config import Config  # noqa: E402
@@ -63,10 +63,8 @@ def run_size(args, repo: Path, work: Path, budget: int) -> dict:
     cold = engine.complete(path, text, line, character, use_cache=False)
     engine.runtime.scheduler.wait_idle(timeout=1800)  # the repository prefix's snapshot is written
     engine.host.backend.flush_snapshots()
-    rows = text.split("\n")
-    rows[line] += typed[0]
-    typed_text = "\n".join(rows)
-    warm = engine.complete(path, typed_text, line, character + 1, use_cache=False)
+    typed_text, _, typed_character = next(keystroke_buffers(text, line, typed, 1))  # one character typed
+    warm = engine.complete(path, typed_text, line, typed_character, use_cache=False)
     engine.close()
 
     again = engine_for(args, repo, cache, budget)  # a restart: same cache directory, model loaded again

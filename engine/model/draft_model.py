@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.config import LlamaConfig
 from engine.model.backend import CancelToken
+from engine.model.llama_decode import wants_draft_model
 from engine.model.llama_loader import load_model, resident_prefix
 from engine.model.resolution import ModelError, resolve_model
 
@@ -46,8 +47,6 @@ def open_draft_model(config: LlamaConfig, main: Any) -> tuple["DraftModel | None
     """(the draft model ``llama.draft_model`` names, or None; why none when one was asked for). Resolved like
     ``model`` (nothing is downloaded) and loaded only where drafts may come from it
     (``llama_decode.wants_draft_model``); one that cannot be used leaves decoding as it was."""
-    from engine.model.llama_decode import wants_draft_model
-
     if not wants_draft_model(config):
         return None, ""
     try:

@@ -44,11 +44,9 @@ def draft_source(config: LlamaConfig, draft_model_loaded: bool) -> str | None:
 
 
 def wants_draft_model(config: LlamaConfig) -> bool:
-    """Whether to load ``llama.draft_model`` at all (it costs memory and a load)."""
-    if not config.draft_model or config.draft_tokens <= 0:
-        return False
-    return config.draft == "model" or (config.draft == "auto" and config.n_gpu_layers != 0
-                                       and gpu_offload_supported())
+    """Whether to load ``llama.draft_model`` at all (it costs memory and a load): where drafts would come
+    from it once loaded."""
+    return bool(config.draft_model) and draft_source(config, draft_model_loaded=True) == "model"
 
 
 def sample_loop(llm: Any, request: GenerationRequest, max_tokens: int, out: TextStream, cancel: CancelToken | None,
