@@ -30,6 +30,8 @@ class Counters:
     reused_tokens: int = 0
     evaluated_tokens: int = 0
     generated_tokens: int = 0
+    draft_tokens: int = 0  # tokens drafted (prompt lookup or the draft model) and verified by the model
+    accepted_draft_tokens: int = 0  # of those, the ones the model's own choice agreed with
     cancelled: int = 0
     errors: int = 0
     cache_hits: int = 0
@@ -55,14 +57,17 @@ class Counters:
             self.reused_tokens += result.reused_tokens
             self.evaluated_tokens += result.evaluated_tokens
             self.generated_tokens += result.generated_tokens
+            self.draft_tokens += result.draft_tokens
+            self.accepted_draft_tokens += result.accepted_draft_tokens
             if result.finish_reason == "cancelled":
                 self.cancelled += 1
 
     def to_json(self) -> dict[str, int]:
         with self.lock:
             return {k: getattr(self, k) for k in ("requests", "prompt_tokens", "reused_tokens",
-                                                  "evaluated_tokens", "generated_tokens", "cancelled", "errors",
-                                                  "cache_hits", "model_loads")}
+                                                  "evaluated_tokens", "generated_tokens", "draft_tokens",
+                                                  "accepted_draft_tokens", "cancelled", "errors", "cache_hits",
+                                                  "model_loads")}
 
 
 def create_backend(config: Config, resolved: ResolvedModel | None) -> Backend:

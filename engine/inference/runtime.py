@@ -255,8 +255,8 @@ class Runtime:
     def _after_completion(self, out: CompletionOutput) -> None:
         """Queue, for when nothing else is queued: a snapshot of a repository prefix not yet on disk, and
         when this completion's prompt was not all evaluated (repository files left out for the first-token
-        target, or a prefill the deadline cut), the rest of it — so that the next keystroke at this place
-        finds it resident and evaluates only what it changed."""
+        target, or a prefill the deadline cut, or the draft model holds too little of it to draft), the rest
+        of it — so that the next keystroke at this place finds it resident and evaluates only what it changed."""
         backend = self.host.current_backend
         if backend is None or not hasattr(backend, "save_prefix") or not out.context.pieces:
             return
@@ -266,6 +266,8 @@ class Runtime:
         ids = backend.pieces_to_ids(prefix)  # type: ignore[attr-defined]
         key = prefix_hash(ids)
         incomplete = out.repository_cut or out.result.finish_reason == "deadline"
+        draft_model_behind = getattr(backend, "draft_model_behind", None)
+        incomplete = incomplete or bool(draft_model_behind and draft_model_behind(out.context.pieces))
         with self.host.prefix_lock:
             self.host.last_prefix = ids
             if key in self.host.saved_prefixes and not incomplete:

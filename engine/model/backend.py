@@ -53,7 +53,7 @@ class GenerationResult:
     elapsed_ms: float
     finish_reason: str  # "stop" | "length" | "deadline" | "cancelled" | "preempted"
     first_token_ms: float = 0.0  # prefill + first sampled token: what a user waits for before ghost text
-    draft_tokens: int = 0  # prompt-lookup tokens proposed to the model (in-process greedy decoding)
+    draft_tokens: int = 0  # drafted tokens (prompt lookup or the draft model) the model verified (greedy, in-process)
     accepted_draft_tokens: int = 0  # of those, the ones it kept (each saved a decode step)
 
     def counters(self) -> dict[str, float | int]:

@@ -7,9 +7,12 @@ vocabulary family of Qwen2.5-Coder-1.5B/7B and Qwen3-Coder (llama.cpp's ``--fim-
 them). The output is the main model's own: a draft token is kept only where the main model chose it.
 
 The draft model keeps its own KV cache of the prompt, reused by longest common prefix like the main one's.
-It never makes a keystroke wait: a request whose prompt the draft model does not hold (more than
-``MAX_CATCH_UP`` tokens to evaluate) decodes without drafts, and the idle-time warm-up that evaluates the
-main model's prompt evaluates the draft model's too (``DraftModel.catch_up``).
+It never makes a keystroke wait for much: during a completion it evaluates at most as many prompt tokens as
+the main model just did, plus ``MAX_CATCH_UP`` (a keystroke in a fill-in-the-middle prompt re-evaluates the
+text after the cursor in both models; the draft model's share costs a fraction of the main model's, by their
+sizes). A request whose prompt it holds less of (the main model's prefix restored from a snapshot, say)
+decodes without drafts, and the idle-time warm-up that evaluates the main model's prompt evaluates the draft
+model's too (``DraftModel.catch_up``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from engine.model.llama_decode import wants_draft_model
 from engine.model.llama_loader import load_model, resident_prefix
 from engine.model.resolution import ModelError, resolve_model
 
-MAX_CATCH_UP = 256  # prompt tokens the draft model may evaluate while a completion decodes
+MAX_CATCH_UP = 256  # prompt tokens the draft model may evaluate during a completion beyond the main model's
 VOCAB_SIZE_SLACK = 128  # vocabularies may differ by padding at the end (llama.cpp's speculative check)
 VOCABULARY_PROBE = ("<|fim_prefix|>def total(items):\n    return sum(i.price for i in items)\n"
                     "<|fim_suffix|>\n<|fim_middle|>    # naïve → 合计 {}[]()<|file_sep|><|im_end|>")
@@ -78,6 +81,11 @@ class DraftModel:
         """Leading tokens of ``ids`` the draft model's KV cache holds."""
         return resident_prefix(self.llm, ids)
 
+    def behind(self, ids: Sequence[int]) -> bool:
+        """Whether a completion on ``ids`` would decode without drafts: more than ``MAX_CATCH_UP`` of its
+        tokens are not in the draft model's KV cache (see ``catch_up``'s ``limit``)."""
+        return len(ids) - min(self.resident(ids), len(ids) - 1) > MAX_CATCH_UP
+
     def catch_up(self, ids: Sequence[int], cancel: CancelToken | None = None, limit: int | None = None,
                  chunk: int | None = None) -> bool:
         """Make the KV cache hold exactly ``ids``, its last token evaluated last (its logits are the next
@@ -105,8 +113,9 @@ class DraftModel:
                                        shape=(self.llm.n_vocab(),))
         return int(np.argmax(logits[: self.n_vocab]))
 
-    def drafter(self, prompt_ids: Sequence[int], max_draft: int) -> "ModelDrafter":
-        return ModelDrafter(self, prompt_ids, max_draft)
+    def drafter(self, prompt_ids: Sequence[int], max_draft: int, evaluated: int = 0) -> "ModelDrafter":
+        """Drafts for one completion whose prompt the main model evaluated ``evaluated`` tokens of."""
+        return ModelDrafter(self, prompt_ids, max_draft, catch_up_limit=MAX_CATCH_UP + evaluated)
 
     def close(self) -> None:
         self.llm.close()
@@ -116,8 +125,10 @@ class ModelDrafter:
     """One completion's drafts (``PromptLookup``'s interface: ``append`` each token the main model chose,
     ``draft`` before each verification)."""
 
-    def __init__(self, model: DraftModel, prompt_ids: Sequence[int], max_draft: int) -> None:
+    def __init__(self, model: DraftModel, prompt_ids: Sequence[int], max_draft: int,
+                 catch_up_limit: int = MAX_CATCH_UP) -> None:
         self.model = model
+        self.catch_up_limit = catch_up_limit  # prompt tokens the draft model may evaluate before drafting
         self.history = list(prompt_ids)
         self.max_draft = max_draft
         self.enabled = True
@@ -131,7 +142,7 @@ class ModelDrafter:
         n = min(limit, self.max_draft)
         if n <= 0 or not self.enabled:
             return []
-        if not self.model.catch_up(self.history, limit=MAX_CATCH_UP):
+        if not self.model.catch_up(self.history, limit=self.catch_up_limit):
             self.enabled = False
             return []
         out: list[int] = []

@@ -289,7 +289,7 @@ class LlamaBackend:
             before = self.llama_eval_count()
             try:
                 reused = self._prefill(ids, cancel, request.deadline)
-                finish = self._sample_loop(request, max_tokens, out, cancel, start, ids)
+                finish = self._sample_loop(request, max_tokens, out, cancel, start, ids, len(ids) - reused)
             except Cancelled:
                 finish = "cancelled"
             except PrefillDeadline as stop:
@@ -312,8 +312,10 @@ class LlamaBackend:
             )
 
     def _sample_loop(self, request: GenerationRequest, max_tokens: int, out: "TextStream",
-                     cancel: CancelToken | None, start: float, prompt_ids: Sequence[int] = ()) -> str:
-        """Sample and decode until a stop, the limit, the deadline or a cancel (``llama_decode``)."""
+                     cancel: CancelToken | None, start: float, prompt_ids: Sequence[int] = (),
+                     evaluated: int = 0) -> str:
+        """Sample and decode until a stop, the limit, the deadline or a cancel (``llama_decode``); ``evaluated``:
+        prompt tokens the model just evaluated (the draft model may evaluate as many, see ``draft_model``)."""
         import llama_cpp
 
         if max_tokens == 0:
@@ -326,15 +328,17 @@ class LlamaBackend:
         source = self.draft_source
         if request.sampling.temperature <= 0 and source and prompt_ids:
             max_draft = min(self.config.draft_tokens, self.llm.n_batch - 1)
-            lookup = self.draft_model.drafter(prompt_ids, max_draft) if source == "model" and self.draft_model \
-                else PromptLookup(prompt_ids, max_draft=max_draft)
+            lookup = self.draft_model.drafter(prompt_ids, max_draft, evaluated) \
+                if source == "model" and self.draft_model else PromptLookup(prompt_ids, max_draft=max_draft)
         stop_ids = set(request.stop_ids) | {self.llm.token_eos()} | self.eog_ids
         return sample_loop(self.llm, request, max_tokens, out, cancel, start, stop_ids, grammar, lookup)
 
-    @property
-    def drafting(self) -> bool:
-        """Whether greedy decoding verifies drafts."""
-        return self.draft_source is not None
+    def draft_model_behind(self, pieces: Sequence[Piece]) -> bool:
+        """Whether the draft model in use lacks more of this prompt than a completion catches up, so the idle
+        warm-up must (else a document whose text after the repository prefix is long never gets drafts)."""
+        with self._lock:
+            return self.draft_source == "model" and self.draft_model is not None \
+                and self.draft_model.behind(self.pieces_to_ids(pieces))
 
     @property
     def draft_source(self) -> str | None:

@@ -1,7 +1,8 @@
 """Speculative decoding with a draft model (engine/model/draft_model.py): a second GGUF with the same
 vocabulary drafts, the main model verifies; greedy output is the main model's own, one token at a time or
 not; a model with another vocabulary is refused with a reason and decoding goes on without it; a draft
-model that does not hold the prompt yet never makes a completion evaluate it, the warm-up does."""
+model far behind the main model never makes a completion evaluate the prompt for it, the warm-up does, but
+it does evaluate what the main model evaluated for a keystroke (the text after the cursor)."""
 
 from __future__ import annotations
 
@@ -58,21 +59,52 @@ def test_a_draft_model_leaves_greedy_output_unchanged(tiny_model: Path, other_ti
         backend.close()
 
 
-def test_a_cold_draft_model_does_not_catch_up_during_a_completion_the_warm_up_does(
+def test_a_draft_model_behind_the_main_model_catches_up_in_the_warm_up_not_in_a_completion(
         tiny_model: Path, tmp_path: Path):
+    """The main model holds the prompt (a snapshot restored, a prefill done without drafts) and the draft
+    model does not: the completion decodes without drafts rather than evaluating the prompt for them; the
+    idle warm-up catches the draft model up, and the next completion drafts."""
     config = LlamaConfig(n_ctx=8192, draft="model", draft_model=str(tiny_model), draft_tokens=6)
     backend = LlamaBackend(tiny_model, config, kv_dir=tmp_path / "kv")
     try:
         fmt = backend.prompt_format
         body = "".join(f"def f{i}(x):\n    return x * {i} + len(str(x))\n" for i in range(80))
         pieces = fmt.infill(body + "def total(", "\n")
-        assert len(backend.pieces_to_ids(pieces)) > MAX_CATCH_UP
+        assert len(backend.pieces_to_ids(pieces)) > 2 * MAX_CATCH_UP
+        backend.config = dataclasses.replace(config, draft="none")
+        plain = backend.generate(GenerationRequest(pieces=pieces, max_tokens=16))  # the main model only
+        backend.config = config
+        assert backend.draft_model.llm.n_tokens == 0
         cold = backend.generate(GenerationRequest(pieces=pieces, max_tokens=16))
-        assert cold.draft_tokens == 0 and backend.draft_model.llm.n_tokens == 0  # nothing evaluated for drafts
+        assert cold.evaluated_tokens <= 1 and cold.draft_tokens == 0 and cold.text == plain.text
+        assert backend.draft_model.llm.n_tokens == 0  # nothing evaluated for drafts
+        assert backend.draft_model_behind(pieces)
         backend.warm_prefix(pieces, save=False)
+        assert not backend.draft_model_behind(pieces)
         assert backend.draft_model.resident(backend.pieces_to_ids(pieces)) == len(backend.pieces_to_ids(pieces))
         warm = backend.generate(GenerationRequest(pieces=pieces, max_tokens=16))
         assert warm.draft_tokens > 0 and warm.text == cold.text
+    finally:
+        backend.close()
+
+
+def test_a_keystroke_drafts_although_the_text_after_the_cursor_is_evaluated_again(tiny_model: Path,
+                                                                                  tmp_path: Path):
+    """Typing in a fill-in-the-middle prompt changes the text before everything after the cursor, so both
+    models evaluate that again — more than ``MAX_CATCH_UP`` tokens with a long suffix. The draft model may
+    evaluate as many as the main model did (a fraction of its cost), so the keystroke's completion drafts."""
+    config = LlamaConfig(n_ctx=8192, draft="model", draft_model=str(tiny_model), draft_tokens=6)
+    backend = LlamaBackend(tiny_model, config, kv_dir=tmp_path / "kv")
+    try:
+        fmt = backend.prompt_format
+        head = "".join(f"def f{i}(x):\n    return x * {i}\n" for i in range(40))
+        tail = "".join(f"\ndef g{i}(y):\n    return f{i}(y) - {i}\n" for i in range(60))
+        first = backend.generate(GenerationRequest(pieces=fmt.infill(head + "def total(", tail), max_tokens=16))
+        keystroke = backend.generate(GenerationRequest(pieces=fmt.infill(head + "def total(i", tail),
+                                                       max_tokens=16))
+        assert first.draft_tokens > 0
+        assert keystroke.evaluated_tokens > MAX_CATCH_UP, keystroke.evaluated_tokens
+        assert keystroke.draft_tokens > 0, keystroke
     finally:
         backend.close()
 

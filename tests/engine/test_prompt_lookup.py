@@ -60,6 +60,6 @@ def test_auto_drafts_only_with_gpu_offload(backend):
     from engine.model.llama_loader import gpu_offload_supported
 
     backend.config = dataclasses.replace(backend.config, draft="auto")
-    assert backend.drafting == gpu_offload_supported()
+    assert (backend.draft_source is not None) == gpu_offload_supported()
     backend.config = dataclasses.replace(backend.config, draft="prompt-lookup", draft_tokens=0)
-    assert not backend.drafting
+    assert backend.draft_source is None
