@@ -296,8 +296,12 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
             for msg_id in outstanding:
                 session.server.response(msg_id, timeout=300)
             outstanding.clear()
+            status = session.status()
+            work = {k: status["counters"][k] for k in ("requests", "evaluated_tokens", "generated_tokens",
+                                                         "cancelled", "cache_hits")}
             samples.append({"events": i + 1, "seconds": round(time.perf_counter() - started, 1),
-                            "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid)})
+                            "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid),
+                            **work, "plan": status["workspaces"][0].get("inference", {}).get("latency")})
             print(json.dumps(samples[-1]), file=sys.stderr)
         session.server.incoming.clear()
     warm, half, end = samples[0], samples[len(samples) // 2 - 1], samples[-1]
