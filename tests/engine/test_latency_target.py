@@ -41,6 +41,20 @@ def test_speeds_come_from_finished_generations_and_size_the_plan():
     assert target_ms(0, gpu=True) == 300 and target_ms(0, gpu=False) == 800 and target_ms(150, gpu=False) == 150
 
 
+def test_a_fast_keystroke_speed_never_plans_more_than_the_measured_prefill_speed_allows():
+    """Small batches can run faster per token than a large prefill across a long context (the tiny model:
+    ~18K against ~9K tokens/s); the plan must not promise a large evaluation the small-batch speed."""
+    meter = SpeedMeter()
+    meter.observe_prefill(8000, 8000 / 9000 * 1000)  # 8,000 tokens at 9,000 tokens/s
+    meter.observe_prefill(100, 100 / 18000 * 1000)  # 100 tokens at 18,000 tokens/s
+    assert round(meter.keystroke_tokens_per_s) == 18000 and round(meter.prefill_tokens_per_s) == 9000
+    assert meter.plan(800, 512).evaluable_tokens == int(800 * 9000 / 1000 * 0.75)
+    slow = SpeedMeter()  # the usual CPU case: keystroke-sized batches are the slower ones, and they size it
+    slow.observe_prefill(512, 512 / 85 * 1000)
+    slow.observe_prefill(16, 16 / 33 * 1000)
+    assert slow.plan(800, 512).evaluable_tokens == int(800 * 33 / 1000 * 0.75)
+
+
 def test_the_suffix_size_holds_through_a_one_step_wobble_and_follows_a_real_change():
     meter = SpeedMeter()
     meter.observe(GenerationResult("x", 4000, 3960, 40, 3, 550.0, "stop", first_token_ms=450.0))  # 100 tokens/s
