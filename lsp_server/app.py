@@ -8,6 +8,7 @@ import logging
 import signal
 
 from . import chat_handlers, code_actions, commands, completion, documents, lifecycle
+from .process_memory import limit_malloc_arenas
 from .server import CoderflashServer
 from .stdio import serve_stdio
 
@@ -21,6 +22,7 @@ def build_server() -> CoderflashServer:
 
 def run_server(tcp: str | None = None) -> None:
     """Serve on stdio, or on ``host:port`` (``--tcp``)."""
+    limit_malloc_arenas()  # before any thread starts: a long session's memory stays flat (process_memory)
     logging.basicConfig(level=logging.WARNING)
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` dumps every thread's stack to stderr
         faulthandler.register(signal.SIGUSR1, all_threads=True)

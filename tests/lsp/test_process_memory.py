@@ -1,0 +1,56 @@
+"""The server process caps glibc's heap arenas (lsp_server/process_memory.py): eight threads allocating get
+at most two heaps, where glibc alone gives each its own. Counted by glibc itself (``malloc_info``), in a fresh
+interpreter, so the cap is set before any thread starts as in ``coderflash serve``."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+
+import pytest
+
+CHILD = r"""
+import ctypes, sys, tempfile, threading
+sys.path.insert(0, {repo!r})
+if {cap}:
+    from lsp_server.process_memory import limit_malloc_arenas
+    assert limit_malloc_arenas(), "the cap was not set"
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(8)
+
+def churn():
+    start.wait()
+    kept = [bytes(4000 + i) for i in range(2000)]  # over pymalloc's size: served by malloc
+    del kept
+
+threads = [threading.Thread(target=churn) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+with tempfile.NamedTemporaryFile(suffix=".xml") as out:
+    fp = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, fp)
+    libc.fclose(fp)
+    print(open(out.name).read().count("<heap nr="))
+"""
+
+
+def _heaps_in_child(cap: bool) -> int:
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[2])
+    child = subprocess.run([sys.executable, "-c", CHILD.format(repo=repo, cap=cap)], capture_output=True,
+                              text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert child.returncode == 0, child.stderr
+    return int(child.stdout.strip())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"),
+                    reason="the arena cap is glibc's (Linux); other C libraries are left alone")
+def test_eight_threads_allocating_share_at_most_two_heaps():
+    assert _heaps_in_child(cap=False) > 2  # glibc alone: the test can tell
+    assert _heaps_in_child(cap=True) <= 2
