@@ -37,6 +37,9 @@ MIN_PREFILL_SAMPLE = 8  # prompt tokens evaluated: fewer measure one decode step
 EMA = 0.3  # weight of a new measurement: speeds follow load changes within a few requests
 MARGIN = 0.75  # of the target: what a keystroke evaluates varies by a few tokens around the plan
 SMALL_BATCH = 128  # prompt tokens: fewer are a keystroke's evaluation, more a prefill's
+# Prompt tokens from which an evaluation is a long one: attention over a long context makes each token cost
+# more (the 0.5B here: 97 tokens/s over 2K, 65 over 8K; a tiny model ~25K over a few hundred, ~9K over 8K).
+LONG_BATCH = 2048
 # Before a keystroke-sized evaluation has been measured, its speed is guessed from a prefill's: small
 # batches evaluate far slower per token (0.5B on one core: 16 tokens at ~33 tokens/s, 512 at ~85).
 SMALL_OVER_LARGE = 0.4
@@ -69,6 +72,7 @@ class SpeedMeter:
         self._lock = threading.Lock()
         self.prefill_tokens_per_s: float | None = None  # prefills of SMALL_BATCH tokens or more
         self.keystroke_tokens_per_s: float | None = None  # fewer: what the plan sizes
+        self.long_prefill_tokens_per_s: float | None = None  # LONG_BATCH or more (also in prefill_tokens_per_s)
         self.decode_ms_per_token: float | None = None
         self.samples = 0
         self._suffix: int | None = None  # the suffix size planned last (see ``_steady_suffix``)
@@ -100,6 +104,8 @@ class SpeedMeter:
         speed = tokens / elapsed_ms * 1000.0
         if tokens >= SMALL_BATCH:
             self.prefill_tokens_per_s = self._mix(self.prefill_tokens_per_s, speed)
+            if tokens >= LONG_BATCH:
+                self.long_prefill_tokens_per_s = self._mix(self.long_prefill_tokens_per_s, speed)
         else:
             self.keystroke_tokens_per_s = self._mix(self.keystroke_tokens_per_s, speed)
         self.samples += 1
@@ -108,17 +114,20 @@ class SpeedMeter:
         """The sizes for a target of ``target`` ms; None until prefill speed has been measured."""
         with self._lock:
             small, large, step = self.keystroke_tokens_per_s, self.prefill_tokens_per_s, self.decode_ms_per_token
+            long = self.long_prefill_tokens_per_s
         if small is None and large is None:
             return None
-        # The slower of the two measured speeds bounds the plan: a keystroke-sized speed says nothing of a
-        # large evaluation across a long context (a tiny model's small batches ran at ~18K tokens/s, its 8K-token
-        # prefills at ~9K: planned from the first alone, first tokens took 0.9-1.05 s against 800 ms).
-        if small is None:
-            assert large is not None
-            tps = large * SMALL_OVER_LARGE
-        else:
-            tps = small if large is None else min(small, large)
         step = step or 0.0
+        # The plan is sized from the slowest speed measured for evaluations up to its own size: a keystroke's
+        # speed says nothing of a prefill across a long context (a tiny model's small batches ran at ~18K
+        # tokens/s, its 8K-token prefills at ~9K: planned from the first alone, first tokens took 0.9-1.05 s
+        # against 800 ms).
+        tps = small if small is not None else large * SMALL_OVER_LARGE  # type: ignore[operator]
+        evaluable = 0
+        for size, speed in ((SMALL_BATCH, large), (LONG_BATCH, long)):
+            evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
+            if speed is not None and evaluable >= size:
+                tps = min(tps, speed)
         evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
         suffix = max(MIN_SUFFIX_TOKENS, min(suffix_tokens, floor_pow2(evaluable // 2)))
         with self._lock:
@@ -129,6 +138,7 @@ class SpeedMeter:
         with self._lock:
             return {"prefill_tokens_per_s": _round(self.prefill_tokens_per_s),
                     "keystroke_tokens_per_s": _round(self.keystroke_tokens_per_s),
+                    "long_prefill_tokens_per_s": _round(self.long_prefill_tokens_per_s),
                     "decode_tokens_per_s": _round(1000.0 / self.decode_ms_per_token) if self.decode_ms_per_token
                     else None, "samples": self.samples}
 

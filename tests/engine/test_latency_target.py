@@ -43,12 +43,21 @@ def test_speeds_come_from_finished_generations_and_size_the_plan():
 
 def test_a_fast_keystroke_speed_never_plans_more_than_the_measured_prefill_speed_allows():
     """Small batches can run faster per token than a large prefill across a long context (the tiny model:
-    ~18K against ~9K tokens/s); the plan must not promise a large evaluation the small-batch speed."""
+    ~18K against ~9K tokens/s); the plan must not promise a large evaluation the small-batch speed, nor a
+    long one the speed of short prefills."""
     meter = SpeedMeter()
     meter.observe_prefill(8000, 8000 / 9000 * 1000)  # 8,000 tokens at 9,000 tokens/s
     meter.observe_prefill(100, 100 / 18000 * 1000)  # 100 tokens at 18,000 tokens/s
     assert round(meter.keystroke_tokens_per_s) == 18000 and round(meter.prefill_tokens_per_s) == 9000
     assert meter.plan(800, 512).evaluable_tokens == int(800 * 9000 / 1000 * 0.75)
+    mixed = SpeedMeter()  # short prefills fast, a long one slow: a plan as long as that gets the long one's speed
+    for _ in range(5):
+        mixed.observe_prefill(500, 500 / 25000 * 1000)
+    mixed.observe_prefill(8000, 8000 / 9000 * 1000)
+    mixed.observe_prefill(100, 100 / 18000 * 1000)
+    assert round(mixed.long_prefill_tokens_per_s) == 9000 and mixed.prefill_tokens_per_s > 15000
+    assert mixed.plan(800, 512).evaluable_tokens == int(800 * 9000 / 1000 * 0.75)
+    assert mixed.plan(100, 512).evaluable_tokens == int(100 * 18000 / 1000 * 0.75)  # 1,350: short, keystroke speed
     slow = SpeedMeter()  # the usual CPU case: keystroke-sized batches are the slower ones, and they size it
     slow.observe_prefill(512, 512 / 85 * 1000)
     slow.observe_prefill(16, 16 / 33 * 1000)
