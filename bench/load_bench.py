@@ -301,7 +301,8 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
                                                          "cancelled", "cache_hits")}
             samples.append({"events": i + 1, "seconds": round(time.perf_counter() - started, 1),
                             "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid),
-                            **work, "plan": status["workspaces"][0].get("inference", {}).get("latency")})
+                            **work, "plan": status["workspaces"][0].get("inference", {}).get("latency"),
+                            "context_cache": status["workspaces"][0].get("context_cache")})
             print(json.dumps(samples[-1]), file=sys.stderr)
         session.server.incoming.clear()
     warm, half, end = samples[0], samples[len(samples) // 2 - 1], samples[-1]

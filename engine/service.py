@@ -345,8 +345,9 @@ class Engine:
         return cleared
 
     def status(self) -> dict[str, Any]:
+        context_cache = self._context[1].stats() if self._context is not None else {}
         return {"model": self.model_info(), "counters": self.counters.to_json(),
-                "open_documents": len(self.open_documents),
+                "open_documents": len(self.open_documents), "context_cache": context_cache,
                 "index": {**self.index_progress, "watch": self.watch_info().get("mode", "")},
                 "inference": self._runtime.status() if self._runtime is not None else {}}
 

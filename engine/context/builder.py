@@ -39,7 +39,7 @@ from engine.context.layout import assemble, chat_text
 from engine.context.near_cursor import near_candidates
 from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, file_layer, ranked_candidates,
                                           repo_wide_layer)
-from engine.context.redact import kind_for, reserve_cache
+from engine.context.redact import cache_limit, cached_chars, kind_for, reserve_cache
 from engine.context.result import ContextResult, SharedPrefixTracker, cursor_indentation, split_at_cursor
 from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
@@ -84,6 +84,14 @@ class ContextCache:
         """Let the token-id and redaction caches hold prompts of ``budget`` tokens (``cache_sizes``)."""
         self.counter.reserve(cache_sizes.token_cache_tokens(budget))
         reserve_cache(cache_sizes.redaction_cache_chars(budget))
+
+    def stats(self) -> dict[str, int]:
+        """How full the bounded caches are (``coderflash/status``): a long session's memory should level off
+        as they reach their bounds, and this says whether they have."""
+        return {"files": len(self.files), "file_chars": self.files.chars, "headers": len(self.headers),
+                "file_layers": len(self.file_layers), "token_ids": self.counter.held_tokens,
+                "token_ids_max": self.counter.max_cached_tokens, "redacted_chars": cached_chars(),
+                "redacted_chars_max": cache_limit()}
 
     def invalidate(self) -> None:
         """Forget cached selections (the repository changed in a way the caches cannot see)."""

@@ -311,6 +311,11 @@ def cache_limit() -> int:
     return _CACHE_MAX_CHARS
 
 
+def cached_chars() -> int:
+    """Characters of redacted text the cache holds now (``coderflash/status``: how full it is)."""
+    return _CACHE_CHARS
+
+
 def reserve_cache(chars: int) -> None:
     """Keep at least ``chars`` characters of redacted text from now on (process-wide; never shrinks)."""
     global _CACHE_MAX_CHARS

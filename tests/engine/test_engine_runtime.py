@@ -82,6 +82,17 @@ def test_warm_up_then_completion_reuses_prefix(tiny_model: Path, tmp_path: Path)
     engine.close()
 
 
+def test_status_says_how_full_the_bounded_context_caches_are(tiny_model: Path, tmp_path: Path):
+    engine, root = _engine(tiny_model, tmp_path)
+    assert engine.status()["context_cache"] == {}  # nothing assembled yet
+    engine.complete(root / "g.py", "import decoder\n\ndef g():\n    return decoder.", 3, 19, use_cache=False)
+    caches = engine.status()["context_cache"]
+    assert caches["files"] >= 1 and caches["file_chars"] > 0, caches  # decoder.py, shown in the prompt
+    assert 0 < caches["token_ids"] <= caches["token_ids_max"], caches
+    assert caches["redacted_chars"] <= caches["redacted_chars_max"], caches
+    engine.close()
+
+
 def test_a_completion_cut_by_the_timeout_is_trimmed_not_cached_and_its_prefill_is_reused(tiny_model: Path,
                                                                                           tmp_path: Path):
     from engine.inference.postprocess import trim_interrupted
