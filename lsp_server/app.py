@@ -24,6 +24,9 @@ def run_server(tcp: str | None = None) -> None:
     """Serve on stdio, or on ``host:port`` (``--tcp``)."""
     limit_malloc_arenas()  # before any thread starts: fewer arenas, less RSS creep over a long session
     logging.basicConfig(level=logging.WARNING)
+    # A crash in native code (SIGSEGV, SIGABRT, ...) writes every thread's Python stack to stderr, which the
+    # editor logs: without it, a crash leaves nothing but an exit code.
+    faulthandler.enable(all_threads=True)
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` dumps every thread's stack to stderr
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     server = build_server()

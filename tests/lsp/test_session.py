@@ -211,3 +211,25 @@ def test_small_default_model_is_announced_once(sample_repo: Path) -> None:
         assert server.close() == 0
     finally:
         server.proc.kill()
+
+
+def test_a_crash_in_native_code_leaves_every_thread_stack_on_stderr(sample_repo: Path, tiny_model: Path) -> None:
+    """A segmentation fault (here sent as a signal) ends the server; what the editor's log then holds is
+    Python's own report with each thread's stack (faulthandler), not only an exit code of -11."""
+    import signal
+
+    server = RawLspProcess()
+    try:
+        server.initialize(sample_repo.as_uri(), {"model": str(tiny_model)})
+        server.call("coderflash/status", {})
+        server.proc.send_signal(signal.SIGSEGV)
+        assert server.proc.wait(timeout=30) == -signal.SIGSEGV
+        deadline = time.monotonic() + 5
+        while "stdio.py" not in server.stderr_tail(200) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        report = server.stderr_tail(200)
+        assert "Fatal Python error: Segmentation fault" in report, report
+        assert "lsp-stdin" in report or "stdio.py" in report, report  # the reader thread's stack too
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
