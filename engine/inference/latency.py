@@ -122,13 +122,14 @@ class SpeedMeter:
         # speed says nothing of a prefill across a long context (a tiny model's small batches ran at ~18K
         # tokens/s, its 8K-token prefills at ~9K: planned from the first alone, first tokens took 0.9-1.05 s
         # against 800 ms).
+        def evaluable_at(tokens_per_s: float) -> int:
+            return max(0, int((target - step) * tokens_per_s / 1000.0 * MARGIN))
+
         tps = small if small is not None else large * SMALL_OVER_LARGE  # type: ignore[operator]
-        evaluable = 0
         for size, speed in ((SMALL_BATCH, large), (LONG_BATCH, long)):
-            evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
-            if speed is not None and evaluable >= size:
+            if speed is not None and evaluable_at(tps) >= size:
                 tps = min(tps, speed)
-        evaluable = max(0, int((target - step) * tps / 1000.0 * MARGIN))
+        evaluable = evaluable_at(tps)
         suffix = max(MIN_SUFFIX_TOKENS, min(suffix_tokens, floor_pow2(evaluable // 2)))
         with self._lock:
             self._suffix = _steady_suffix(self._suffix, suffix, evaluable, suffix_tokens)

@@ -81,10 +81,14 @@ class DraftModel:
         """Leading tokens of ``ids`` the draft model's KV cache holds."""
         return resident_prefix(self.llm, ids)
 
+    def _kept(self, ids: Sequence[int]) -> int:
+        """Leading tokens of ``ids`` a catch-up keeps: the resident ones but the last (its logits are needed)."""
+        return min(self.resident(ids), len(ids) - 1)
+
     def behind(self, ids: Sequence[int]) -> bool:
         """Whether a completion on ``ids`` would decode without drafts: more than ``MAX_CATCH_UP`` of its
         tokens are not in the draft model's KV cache (see ``catch_up``'s ``limit``)."""
-        return len(ids) - min(self.resident(ids), len(ids) - 1) > MAX_CATCH_UP
+        return len(ids) - self._kept(ids) > MAX_CATCH_UP
 
     def catch_up(self, ids: Sequence[int], cancel: CancelToken | None = None, limit: int | None = None,
                  chunk: int | None = None) -> bool:
@@ -94,7 +98,7 @@ class DraftModel:
         if not ids:
             return False
         llm = self.llm
-        common = min(self.resident(ids), len(ids) - 1)  # the last token again: its logits are needed
+        common = self._kept(ids)
         if limit is not None and len(ids) - common > limit:
             return False
         llm.n_tokens = common  # ``eval`` drops the KV cache after n_tokens

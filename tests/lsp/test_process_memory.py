@@ -44,7 +44,7 @@ def _heaps_in_child(cap: bool) -> int:
 
     repo = str(Path(__file__).resolve().parents[2])
     child = subprocess.run([sys.executable, "-c", CHILD.format(repo=repo, cap=cap)], capture_output=True,
-                              text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+                           text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert child.returncode == 0, child.stderr
     return int(child.stdout.strip())
 
