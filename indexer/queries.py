@@ -6,6 +6,7 @@ range) are cached per index generation (``IndexState.cached``).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 
@@ -15,7 +16,11 @@ from .settings import is_secret_path
 from .state import IndexState
 from .store import DEF_COLS
 
-_NAMES_PER_QUERY = 500  # SQLite's limit on bound parameters is 999 in old builds
+# The names travel as one JSON array, so the statement's text is the same however many there are: an
+# ``IN (?, ?, …)`` with one placeholder per name compiled a new statement for every count, and the sqlite3
+# module keeps the last 128 compiled statements per connection, each as large as its list, so SQLite's memory
+# crept up by megabytes over a long session (``bench/load_bench.py``'s soak) until that cache was full.
+_NAMES_IN = "d.name IN (SELECT value FROM json_each(?))"
 
 
 class Queries:
@@ -129,10 +134,8 @@ class Queries:
         imported = set(self.imports_of(rel))
         names = list(order)
         by_name: dict[str, list[Definition]] = {}
-        for i in range(0, len(names), _NAMES_PER_QUERY):
-            part = names[i:i + _NAMES_PER_QUERY]
-            for d in self._defs(f"d.name IN ({','.join('?' * len(part))})", tuple(part)):
-                by_name.setdefault(d.name, []).append(d)
+        for d in self._defs(_NAMES_IN, (json.dumps(names),)):
+            by_name.setdefault(d.name, []).append(d)
         out: list[Definition] = []
         for name in names:
             ds = by_name.get(name)
