@@ -12,7 +12,9 @@ long a status request and a completion take once the storms stop.
 Soak: ``--events`` (100,000) editor events replayed as fast as the server takes them — typing
 (didChange), completion requests (one in ten), cursor jumps, documents closed and reopened, status polls,
 saves — as a day of editing compressed. RSS and open file descriptors are sampled every tenth of the run;
-reported: their values after warm-up (the first tenth), at half-time and at the end, and the growth between.
+reported: their values after warm-up (the first tenth), at half-time and at the end, and the growth between;
+each sample also has the server's own ``memory`` (``coderflash/status``: resident, malloc's memory in use and
+held free, SQLite's), which says whether a rise is live memory or the allocator's.
 
 ``targets_met`` in the JSON says which of the issue's targets hold; the command exits 1 when one is missed.
 
@@ -302,7 +304,8 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
             samples.append({"events": i + 1, "seconds": round(time.perf_counter() - started, 1),
                             "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid),
                             **work, "plan": status["workspaces"][0].get("inference", {}).get("latency"),
-                            "context_cache": status["workspaces"][0].get("context_cache")})
+                            "context_cache": status["workspaces"][0].get("context_cache"),
+                            "memory": status.get("memory")})
             print(json.dumps(samples[-1]), file=sys.stderr)
         session.server.incoming.clear()
     warm, half, end = samples[0], samples[len(samples) // 2 - 1], samples[-1]

@@ -15,6 +15,7 @@ from engine.model.backend import CancelToken, Cancelled
 from engine.inference.runtime import CompletionOutput
 
 from .positions import from_client
+from .process_memory import memory_usage
 from .server import CoderflashServer
 
 STATUS_REQUEST = "coderflash/status"
@@ -102,6 +103,7 @@ def on_status(ls: CoderflashServer, params: Any = None) -> dict[str, Any]:
     wanted = params.get("timings") if isinstance(params, dict) else getattr(params, "timings", False)
     status["engine_ms"] = list(ls.engine_ms)[-1000:] if wanted else []
     status["handlers_in_flight"] = ls.protocol.handlers_in_flight
+    status["memory"] = memory_usage()
     return status
 
 

@@ -1,4 +1,4 @@
-"""How the server process uses the C allocator: at most two glibc heap arenas.
+"""How the server process uses memory: at most two glibc heap arenas, and where its memory is (``memory_usage``).
 
 Why: glibc gives each thread that allocates a heap arena of its own (up to eight per core), and memory freed
 in one arena is reused only by allocations served from it. The server's threads — stdin reader, event loop,
@@ -32,3 +32,66 @@ def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
         return bool(libc.mallopt(M_ARENA_MAX, arenas))
     except (OSError, AttributeError):
         return False
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33 and later): byte counts as size_t."""
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                    "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+SQLITE_STATUS_MEMORY_USED = 0
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _malloc_bytes() -> tuple[int, int] | None:
+    """(in use, held free) by glibc's malloc, in its heaps and its own maps; None off glibc or before 2.33."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd, info.fordblks
+
+
+def _sqlite_bytes() -> int | None:
+    """SQLite's own count of the memory it holds (page caches, compiled statements), process-wide. Looked up
+    through the sqlite3 module's extension, so it is the SQLite that module uses, linked or built in."""
+    try:
+        import _sqlite3
+
+        status64 = ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
+    except (ImportError, OSError, AttributeError):
+        return None
+    current, highest = ctypes.c_int64(), ctypes.c_int64()
+    if status64(SQLITE_STATUS_MEMORY_USED, ctypes.byref(current), ctypes.byref(highest), 0) != 0:
+        return None
+    return current.value
+
+
+def memory_usage() -> dict[str, float]:
+    """Where the process's memory is, in MB, for ``coderflash/status`` ``memory``: ``rss_mb`` (resident),
+    ``malloc_in_use_mb`` and ``malloc_free_mb`` (held by glibc's malloc after it was freed: what fragmentation
+    keeps resident), ``sqlite_mb``. Why: a resident size that creeps is either live memory (in use grows) or the
+    allocator's (free grows), and the two need different fixes; ``bench/load_bench.py``'s soak records this.
+    A figure this platform cannot give is left out."""
+    out: dict[str, float] = {}
+    rss = _rss_bytes()
+    if rss is not None:
+        out["rss_mb"] = round(rss / 1e6, 1)
+    malloc = _malloc_bytes()
+    if malloc is not None:
+        out["malloc_in_use_mb"], out["malloc_free_mb"] = round(malloc[0] / 1e6, 1), round(malloc[1] / 1e6, 1)
+    sqlite = _sqlite_bytes()
+    if sqlite is not None:
+        out["sqlite_mb"] = round(sqlite / 1e6, 2)
+    return out

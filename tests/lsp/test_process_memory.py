@@ -54,3 +54,30 @@ def _heaps_in_child(cap: bool) -> int:
 def test_eight_threads_allocating_share_at_most_two_heaps():
     assert _heaps_in_child(cap=False) > 2  # glibc alone: the test can tell
     assert _heaps_in_child(cap=True) <= 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallinfo2 and /proc: Linux")
+def test_memory_usage_tells_live_memory_from_sqlites_and_follows_both() -> None:
+    """``coderflash/status`` ``memory``: 20 MB held raise ``malloc_in_use_mb`` by about that and releasing them
+    lowers it again; a connection's page cache filling raises ``sqlite_mb``, and closing it gives it back."""
+    import sqlite3
+
+    from lsp_server.process_memory import memory_usage
+
+    before = memory_usage()
+    held = [bytearray(1_000_000) for _ in range(20)]
+    holding = memory_usage()
+    del held
+    released = memory_usage()
+    assert holding["malloc_in_use_mb"] - before["malloc_in_use_mb"] > 19
+    assert holding["malloc_in_use_mb"] - released["malloc_in_use_mb"] > 19
+    assert holding["rss_mb"] > before["rss_mb"]
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t(x TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 200,)] * 10_000)
+    filled = memory_usage()
+    conn.close()
+    closed = memory_usage()
+    assert filled["sqlite_mb"] - before["sqlite_mb"] > 1.5  # 2 MB of rows in the page cache
+    assert filled["sqlite_mb"] - closed["sqlite_mb"] > 1.5
