@@ -299,12 +299,13 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
                 session.server.response(msg_id, timeout=300)
             outstanding.clear()
             status = session.status()
+            workspace = status["workspaces"][0]
             work = {k: status["counters"][k] for k in ("requests", "evaluated_tokens", "generated_tokens",
                                                          "cancelled", "cache_hits")}
             samples.append({"events": i + 1, "seconds": round(time.perf_counter() - started, 1),
                             "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid),
-                            **work, "plan": status["workspaces"][0].get("inference", {}).get("latency"),
-                            "context_cache": status["workspaces"][0].get("context_cache"),
+                            **work, "plan": workspace.get("inference", {}).get("latency"),
+                            "context_cache": workspace.get("context_cache"),
                             "memory": status.get("memory")})
             print(json.dumps(samples[-1]), file=sys.stderr)
         session.server.incoming.clear()

@@ -14,24 +14,33 @@ malloc, which is invisible beside a model's work. A ``MALLOC_ARENA_MAX`` the use
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
+from typing import Any
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
 SERVER_ARENAS = 2
 
 
-def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
-    """Cap glibc's heap arenas for this process (call before threads start); True when the cap was set."""
-    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
-        return False
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (on Linux), loaded once; None elsewhere (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         libc = ctypes.CDLL(None)
-        if not hasattr(libc, "gnu_get_libc_version"):  # not glibc
-            return False
-        return bool(libc.mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
+    except OSError:
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
+
+
+def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
+    """Cap glibc's heap arenas for this process (call before threads start); True when the cap was set."""
+    libc = _glibc()
+    if libc is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
 
 
 class _MallInfo2(ctypes.Structure):
@@ -53,26 +62,30 @@ def _rss_bytes() -> int | None:
 
 def _malloc_bytes() -> tuple[int, int] | None:
     """(in use, held free) by glibc's malloc, in its heaps and its own maps; None off glibc or before 2.33."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None)
-        mallinfo2 = libc.mallinfo2
-    except (OSError, AttributeError):
+    mallinfo2 = getattr(_glibc(), "mallinfo2", None)
+    if mallinfo2 is None:
         return None
     mallinfo2.restype = _MallInfo2
     info = mallinfo2()
     return info.uordblks + info.hblkhd, info.fordblks
 
 
-def _sqlite_bytes() -> int | None:
-    """SQLite's own count of the memory it holds (page caches, compiled statements), process-wide. Looked up
-    through the sqlite3 module's extension, so it is the SQLite that module uses, linked or built in."""
+@functools.cache
+def _sqlite_status64() -> Any:
+    """``sqlite3_status64`` of the SQLite the sqlite3 module uses (looked up once through that module's own
+    extension, so the same library whether linked or built in); None when it cannot be found."""
     try:
         import _sqlite3
 
-        status64 = ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
+        return ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
     except (ImportError, OSError, AttributeError, TypeError):
+        return None
+
+
+def _sqlite_bytes() -> int | None:
+    """SQLite's own count of the memory it holds (page caches, compiled statements), process-wide."""
+    status64 = _sqlite_status64()
+    if status64 is None:
         return None
     current, highest = ctypes.c_int64(), ctypes.c_int64()
     if status64(SQLITE_STATUS_MEMORY_USED, ctypes.byref(current), ctypes.byref(highest), 0) != 0:
