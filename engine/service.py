@@ -339,9 +339,10 @@ class Engine:
         cleared = 0
         if self._runtime is not None:
             cleared += self._runtime.clear_cache()
-        if self._context is not None:
-            self._context[0].counter.clear()
-            cleared += 1
+        with self._context_lock:  # the counter is not thread-safe: never clear it under a prompt being built
+            if self._context is not None:
+                self._context[0].counter.clear()
+                cleared += 1
         return cleared
 
     def status(self) -> dict[str, Any]:

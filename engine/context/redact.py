@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from collections import Counter, OrderedDict
 
 from engine.context import cache_sizes
@@ -301,6 +302,9 @@ def redact(text: str, kind: str = "code") -> str:
 
 _CACHE: OrderedDict[bytes, str] = OrderedDict()
 _CACHE_CHARS = 0
+# The cache is process-wide and used from several threads at once (the inference worker's prompts, chat's
+# repository tools in their pool): every look-up and store holds this lock, the redaction itself does not.
+_CACHE_LOCK = threading.Lock()
 # Sized from the largest budget in use (``reserve_cache``, ``engine.context.cache_sizes``): every repository
 # chunk of a prompt stays a hit, and the cache is full (flat) early in a session rather than growing for hours.
 _CACHE_MAX_CHARS = cache_sizes.MIN_CHARS
@@ -328,14 +332,20 @@ def redact_cached(text: str, kind: str = "code") -> str:
     if len(text) < 256:
         return redact(text, kind)
     key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest() + kind.encode()
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
     value = redact(text, kind)
-    _CACHE[key] = value
-    _CACHE_CHARS += len(value)
-    while _CACHE_CHARS > _CACHE_MAX_CHARS and _CACHE:
-        _, old = _CACHE.popitem(last=False)
-        _CACHE_CHARS -= len(old)
+    with _CACHE_LOCK:
+        raced = _CACHE.get(key)  # another thread redacted the same text meanwhile: keep one, count it once
+        if raced is not None:
+            _CACHE.move_to_end(key)
+            return raced
+        _CACHE[key] = value
+        _CACHE_CHARS += len(value)
+        while _CACHE_CHARS > _CACHE_MAX_CHARS and _CACHE:
+            _, old = _CACHE.popitem(last=False)
+            _CACHE_CHARS -= len(old)
     return value

@@ -1,0 +1,61 @@
+"""The redaction cache is process-wide and used from several threads at once (the inference worker builds
+prompts while chat's repository tools read files in their pool): its look-ups and stores must not race.
+
+A race showed as a ``KeyError`` (a hit moved to the end after another thread had evicted it) and, worse, as a
+character count that drifted up for good (two threads redacting the same text both added it): once the count
+alone passed the bound, every store evicted everything and the cache held nothing for the rest of the session.
+Run in a fresh interpreter so the bound is the smallest one (no earlier test raised it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import json, sys, threading
+sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race shows within one run
+from engine.context import redact
+
+CHUNK = 20_000
+# the threads' texts are 11 characters longer than the later ones, so a count that drifted by any number of
+# them can never add up to a whole number of the later texts
+texts = [(f"value_{i} = compute({i})  # line\n" * (CHUNK // 30))[:CHUNK + 11] for i in range(60)]
+errors = []
+
+def worker():
+    try:
+        for _ in range(3):
+            for text in texts:
+                redact.redact_cached(text)
+    except Exception as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=worker) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+limit = redact.cache_limit()
+after_threads = redact.cached_chars()
+fresh = [f"other_{i} = 1\n".ljust(CHUNK - 1, "x") + "\n" for i in range(60)]
+for text in fresh:  # single-threaded now: the cache ends up holding exactly the newest texts that fit
+    redact.redact_cached(text)
+print(json.dumps({"errors": errors, "limit": limit, "after_threads": after_threads,
+                  "after_fresh": redact.cached_chars()}))
+"""
+
+
+def test_threads_sharing_the_redaction_cache_never_fail_and_count_each_text_once():
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["errors"] == []
+    assert out["after_threads"] <= out["limit"]
+    chunk = 20_000
+    fits = out["limit"] // chunk
+    assert out["after_fresh"] == fits * chunk, out  # the count is the characters actually held
