@@ -313,7 +313,8 @@ class Engine:
             except Exception as exc:
                 self.index_progress = {"state": "error", "error": f"{type(exc).__name__}: {exc}"}
                 raise
-            for rel, text in self.open_documents.items():
+            # a copy: the editor opens and closes documents on the event loop while this thread hands them over
+            for rel, text in list(self.open_documents.items()):
                 if not rel.startswith("../"):  # a file outside the root (see relative_path) is never indexed
                     index.set_overlay(rel, text)
             self._index_ready = True
