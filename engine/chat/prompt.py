@@ -65,9 +65,11 @@ def safe_context(context: str, env: ToolEnv, log: Callable[[str], None]) -> str:
     return "".join(kept)
 
 
-def user_message(request: ChatRequest, rel: str | None, conversation: Conversation, context_budget: int) -> str:
-    """The user's message, followed by the selection or the current file (``rel``: its workspace path).
-    A current file already shown in the repository context is named, not repeated, on the first turn."""
+def user_message(request: ChatRequest, rel: str | None, conversation: Conversation, context_budget: int,
+                 count: Callable[[str], int] | None = None) -> str:
+    """The user's message, followed by the selection or the current file (``rel``: its workspace path), cut to
+    ``context_budget`` tokens (``count`` counts them exactly; without it, three characters a token). A current
+    file already shown in the repository context is named, not repeated, on the first turn."""
     message = request.message.strip()
     if request.path is None or rel is None:
         return message
@@ -82,14 +84,28 @@ def user_message(request: ChatRequest, rel: str | None, conversation: Conversati
         if (sl, sc) != (el, ec):
             start, end = offset_at(text, sl, sc), offset_at(text, el, ec)
             start, end = min(start, end), max(start, end)
-            selected = redact(text[start:end], kind_for(rel))
+            selected = within_tokens(redact(text[start:end], kind_for(rel)), context_budget, count)
             return f"{message}\n\nSelected code in `{rel}` (lines {sl + 1}-{el + 1}):\n```\n{selected}\n```"
     if rel in conversation.context_files and conversation.messages == []:
         return f"{message}\n\nThe current file is `{rel}` (shown in the repository context)."
-    cap = max(2000, context_budget * 3)
-    text = redact(text, kind_for(rel))
-    body = text if len(text) <= cap else text[:cap] + "\n[... truncated]"
+    body = within_tokens(redact(text, kind_for(rel)), context_budget, count)
     return f"{message}\n\nThe current file is `{rel}`:\n```\n{body}\n```"
+
+
+def within_tokens(text: str, budget: int, count: Callable[[str], int] | None = None) -> str:
+    """``text``, or its start with a note that it was cut, within ``budget`` tokens: first by characters (three a
+    token, at least 2,000), then, when ``count`` is given, cut further until the count fits."""
+    cap = max(2000, budget * 3)
+    cut = len(text) > cap
+    text = text[:cap]
+    if count is not None:
+        for _ in range(4):  # each cut aims 10% under: one or two rounds in practice
+            tokens = count(text)
+            if tokens <= budget:
+                break
+            text = text[:max(1, len(text) * budget // tokens * 9 // 10)]
+            cut = True
+    return text + "\n[... truncated]" if cut else text
 
 
 def render_messages(system: str, working: list[dict[str, str]], native_tool_role: bool) -> list[dict[str, str]]:

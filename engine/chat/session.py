@@ -121,6 +121,13 @@ class ChatSession:
         except Exception:  # noqa: BLE001
             return self.config.llama.n_ctx
 
+    def _file_budget(self, n_ctx: int) -> int:
+        """Tokens the current file (or selection) may take in the user's message: the context budget, at most
+        half of what the window leaves beside the answer reserve. Why: a large open file under a small window
+        (``llama.n_ctx = 8192``) once filled the whole window, and the turn ended "no longer fits"."""
+        room = max(256, (n_ctx - self.config.context.chat_reserve) // 2)
+        return min(self.config.context.budget, room)
+
     # -- the turn -----------------------------------------------------------------------------------------
     def run(self) -> ChatResult:
         conv = self.conversation
@@ -151,7 +158,8 @@ class ChatSession:
                 check_grammar(backend, grammar)
         req = self.request
         rel = self.engine.relative_path(req.path) if req.path is not None else None
-        user = user_message(req, rel, conv, self.config.context.budget)
+        user = user_message(req, rel, conv, self._file_budget(n_ctx),
+                            (lambda text: count_tokens(backend, text)) if self.local else None)
         if conv.instructions is None or conv.mode != self.request.mode:
             first = conv.instructions is None
             system, context = self._system_prompt(backend, n_ctx, tools, user, with_context=first)

@@ -198,3 +198,18 @@ def test_tool_output_too_big_for_the_window_is_elided(engine: Engine) -> None:
     _, result, _ = run(engine, ChatRequest("read big", mode="agent", grammars=grammars))
     assert result.tool_calls[0]["ok"] and "truncated" in result.tool_calls[0]["result"]
     assert result.finish_reason == "stop" and result.text == "ok" and result.counters["prompt_tokens"] < 8192
+
+
+@pytest.mark.parametrize("selected", [False, True])
+def test_a_large_current_file_or_selection_is_cut_to_the_window(engine: Engine, selected: bool) -> None:
+    """Under an 8K window a 60 KB open file once filled the user's turn past the window ("no longer fits")."""
+    path = engine.root / "big_module.py"
+    text = "".join(f"def helper_{i}(value):\n    return value * {i}\n\n" for i in range(2000))
+    path.write_text(text)
+    selection = (0, 0, 5000, 0) if selected else None
+    session, result, _ = run(engine, ChatRequest("explain", path=path, text=text, selection=selection,
+                                                 grammars=[gbnf_literal("ok")]))
+    assert result.finish_reason == "stop" and result.text == "ok", result
+    user = session.conversation.messages[0]["content"]
+    assert "def helper_0(value):" in user and user.endswith("[... truncated]\n```")
+    assert result.counters["prompt_tokens"] < 8192
