@@ -123,12 +123,14 @@ def configure(names: list[str] | None = None, patterns: list[str] | None = None)
     """Add secret names (regular expressions matched inside identifiers, like ``stripe_restricted``) and value
     patterns (regular expressions whose every match is replaced) to the built-in rules (the ``[redaction]``
     settings); process-wide, and cached results are dropped."""
-    global _ASSIGNMENT_QUOTED, _ASSIGNMENT_BARE, _CACHE_CHARS
+    global _ASSIGNMENT_QUOTED, _ASSIGNMENT_BARE, _CACHE_CHARS, _CACHE_GENERATION
     _EXTRA_WORDS[:] = [n for n in names or [] if n]
     _EXTRA_PATTERNS[:] = [re.compile(p) for p in patterns or [] if p]
     _ASSIGNMENT_QUOTED, _ASSIGNMENT_BARE = _compile_assignments()
-    _CACHE.clear()
-    _CACHE_CHARS = 0
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _CACHE_CHARS = 0
+        _CACHE_GENERATION += 1  # a text being redacted under the old rules now is not stored
 
 
 def entropy(value: str) -> float:
@@ -305,6 +307,7 @@ _CACHE_CHARS = 0
 # The cache is process-wide and used from several threads at once (the inference worker's prompts, chat's
 # repository tools in their pool): every look-up and store holds this lock, the redaction itself does not.
 _CACHE_LOCK = threading.Lock()
+_CACHE_GENERATION = 0  # bumped by ``configure``: results redacted under earlier rules are never cached
 # Sized from the largest budget in use (``reserve_cache``, ``engine.context.cache_sizes``): every repository
 # chunk of a prompt stays a hit, and the cache is full (flat) early in a session rather than growing for hours.
 _CACHE_MAX_CHARS = cache_sizes.MIN_CHARS
@@ -337,8 +340,11 @@ def redact_cached(text: str, kind: str = "code") -> str:
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit
+        generation = _CACHE_GENERATION
     value = redact(text, kind)
     with _CACHE_LOCK:
+        if generation != _CACHE_GENERATION:  # the rules changed meanwhile: this result is not for the cache
+            return value
         raced = _CACHE.get(key)  # another thread redacted the same text meanwhile: keep one, count it once
         if raced is not None:
             _CACHE.move_to_end(key)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,3 +61,63 @@ def test_threads_sharing_the_redaction_cache_never_fail_and_count_each_text_once
     chunk = 20_000
     fits = out["limit"] // chunk
     assert out["after_fresh"] == fits * chunk, out  # the count is the characters actually held
+
+
+CONFIGURE_SCRIPT = r"""
+import json, sys, threading
+sys.setswitchinterval(1e-6)
+from engine.context import redact
+
+texts = [(f"value_{i} = compute({i})  # line\n" * 20) for i in range(40)]
+errors = []
+stop = threading.Event()
+
+def reader():
+    try:
+        while not stop.is_set():
+            for text in texts:
+                redact.redact_cached(text)
+    except Exception as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=reader) for _ in range(2)]
+for t in threads:
+    t.start()
+import time
+until = time.monotonic() + 3
+while time.monotonic() < until:  # engines built (settings changed, a folder added) reconfigure the rules
+    redact.configure()
+    time.sleep(0.001)  # mostly hits in between: a clear lands between a hit and its move to the end
+stop.set()
+for t in threads:
+    t.join()
+print(json.dumps({"errors": errors[:3], "count": redact.cached_chars(), "limit": redact.cache_limit()}))
+"""
+
+
+def test_reconfiguring_the_rules_while_threads_redact_never_fails_them():
+    proc = subprocess.run([sys.executable, "-c", CONFIGURE_SCRIPT], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["errors"] == [] and out["count"] <= out["limit"], out
+
+
+def test_a_text_redacted_under_the_old_rules_is_not_cached_after_new_rules_arrive():
+    """A text still being redacted when ``[redaction]`` gains a pattern must not be stored: a later prompt
+    would show what the new pattern hides."""
+    from engine.context import redact
+
+    text = "".join(f"value_{i} = compute({i})  # TOKEN_{i}\n" for i in range(12_000))  # ~0.5 s to redact
+    done: list[str] = []
+    worker = threading.Thread(target=lambda: done.append(redact.redact_cached(text)))
+    try:
+        worker.start()
+        time.sleep(0.05)
+        assert worker.is_alive(), "redaction finished before the rules changed: make the text larger"
+        redact.configure(patterns=[r"compute\(\d+\)"])
+        worker.join()
+        assert "compute(" not in redact.redact_cached(text)
+    finally:
+        worker.join()
+        redact.configure()
