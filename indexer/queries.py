@@ -34,8 +34,9 @@ class Queries:
         rel = state.rel(path)
         if is_secret_path(rel, state.settings.secret_globs):
             return None
-        if rel in state.overlays:
-            return state.overlays[rel]
+        overlay = state.overlays.get(rel)  # one look-up: the buffer may close on another thread meanwhile
+        if overlay is not None:
+            return overlay
         with state.store.lock:
             if state.file_id(rel) is None:
                 return None

@@ -13,9 +13,9 @@ from engine.context.index_view import RepoIndex
 
 def sync_overlay(index: RepoIndex, root: str, path: str, text: str) -> None:
     """The buffer replaces the saved file in the index (an overlay) when they differ (re-parses)."""
-    overlays = index.overlays
-    if path in overlays:
-        if overlays[path] != text:
+    overlay = index.overlays.get(path)  # one look-up: the buffer may close on another thread meanwhile
+    if overlay is not None:
+        if overlay != text:
             index.set_overlay(path, text)
         return
     try:
@@ -33,8 +33,8 @@ def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Ca
     becomes that overlay."""
     if last is None or last[0] == rel:
         return
-    overlays = index.overlays
-    if last[0] in overlays and overlays[last[0]] != last[1]:
+    overlay = index.overlays.get(last[0])
+    if overlay is not None and overlay != last[1]:
         try:
             index.set_overlay(last[0], last[1])
         except Exception as exc:

@@ -38,11 +38,9 @@ class FileCache:
 
     def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, list[str]] | None:
         """(text, lines) of ``path`` as the prompt may show it; None when the index cannot read it."""
-        overlays = index.overlays
         hit = self._data.get(path)
-        text = None
-        if path in overlays:
-            text = overlays[path]
+        text = index.overlays.get(path)  # one look-up: the buffer may close on another thread meanwhile
+        if text is not None:
             stamp: tuple = ("overlay", hash(text))
         elif hit is not None and path in checked and hit[0][0] != "overlay":
             self._data.move_to_end(path)
