@@ -21,6 +21,11 @@ from engine.inference.latency import SpeedMeter
 from engine.inference.scheduler import Scheduler
 
 
+class HostClosed(ModelError):
+    """The host was closed (the settings changed, or shutdown) while a load or a request was on its way: not
+    the model's fault, nothing to tell the user."""
+
+
 @dataclass
 class Counters:
     """Engine counters reported by ``coderflash/status`` (a stable contract) and ``--json`` outputs."""
@@ -95,6 +100,7 @@ class ModelHost:
         self._resolved: ResolvedModel | None = None
         self._load_lock = threading.Lock()  # held while loading (seconds): only for the backend
         self._lock = threading.Lock()
+        self._closed = False  # set by close(): no model is loaded and no worker started after it
         self._scheduler: Scheduler | None = None
         self._remote_pool: ThreadPoolExecutor | None = None
         # Repository prefixes already snapshotted (by hash), and the last prefix a completion used: it is
@@ -118,12 +124,20 @@ class ModelHost:
         """Load the model on first use (raises ModelError with an actionable message)."""
         with self._load_lock:
             if self._backend is None:
+                if self._closed:
+                    raise HostClosed("the model host was closed")
                 start = time.perf_counter()
                 try:
-                    self._backend = create_backend(self.config, self.resolve())
+                    loaded = create_backend(self.config, self.resolve())
                 except ModelError as exc:
                     self.load_error = str(exc)
                     raise
+                with self._lock:  # close() may have run during the load (seconds): then nobody owns this model
+                    if not self._closed:
+                        self._backend, loaded = loaded, None
+                if loaded is not None:
+                    loaded.close()
+                    raise HostClosed("the model host was closed while the model loaded")
                 self.load_error = None
                 self.counters.model_loaded()
                 self.log(f"model loaded in {time.perf_counter() - start:.2f}s: {self._backend.info()}")
@@ -158,6 +172,8 @@ class ModelHost:
     def scheduler(self) -> Scheduler:
         with self._lock:
             if self._scheduler is None:
+                if self._closed:  # a late request (a chat between steps) must not start a worker nobody stops
+                    raise HostClosed("the model host was closed")
                 self._scheduler = Scheduler(max_queue=16)
             return self._scheduler
 
@@ -173,11 +189,14 @@ class ModelHost:
             return self._remote_pool
 
     def close(self) -> None:
-        """Stop the worker; snapshot the KV as it is now over the last prefix's older snapshot; unload."""
-        if self._scheduler is not None:
-            self._scheduler.close()
-            self._scheduler = None
-        backend = self._backend
+        """Stop the worker; snapshot the KV as it is now over the last prefix's older snapshot; unload. For good:
+        a load still running when this is called closes its model itself (``backend``)."""
+        with self._lock:
+            self._closed = True
+            scheduler, self._scheduler = self._scheduler, None
+            backend = self._backend
+        if scheduler is not None:
+            scheduler.close()
         if self.last_prefix and backend is not None and hasattr(backend, "save_prefix"):
             try:
                 backend.save_prefix(self.last_prefix, wait=True)  # type: ignore[attr-defined]

@@ -38,6 +38,11 @@ def _relative_to(path: str, root: Path | None) -> str:
     return resolved.name
 
 
+class EngineClosed(RuntimeError):
+    """The engine was closed (the settings changed, a folder was removed, shutdown) while work for it was on its
+    way (a rebuild of the index queued before): that work is dropped."""
+
+
 class Engine:
     """One workspace's engine: its index, context and editor buffers, on the process's one model.
 
@@ -60,6 +65,7 @@ class Engine:
         # One lock for the context builder, its caches and the redaction cache: the inference worker
         # (completions, prepare, warm-up) and the chat threads both build contexts.
         self._context_lock = threading.RLock()
+        self._closed = False
         self._repo_index = None
         self._index_ready = False
         self.index_progress: dict[str, Any] = {"state": "none" if self.root is not None else "no_root"}
@@ -278,6 +284,8 @@ class Engine:
             run()
             return
         with self._lock:
+            if self._closed:
+                return
             if self._index_executor is None:
                 self._index_executor = ThreadPoolExecutor(1, thread_name_prefix="coderflash-index-events")
             self._index_executor.submit(run)
@@ -295,6 +303,8 @@ class Engine:
         if self.root is None:
             return {}
         with self._index_lock:
+            if self._closed:
+                raise EngineClosed(f"the engine for {self.root} was closed")
             if self._repo_index is None:
                 from engine.indexing import open_index
 
@@ -354,6 +364,7 @@ class Engine:
                 "inference": self._runtime.status() if self._runtime is not None else {}}
 
     def close(self) -> None:
+        self._closed = True  # for good: a rebuild still on its way must not reopen the index (see reindex)
         self._runtime = None  # the worker and the model belong to the host: closed below when owned
         if self._index_executor is not None:
             self._index_executor.shutdown(wait=True)

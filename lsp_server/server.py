@@ -36,8 +36,8 @@ from engine import __version__
 from engine.config import Config, load_config
 from engine.model.backend import CancelToken
 from engine.model.resolution import ModelError, model_notice
-from engine.model_host import ModelHost
-from engine.service import Engine
+from engine.model_host import HostClosed, ModelHost
+from engine.service import Engine, EngineClosed
 
 from .workspaces import WorkspaceSet
 
@@ -278,6 +278,8 @@ class CoderflashServer(LanguageServer):
 
                 try:
                     stats = await asyncio.get_running_loop().run_in_executor(self.loader, engine.reindex, progress)
+                except EngineClosed:  # the settings changed meanwhile: the new engine indexes its own root
+                    continue
                 except Exception as exc:  # the server keeps serving without an index
                     self.log(f"indexing {engine.root} failed: {exc}", types.MessageType.Error)
                     continue
@@ -325,6 +327,8 @@ class CoderflashServer(LanguageServer):
         """Load the model if needed; tell the user once when it is missing or the small default."""
         try:
             engine.backend  # noqa: B018 - loads on first use
+        except HostClosed:  # the settings changed during the load: the new host loads its own model
+            return False
         except ModelError as exc:
             self.show_once("model-error", f"coderflash: {exc}", types.MessageType.Error)
             return False
