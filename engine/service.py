@@ -128,7 +128,8 @@ class Engine:
                 workspace = context.Workspace(fmt, counter, self.repo_index,
                                               repo_name=self.root.name if self.root else "",
                                               suffix_tokens=self.config.context.suffix_tokens,
-                                              root=str(self.root) if self.root else None, log=self.log)
+                                              root=str(self.root) if self.root else None, log=self.log,
+                                              is_open=self.is_open)
                 self._context = (workspace, context.ContextCache(counter))
             return self._context
 
@@ -249,6 +250,10 @@ class Engine:
         self.open_documents[rel] = text
         if self._inside_root(path):
             self._index_job(lambda index: index.set_overlay(rel, text))
+
+    def is_open(self, rel: str) -> bool:
+        """Whether the editor has this document open (by its index path)."""
+        return rel in self.open_documents
 
     def document_changed(self, path: Path | str, text: str) -> None:
         """Cheap on every keystroke: the context builder syncs the index overlay of the file it completes in."""

@@ -122,9 +122,11 @@ class Index:
         """
         return self._updater.update_paths(paths)
 
-    def set_overlay(self, path: str, text: str) -> None:
-        """An open editor buffer: its text wins over the disk until ``clear_overlay``."""
-        self._overlays.set_overlay(path, text)
+    def set_overlay(self, path: str, text: str, keep_if: Callable[[], bool] | None = None) -> None:
+        """An open editor buffer: its text wins over the disk until ``clear_overlay``. ``keep_if`` (asked under
+        the store's lock): is the buffer still open? A thread syncing a buffer the editor closed meanwhile must
+        not put it back after its ``clear_overlay``: nothing would ever clear it again."""
+        self._overlays.set_overlay(path, text, keep_if)
 
     def clear_overlay(self, path: str) -> None:
         """Buffer closed: fall back to the file on disk (or drop it if it was never saved)."""

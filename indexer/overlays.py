@@ -7,6 +7,8 @@ the index would skip on disk (larger than ``max_file_size``, binary, minified) i
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .incremental import Updater
 from .ranker import Ranker
 from .reparse import EditParser
@@ -24,7 +26,7 @@ class Overlays:
         self.edit_parser = edit_parser
         self.updater = updater
 
-    def set_overlay(self, path: str, text: str) -> None:
+    def set_overlay(self, path: str, text: str, keep_if: Callable[[], bool] | None = None) -> None:
         state = self.state
         rel = state.rel(path)
         if not rel or is_secret_path(rel, state.settings.secret_globs):
@@ -39,6 +41,8 @@ class Overlays:
         h = content_hash(data)
         store = state.store
         with store.lock:
+            if keep_if is not None and not keep_if():  # closed meanwhile: its clear_overlay ran or is queued
+                return
             state.overlays[rel] = text
             row = store.conn.execute("SELECT id, hash, overlay FROM files WHERE path=?", (rel,)).fetchone()
             if row is not None and row[1] == h and row[2]:

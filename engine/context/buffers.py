@@ -11,12 +11,15 @@ from typing import Callable
 from engine.context.index_view import RepoIndex
 
 
-def sync_overlay(index: RepoIndex, root: str, path: str, text: str) -> None:
-    """The buffer replaces the saved file in the index (an overlay) when they differ (re-parses)."""
+def sync_overlay(index: RepoIndex, root: str, path: str, text: str,
+                 is_open: Callable[[str], bool] | None = None) -> None:
+    """The buffer replaces the saved file in the index (an overlay) when they differ (re-parses) — while the
+    editor still has it open (``is_open``: a request may arrive after the editor closed it)."""
+    keep_if = (lambda: is_open(path)) if is_open is not None else None
     overlay = index.overlays.get(path)  # one look-up: the buffer may close on another thread meanwhile
     if overlay is not None:
         if overlay != text:
-            index.set_overlay(path, text)
+            index.set_overlay(path, text, keep_if)
         return
     try:
         with open(os.path.join(root, path), "rb") as f:
@@ -24,10 +27,11 @@ def sync_overlay(index: RepoIndex, root: str, path: str, text: str) -> None:
     except OSError:
         on_disk = None
     if on_disk != text:
-        index.set_overlay(path, text)
+        index.set_overlay(path, text, keep_if)
 
 
-def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Callable[[str], None]) -> None:
+def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Callable[[str], None],
+               is_open: Callable[[str], bool] | None = None) -> None:
     """Completion is in ``rel``; ``last`` is the (path, buffer) of the previous request. When completion
     moved to another file, that buffer, when it is open in the index (an overlay) and was edited since,
     becomes that overlay."""
@@ -36,6 +40,6 @@ def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Ca
     overlay = index.overlays.get(last[0])
     if overlay is not None and overlay != last[1]:
         try:
-            index.set_overlay(last[0], last[1])
+            index.set_overlay(last[0], last[1], (lambda: is_open(last[0])) if is_open is not None else None)
         except Exception as exc:
             log(f"overlay sync failed: {exc}")

@@ -61,6 +61,8 @@ class Workspace:
     suffix_tokens: int = 512
     root: str | None = None  # where repository files are read (default: the index's root)
     log: Callable[[str], None] = lambda message: None
+    # whether the editor still has a document open (by index path): a buffer it closed is not synced back
+    is_open: Callable[[str], bool] | None = None
 
 
 class ContextCache:
@@ -204,7 +206,7 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
         try:
             rel = index.rel(path)
             last, cache.last_buffer = cache.last_buffer, (rel, text)
-            leave_file(index, last, rel, ws.log)
+            leave_file(index, last, rel, ws.log, ws.is_open)
             repo = repo_view(ws, cache, index)
             layer = _file_layer(ws, cache, repo, rel, text.count("\n") + 1, budget, max(0, max_room), head)
             visible = (line - prefix.count("\n"), line + suffix.count("\n"))
@@ -240,7 +242,7 @@ def chat_context(ws: Workspace, cache: ContextCache, budget: int, path: str | No
     if path is not None:
         rel = index.rel(path)
         if text is not None and not rel.startswith("../"):  # a file outside the root never enters the index
-            sync_overlay(index, ws.root or index.root, rel, text)
+            sync_overlay(index, ws.root or index.root, rel, text, ws.is_open)
         repo = repo_view(ws, cache, index)
         got = repo.file(rel)
         buf = text if text is not None else (got[0] if got else "")

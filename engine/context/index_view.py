@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
     from indexer.models import Definition, FileInfo
@@ -34,7 +34,7 @@ class RepoIndex(Protocol):
 
     def read_text(self, path: str) -> str | None: ...
 
-    def set_overlay(self, path: str, text: str) -> None: ...
+    def set_overlay(self, path: str, text: str, keep_if: Callable[[], bool] | None = None) -> None: ...
 
     def definitions(self, name: str) -> list[Definition]: ...
 

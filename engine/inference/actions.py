@@ -12,7 +12,7 @@ import re
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from engine.config import Config
 from engine.context.redact import kind_for, redact
@@ -48,7 +48,7 @@ _FENCE = re.compile(r"```[\w+#.-]*[^\n]*\n(.*?)(?:```|\Z)", re.S)
 class SymbolIndex(Protocol):
     """What the actions need of the workspace index (indexer.api.Index)."""
 
-    def set_overlay(self, path: str, text: str) -> None: ...
+    def set_overlay(self, path: str, text: str, keep_if: Callable[[], bool] | None = None) -> None: ...
 
     def symbol_at(self, path: str, line: int) -> Definition | None: ...
 
@@ -66,6 +66,8 @@ class ActionEngine(Protocol):
     def backend(self) -> Backend: ...
 
     def repo_index(self) -> SymbolIndex | None: ...
+
+    def is_open(self, rel: str) -> bool: ...
 
     def relative_path(self, path: Path | str) -> str: ...
 
@@ -154,7 +156,7 @@ def find_enclosing(engine: ActionEngine, path: str, text: str, line: int) -> Enc
     if index is not None:
         rel = engine.relative_path(path)
         try:
-            index.set_overlay(rel, text)
+            index.set_overlay(rel, text, lambda: engine.is_open(rel))  # not put back once the editor closed it
             definition = index.symbol_at(rel, line)
         except Exception:
             definition = None
