@@ -11,7 +11,9 @@ long a status request and a completion take once the storms stop.
 
 Soak: ``--events`` (100,000) editor events replayed as fast as the server takes them — typing
 (didChange), completion requests (one in ten), cursor jumps, documents closed and reopened, status polls,
-saves — as a day of editing compressed. RSS and open file descriptors are sampled every tenth of the run;
+saves, and agent chat turns (one in 1,000: read the open file, grep the repository, answer — each step fixed
+by a grammar, so the tiny model calls the tools; the tools run on chat's threads while completions are
+built on the inference worker) — as a day of editing compressed. RSS and open file descriptors are sampled every tenth of the run;
 reported: their values after warm-up (the first tenth), at half-time and at the end, and the growth between;
 each sample also has the server's own ``memory`` (``coderflash/status``: resident, malloc's memory in use and
 held free, SQLite's), which says whether a rise is live memory or the allocator's.
@@ -93,6 +95,7 @@ class Session:
             raise SystemExit(f"index never became ready: {exc}") from None
         if index["state"] != "ready":
             raise SystemExit(f"indexing failed: {index}")
+        self.repo = repo
         self.texts: dict[str, list[str]] = {}
         self.versions: dict[str, int] = {}
         for doc in docs:
@@ -128,11 +131,26 @@ class Session:
             "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
             "context": {"triggerKind": 1}})
 
+    def request_agent_turn(self, uri: str) -> int:
+        """An agent chat turn about ``uri``: read it, grep the repository, answer (each step a grammar's literal)."""
+        rel = Path(uri[len("file://"):]).relative_to(self.repo).as_posix()
+        steps = [_tool_call("read_file", path=rel, start_line="1", end_line="80"),
+                 _tool_call("grep", pattern=r"def __\w+__\(self"), "Done."]
+        return self.server.request("coderflash/chat", {
+            "message": "What does this file do?", "mode": "agent", "textDocument": {"uri": uri},
+            "grammars": ["root ::= " + json.dumps(step) for step in steps], "maxSteps": 3, "maxTokens": 200})
+
     def completion_ms(self, uri: str, line: int, character: int) -> tuple[float, str]:
         t0 = time.perf_counter()
         reply = self.server.response(self.request_completion(uri, line, character), timeout=300)
         kind = "result" if "result" in reply else str(reply["error"]["code"])
         return (time.perf_counter() - t0) * 1000, kind
+
+
+def _tool_call(name: str, **args: str) -> str:
+    """A tool call as Qwen3-Coder writes it (XML-style parameters)."""
+    params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in args.items())
+    return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
 
 
 def _docs(repo: Path, n: int) -> list[Path]:
@@ -266,6 +284,21 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
     kinds: dict[str, int] = {}
     started = time.perf_counter()
     outstanding: list[int] = []
+    chats: set[int] = set()
+    chat_outcomes: dict[str, int] = {}
+
+    def settle() -> None:
+        """Wait for every request in flight; a chat turn's outcome is counted (tools called, or why not)."""
+        for msg_id in outstanding:
+            reply = session.server.response(msg_id, timeout=300)
+            if msg_id in chats:
+                chats.discard(msg_id)
+                result = reply.get("result") or {}
+                calls = len(result.get("toolCalls", []))
+                outcome = f"{result.get('finishReason')}, {calls} tool calls" if "result" in reply else "error"
+                chat_outcomes[outcome] = chat_outcomes.get(outcome, 0) + 1
+        outstanding.clear()
+
     for i in range(events):
         uri = rng.choice(uris)
         roll = rng.random()
@@ -286,18 +319,18 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
         elif roll < 0.99:
             kind = "save"
             session.server.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
-        else:
+        elif roll < 0.999:
             kind = "status"
             outstanding.append(session.server.request("coderflash/status", {}))
+        else:
+            kind = "chat"
+            outstanding.append(session.request_agent_turn(uri))
+            chats.add(outstanding[-1])
         kinds[kind] = kinds.get(kind, 0) + 1
         if len(outstanding) >= 32:  # an editor has a few requests in flight, not thousands
-            for msg_id in outstanding:
-                session.server.response(msg_id, timeout=300)
-            outstanding.clear()
+            settle()
         if (i + 1) % max(1, events // 10) == 0:
-            for msg_id in outstanding:
-                session.server.response(msg_id, timeout=300)
-            outstanding.clear()
+            settle()
             status = session.status()
             workspace = status["workspaces"][0]
             work = {k: status["counters"][k] for k in ("requests", "evaluated_tokens", "generated_tokens",
@@ -310,7 +343,8 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
             print(json.dumps(samples[-1]), file=sys.stderr)
         session.server.incoming.clear()
     warm, half, end = samples[0], samples[len(samples) // 2 - 1], samples[-1]
-    return {"events": events, "kinds": kinds, "seconds": end["seconds"], "samples": samples,
+    return {"events": events, "kinds": kinds, "chat_outcomes": chat_outcomes, "seconds": end["seconds"],
+            "samples": samples,
             "rss_mb_after_warmup": warm["rss_mb"], "rss_mb_end": end["rss_mb"],
             "rss_growth_mb": round(end["rss_mb"] - warm["rss_mb"], 1),
             "rss_growth_second_half_mb": round(end["rss_mb"] - half["rss_mb"], 1),
@@ -324,7 +358,8 @@ SOAK_FLAT_MB = 5.0  # RSS "flat" over the soak's second half: within 5 MB (0.1 K
 def targets(out: dict) -> dict[str, bool]:
     """The issue's targets, each a yes/no (the command exits 1 when one is missed): completion p95 under the
     storm within 2x of idle for both kinds, no backlog once it stops, and over the soak no growth in open
-    file descriptors, RSS flat over the second half, nothing left in flight."""
+    file descriptors, RSS flat over the second half, nothing left in flight, every chat turn answered with
+    its tools called."""
     met: dict[str, bool] = {}
     if "load" in out:
         load = out["load"]
@@ -336,6 +371,8 @@ def targets(out: dict) -> dict[str, bool]:
         met["soak_fds_flat"] = soak["fds_growth"] <= 0
         met["soak_rss_flat_second_half"] = soak["rss_growth_second_half_mb"] <= SOAK_FLAT_MB
         met["soak_nothing_in_flight"] = soak["handlers_in_flight_end"] <= 2
+        outcomes = soak.get("chat_outcomes", {})
+        met["soak_chats_answered_with_tools"] = set(outcomes) <= {"stop, 2 tool calls"}
     return met
 
 
