@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from engine.config import LlamaConfig
 from engine.model.resolution import ModelError, check_gguf
@@ -23,22 +24,54 @@ _LOG_LINES: list[str] = []
 YARN_ORIGINAL_CONTEXT = 262_144  # Qwen3-Coder's native context; factor 4 reaches 1M
 
 
+_INSTALL_LOCK = threading.Lock()
+_QUIET_LOCK = threading.Lock()
+_quiet: dict[str, Any] = {"depth": 0, "saved": None, "devnull": None}
+
+
 def _install_log_capture() -> None:
-    """Route llama.cpp's log into a buffer so load errors can be reported instead of 'Failed to load'."""
+    """Route llama.cpp's log into a buffer so load errors can be reported instead of 'Failed to load'.
+
+    Once per process, under a lock: two first loads at once (the model on a loader thread, a vocabulary on the
+    worker) each installed a callback, and the one llama.cpp kept could be the one whose last reference was
+    dropped — llama.cpp then logs through freed memory (a crash)."""
     import llama_cpp
 
-    if getattr(_install_log_capture, "done", False):
-        return
+    with _INSTALL_LOCK:
+        if getattr(_install_log_capture, "done", False):
+            return
 
-    @llama_cpp.llama_log_callback
-    def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:  # pragma: no cover - C callback
-        with _LOG_LOCK:
-            _LOG_LINES.append(text.decode("utf-8", "replace"))
-            del _LOG_LINES[:-200]
+        @llama_cpp.llama_log_callback
+        def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:  # pragma: no cover - C callback
+            with _LOG_LOCK:
+                _LOG_LINES.append(text.decode("utf-8", "replace"))
+                del _LOG_LINES[:-200]
 
-    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
-    _install_log_capture.callback = _callback  # type: ignore[attr-defined]  # keep a reference alive
-    _install_log_capture.done = True  # type: ignore[attr-defined]
+        _install_log_capture.callback = _callback  # type: ignore[attr-defined]  # alive before llama.cpp holds it
+        llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+        _install_log_capture.done = True  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """``sys.stderr`` goes to /dev/null while any thread is inside (loads overlap: the first in swaps it, the last
+    out puts it back). Why not ``contextlib.redirect_stderr`` per load: two overlapping loads restored each
+    other's /dev/null, and the second to leave put back the first's, already closed — every later write to
+    ``sys.stderr`` raised ``ValueError``."""
+    with _QUIET_LOCK:
+        if _quiet["depth"] == 0:
+            _quiet["saved"], _quiet["devnull"] = sys.stderr, open(os.devnull, "w")
+            sys.stderr = _quiet["devnull"]
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                sys.stderr = _quiet["saved"]
+                _quiet["devnull"].close()
+                _quiet["saved"] = _quiet["devnull"] = None
 
 
 def open_llama(*, verbose: bool = False, **kwargs: Any) -> Any:
@@ -55,7 +88,7 @@ def open_llama(*, verbose: bool = False, **kwargs: Any) -> Any:
     _install_log_capture()
     if verbose:
         return llama_cpp.Llama(verbose=True, **kwargs)
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+    with quiet_stderr():
         return llama_cpp.Llama(verbose=True, **kwargs)
 
 
