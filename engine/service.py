@@ -319,6 +319,8 @@ class Engine:
             self.index_progress = {"state": state, "done": 0, "total": 0}
 
             def report(done: int, total: int) -> None:
+                if self._closed:  # stop at the next file (whole files written so far are kept): close() waits
+                    raise EngineClosed(f"the engine for {self.root} was closed")  # for this lock, on the event loop
                 self.index_progress = {"state": state, "done": done, "total": total}
                 if progress is not None:
                     progress(done, total)

@@ -7,6 +7,7 @@ index and started a file watcher that ran forever."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from engine.model_host import HostClosed, ModelHost
 from engine.service import Engine, EngineClosed
 
 from engine_helpers import tiny_config
+from real_repos import copy_stdlib
 
 
 def test_a_model_that_finishes_loading_after_the_host_closed_is_closed_too(tiny_model: Path, tmp_path: Path,
@@ -71,3 +73,36 @@ def test_a_rebuild_queued_before_the_engine_closed_does_not_reopen_its_index(sam
     assert engine.start_watching() == ""
     assert [t for t in threading.enumerate() if "watch" in t.name] == watchers
     assert engine.repo_index() is None
+
+
+def test_closing_during_a_cold_index_stops_the_build_and_the_next_engine_finishes_it(
+        sample_repo: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """The server closes engines on its event loop (settings changed): close() waits for the index lock, which a
+    cold build holds for minutes on a large repository — the server answered nothing meanwhile. The build now
+    stops at the next file; what it wrote is kept and the next engine's warm build completes the index."""
+    copy_stdlib(sample_repo / "lib", files=300)
+    engine = Engine(tiny_config(tiny_model, tmp_path / "cache"), sample_repo, background_index=True)
+    outcome: list = []
+
+    def build() -> None:
+        try:
+            outcome.append(engine.reindex())
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    deadline = time.monotonic() + 120
+    while engine.index_progress.get("done", 0) < 1 and builder.is_alive():
+        assert time.monotonic() < deadline, "the cold build never reported progress"
+        time.sleep(0.002)
+    engine.close()
+    builder.join(120)
+    assert len(outcome) == 1 and isinstance(outcome[0], EngineClosed), outcome
+    again = Engine(tiny_config(tiny_model, tmp_path / "cache"), sample_repo, background_index=True)
+    try:
+        stats = again.reindex()
+        assert stats["parsed_files"] > 0  # the files the stopped build never reached
+        assert stats["files"] >= 300
+    finally:
+        again.close()
