@@ -18,29 +18,37 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-SCRIPT = r"""
-import json, sys, threading
+PRELUDE = r"""
+import json, sys, threading, time
 sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race shows within one run
 from engine.context import redact
+errors = []
+
+def start_threads(count, work):
+    def run():
+        try:
+            work()
+        except Exception as exc:
+            errors.append(repr(exc))
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    return threads
+"""
+
+SCRIPT = PRELUDE + r"""
 
 CHUNK = 20_000
 # the threads' texts are 11 characters longer than the later ones, so a count that drifted by any number of
 # them can never add up to a whole number of the later texts
 texts = [(f"value_{i} = compute({i})  # line\n" * (CHUNK // 30))[:CHUNK + 11] for i in range(60)]
-errors = []
 
 def worker():
-    try:
-        for _ in range(3):
-            for text in texts:
-                redact.redact_cached(text)
-    except Exception as exc:
-        errors.append(repr(exc))
+    for _ in range(3):
+        for text in texts:
+            redact.redact_cached(text)
 
-threads = [threading.Thread(target=worker) for _ in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
+for t in start_threads(4, worker):
     t.join()
 limit = redact.cache_limit()
 after_threads = redact.cached_chars()
@@ -63,27 +71,16 @@ def test_threads_sharing_the_redaction_cache_never_fail_and_count_each_text_once
     assert out["after_fresh"] == fits * chunk, out  # the count is the characters actually held
 
 
-CONFIGURE_SCRIPT = r"""
-import json, sys, threading
-sys.setswitchinterval(1e-6)
-from engine.context import redact
-
+CONFIGURE_SCRIPT = PRELUDE + r"""
 texts = [(f"value_{i} = compute({i})  # line\n" * 20) for i in range(40)]
-errors = []
 stop = threading.Event()
 
 def reader():
-    try:
-        while not stop.is_set():
-            for text in texts:
-                redact.redact_cached(text)
-    except Exception as exc:
-        errors.append(repr(exc))
+    while not stop.is_set():
+        for text in texts:
+            redact.redact_cached(text)
 
-threads = [threading.Thread(target=reader) for _ in range(2)]
-for t in threads:
-    t.start()
-import time
+threads = start_threads(2, reader)
 until = time.monotonic() + 3
 while time.monotonic() < until:  # engines built (settings changed, a folder added) reconfigure the rules
     redact.configure()
