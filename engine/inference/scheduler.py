@@ -200,6 +200,9 @@ class Scheduler:
         if not (job.resumable and job.cancel.reason == "preempted"):
             return False
         with self._cond:
+            if self._closed:  # closed since the job stopped: nothing would ever run it again
+                _fail(job.future, Cancelled("shutdown"))
+                return True
             self.stats["preempted"] += 1
             job.cancel = CancelToken()
             heapq.heappush(self._heap, job)  # same seq: it keeps its place among equals

@@ -71,7 +71,10 @@ class CancelToken:
         self.reason = ""
 
     def cancel(self, reason: str = "cancelled") -> None:
-        self.reason = reason
+        """``reason`` "preempted" is a pause (the scheduler runs the job again later); any other is final and is
+        never replaced by "preempted" — a superseded or shut-down job must not come back."""
+        if not (reason == "preempted" and self._event.is_set() and self.reason != "preempted"):
+            self.reason = reason
         self._event.set()
 
     @property

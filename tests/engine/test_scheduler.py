@@ -103,3 +103,45 @@ def test_stale_and_bounded_queue():
         stale.result(2)
     assert inline.result(2) == "inline"
     sched.close()
+
+
+def test_a_superseded_job_is_not_requeued_when_a_preemption_follows() -> None:
+    """A resumable job (a warm-up, a chat step) superseded by a newer one of its key and then pre-empted by a
+    keystroke before it noticed: the pre-emption once overwrote "superseded", and the dropped job was requeued
+    and ran again."""
+    sched = Scheduler()
+    running, both_sent = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def warm_up(cancel: CancelToken) -> str:
+        runs.append(1)
+        if len(runs) > 1:
+            return "ran again"
+        running.set()
+        both_sent.wait(10)
+        cancel.check()
+        return "not cancelled"
+
+    try:
+        job = sched.submit(warm_up, Priority.WARMUP, key="warm-up", resumable=True)
+        assert running.wait(10)
+        sched.cancel("warm-up")  # superseded
+        keystroke = sched.submit(lambda cancel: "completion", Priority.INLINE)  # pre-empts the running job
+        both_sent.set()
+        assert keystroke.result(10) == "completion"
+        with pytest.raises(Cancelled):
+            job.result(10)
+        assert sched.wait_idle(10) and len(runs) == 1
+    finally:
+        sched.close()
+
+
+def test_a_preemption_gives_way_to_a_final_reason_not_the_other_way() -> None:
+    token = CancelToken()
+    token.cancel("preempted")
+    token.cancel("shutdown")
+    assert token.reason == "shutdown"
+    token = CancelToken()
+    token.cancel("superseded")
+    token.cancel("preempted")
+    assert token.reason == "superseded"
