@@ -287,7 +287,15 @@ class Runtime:
                 self._observed(backend.warm_prefix(whole, token, save=False, chunk=chunk))  # type: ignore[attr-defined]
             return info
 
-        self.scheduler.submit(job, Priority.WARMUP, key="warm-up", resumable=True)
+        future = self.scheduler.submit(job, Priority.WARMUP, key="warm-up", resumable=True)
+        future.add_done_callback(lambda done: self._forget_unsaved(key, done))
+
+    def _forget_unsaved(self, key: str, done: Future[dict[str, object]]) -> None:
+        """A snapshot job dropped before it saved (superseded by the next completion's, shed, shut down): its
+        prefix is no longer counted as saved, so a later completion at that place queues it again."""
+        if done.cancelled() or done.exception() is not None:
+            with self.host.prefix_lock:
+                self.host.saved_prefixes.discard(key)
 
     def _observed(self, info: dict[str, object]) -> dict[str, object]:
         """A warm-up's prefill is a speed measurement too."""
