@@ -29,8 +29,8 @@ class Overlays:
     def set_overlay(self, path: str, text: str, keep_if: Callable[[], bool] | None = None) -> None:
         state = self.state
         rel = state.rel(path)
-        if not rel or is_secret_path(rel, state.settings.secret_globs):
-            return
+        if not rel or rel.startswith("../") or is_secret_path(rel, state.settings.secret_globs):
+            return  # outside the root (a code action on another folder's file) or a secret: never indexed
         data = text.encode("utf-8", "surrogatepass")
         if len(data) > state.settings.max_file_size or content_skip_reason(data, state.settings.max_line_length):
             # a buffer the index would not take from disk (too large, binary, minified) is not indexed either:

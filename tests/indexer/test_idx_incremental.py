@@ -231,3 +231,14 @@ def test_cold_build_with_process_pool_while_threads_run(repo: Path, cache_dir: P
         stats = idx.build()
         assert stats.parsed_files == 80 and len(idx.definitions("func_79")) == 1
         idx.stop_watching()
+
+
+def test_a_buffer_outside_the_root_never_enters_the_index(idx: Index, repo: Path) -> None:
+    """A code action on a file outside the workspace hands its buffer to the index like any other: it must not
+    become an indexed file (its definitions would reach prompts and repository tools of this workspace)."""
+    outside = repo.parent / "outside_helper.py"
+    outside.write_text("def outside_only():\n    return 1\n")
+    idx.set_overlay(str(outside), outside.read_text())
+    idx.set_overlay("../outside_helper.py", outside.read_text())
+    assert not any(path.startswith("..") for path in idx.overlays)
+    assert not idx.definitions("outside_only")
