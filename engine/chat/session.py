@@ -17,6 +17,7 @@ Front ends supply ``emit(kind, text, **extra)`` for the stream (``kind``: "text"
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
@@ -36,6 +37,7 @@ from engine.chat.tool_runner import run_tool
 from engine.chat.tools import EditProposal, ToolEnv, tool_specs
 from engine.config import Config
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
+from engine.inference.scheduler import QueueFull
 from engine.model.backend import Backend, BackendError, Cancelled, CancelToken, GenerationResult, chat_stop_ids
 from engine.model.chat_template import renders_tool_role, renders_tools
 from engine.model_host import Counters
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from indexer import Index
 
 Emit = Callable[..., None]
+SHED_RETRY_S = 60.0  # how long a chat step waits for room behind keystrokes before its error stands
 
 
 class ChatEngine(Protocol):
@@ -266,7 +269,7 @@ class ChatSession:
                         on_text=stream, grammar=grammar, cancel=self.cancel if self.local else None)
         try:
             if self.local:
-                result = self._wait(self.engine.chat_turn(turn, self.key), turn)
+                result = self._wait_for_room(turn)
             else:
                 result = turn.run(backend, self.cancel)
         finally:
@@ -278,6 +281,21 @@ class ChatSession:
             self._counters[key] += getattr(result, key)
         segments = splitter.finish() if splitter is not None else [Segment("text", result.text)]
         return result, segments
+
+    def _wait_for_room(self, turn: ChatTurn) -> GenerationResult:
+        """The step on the inference worker. Keystrokes pre-empt chat; they must not fail it: a step the scheduler
+        refused (its queue full of completions from many documents) or shed from its queue is submitted again,
+        every 0.2 s, for up to ``SHED_RETRY_S`` — then the error stands."""
+        deadline = time.monotonic() + SHED_RETRY_S
+        while True:
+            try:
+                return self._wait(self.engine.chat_turn(turn, self.key), turn)
+            except (QueueFull, Cancelled) as exc:
+                if not (isinstance(exc, QueueFull) or str(exc) == "shed") or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+            if self.cancel.cancelled:
+                return _cancelled(turn)
 
     def _wait(self, future: Future[GenerationResult], turn: ChatTurn) -> GenerationResult:
         """The step's result. On a user cancel the queued job is dropped (its future then raises Cancelled)
@@ -294,14 +312,19 @@ class ChatSession:
         except Cancelled:
             if not self.cancel.cancelled:
                 raise
-            result = turn.result(GenerationResult("", 0, 0, 0, 0, 0.0, "cancelled"))
-            result.finish_reason = "cancelled"
-            return result
+            return _cancelled(turn)
 
     def _on_segment(self, segment: Segment) -> None:
         if segment.kind == "text":
             self.result.text += segment.text
             self.emit("text", segment.text)
+
+
+def _cancelled(turn: ChatTurn) -> GenerationResult:
+    """The step's result when the user cancelled it: the text so far."""
+    result = turn.result(GenerationResult("", 0, 0, 0, 0, 0.0, "cancelled"))
+    result.finish_reason = "cancelled"
+    return result
 
 
 def check_grammar(backend: Backend, grammar: str) -> None:

@@ -213,3 +213,25 @@ def test_a_large_current_file_or_selection_is_cut_to_the_window(engine: Engine, 
     user = session.conversation.messages[0]["content"]
     assert "def helper_0(value):" in user and user.endswith("[... truncated]\n```")
     assert result.counters["prompt_tokens"] < 8192
+
+
+def test_a_step_refused_for_keystrokes_waits_for_room_instead_of_failing(engine: Engine) -> None:
+    """Completions from many documents can fill the inference queue (16 jobs); a chat step then was refused
+    ("inference queue is full") and the whole turn failed. Keystrokes pre-empt chat; now the step waits."""
+    from engine.inference.scheduler import Priority
+
+    release, started = threading.Event(), threading.Event()
+    scheduler = engine.runtime.scheduler
+    blockers = [scheduler.submit(lambda cancel: started.set() or release.wait(30), Priority.INLINE)]
+    assert started.wait(10)  # one running, then a full queue of 16 behind it
+    blockers += [scheduler.submit(lambda cancel: release.wait(30), Priority.INLINE) for _ in range(16)]
+    outcome: list = []
+    chat = threading.Thread(target=lambda: outcome.append(
+        run(engine, ChatRequest("hi", grammars=[gbnf_literal("ok")]))[1]))
+    chat.start()
+    chat.join(1.0)
+    assert chat.is_alive()  # refused so far: waiting for room, not failed
+    release.set()
+    chat.join(60)
+    assert all(b.result(10) for b in blockers)
+    assert outcome and outcome[0].finish_reason == "stop" and outcome[0].text == "ok", outcome
