@@ -360,7 +360,7 @@ def targets(out: dict) -> dict[str, bool]:
     """The issue's targets, each a yes/no (the command exits 1 when one is missed): completion p95 under the
     storm within 2x of idle for both kinds, no backlog once it stops, and over the soak no growth in open
     file descriptors, RSS flat over the second half, nothing left in flight, every chat turn answered with
-    its tools called (or shed by the scheduler for completions, which it says)."""
+    its tools called."""
     met: dict[str, bool] = {}
     if "load" in out:
         load = out["load"]
@@ -372,11 +372,9 @@ def targets(out: dict) -> dict[str, bool]:
         met["soak_fds_flat"] = soak["fds_growth"] <= 0
         met["soak_rss_flat_second_half"] = soak["rss_growth_second_half_mb"] <= SOAK_FLAT_MB
         met["soak_nothing_in_flight"] = soak["handlers_in_flight_end"] <= 2
-        # a chat turn the scheduler shed for keystrokes (the soak keeps up to 32 completions in flight over 20
-        # documents: more than its queue of 16) says so; any other outcome misses the target
-        shed = {"cancelled, 0 tool calls", "error: coderflash: chat failed: inference queue is full"}
-        outcomes = soak.get("chat_outcomes", {})
-        met["soak_chats_answered_with_tools_or_shed"] = set(outcomes) <= {"stop, 2 tool calls"} | shed
+        # the soak keeps up to 32 completions in flight over 20 documents, more than the inference queue's 16:
+        # a chat step refused or shed for them waits for room (engine/chat/session.py) and still answers
+        met["soak_chats_answered_with_tools"] = set(soak.get("chat_outcomes", {})) <= {"stop, 2 tool calls"}
     return met
 
 
