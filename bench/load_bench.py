@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "lsp"))
 
+from chat_grammars import call_text, gbnf_literal  # noqa: E402
 from rawlsp import RawLspProcess  # noqa: E402
 from real_repos import copy_stdlib, descendants  # noqa: E402
 
@@ -134,23 +135,17 @@ class Session:
     def request_agent_turn(self, uri: str) -> int:
         """An agent chat turn about ``uri``: read it, grep the repository, answer (each step a grammar's literal)."""
         rel = Path(uri[len("file://"):]).relative_to(self.repo).as_posix()
-        steps = [_tool_call("read_file", path=rel, start_line="1", end_line="80"),
-                 _tool_call("grep", pattern=r"def __\w+__\(self"), "Done."]
+        steps = [call_text("read_file", path=rel, start_line="1", end_line="80"),
+                 call_text("grep", pattern=r"def __\w+__\(self"), "Done."]
         return self.server.request("coderflash/chat", {
             "message": "What does this file do?", "mode": "agent", "textDocument": {"uri": uri},
-            "grammars": ["root ::= " + json.dumps(step) for step in steps], "maxSteps": 3, "maxTokens": 400})
+            "grammars": [gbnf_literal(step) for step in steps], "maxSteps": 3, "maxTokens": 400})
 
     def completion_ms(self, uri: str, line: int, character: int) -> tuple[float, str]:
         t0 = time.perf_counter()
         reply = self.server.response(self.request_completion(uri, line, character), timeout=300)
         kind = "result" if "result" in reply else str(reply["error"]["code"])
         return (time.perf_counter() - t0) * 1000, kind
-
-
-def _tool_call(name: str, **args: str) -> str:
-    """A tool call as Qwen3-Coder writes it (XML-style parameters)."""
-    params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in args.items())
-    return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
 
 
 def _docs(repo: Path, n: int) -> list[Path]:

@@ -20,16 +20,9 @@ from engine.chat.session import ChatSession
 from engine.config import Config
 from engine.service import Engine
 
+from chat_grammars import call_text, gbnf_literal
+
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
-
-
-def gbnf_literal(text: str) -> str:
-    return "root ::= " + json.dumps(text)
-
-
-def call_text(name: str, **args: str) -> str:
-    params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in args.items())
-    return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
 
 
 @pytest.fixture
