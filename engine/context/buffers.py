@@ -12,10 +12,10 @@ from engine.context.index_view import RepoIndex
 
 
 def sync_overlay(index: RepoIndex, root: str, path: str, text: str,
-                 is_open: Callable[[str], bool] | None = None) -> None:
+                 is_open: Callable[[str], bool]) -> None:
     """The buffer replaces the saved file in the index (an overlay) when they differ (re-parses) — while the
     editor still has it open (``is_open``: a request may arrive after the editor closed it)."""
-    keep_if = (lambda: is_open(path)) if is_open is not None else None
+    keep_if = lambda: is_open(path)  # noqa: E731 - asked by the index under its lock
     overlay = index.overlays.get(path)  # one look-up: the buffer may close on another thread meanwhile
     if overlay is not None:
         if overlay != text:
@@ -31,7 +31,7 @@ def sync_overlay(index: RepoIndex, root: str, path: str, text: str,
 
 
 def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Callable[[str], None],
-               is_open: Callable[[str], bool] | None = None) -> None:
+               is_open: Callable[[str], bool]) -> None:
     """Completion is in ``rel``; ``last`` is the (path, buffer) of the previous request. When completion
     moved to another file, that buffer, when it is open in the index (an overlay) and was edited since,
     becomes that overlay."""
@@ -40,6 +40,6 @@ def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Ca
     overlay = index.overlays.get(last[0])
     if overlay is not None and overlay != last[1]:
         try:
-            index.set_overlay(last[0], last[1], (lambda: is_open(last[0])) if is_open is not None else None)
+            index.set_overlay(last[0], last[1], lambda: is_open(last[0]))
         except Exception as exc:
             log(f"overlay sync failed: {exc}")

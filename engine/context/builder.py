@@ -62,7 +62,7 @@ class Workspace:
     root: str | None = None  # where repository files are read (default: the index's root)
     log: Callable[[str], None] = lambda message: None
     # whether the editor still has a document open (by index path): a buffer it closed is not synced back
-    is_open: Callable[[str], bool] | None = None
+    is_open: Callable[[str], bool] = lambda path: True
 
 
 class ContextCache:
