@@ -37,7 +37,7 @@ from engine.chat.tool_runner import run_tool
 from engine.chat.tools import EditProposal, ToolEnv, tool_specs
 from engine.config import Config
 from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
-from engine.inference.scheduler import QueueFull
+from engine.inference.scheduler import SHED, QueueFull
 from engine.model.backend import Backend, BackendError, Cancelled, CancelToken, GenerationResult, chat_stop_ids
 from engine.model.chat_template import renders_tool_role, renders_tools
 from engine.model_host import Counters
@@ -291,7 +291,7 @@ class ChatSession:
             try:
                 return self._wait(self.engine.chat_turn(turn, self.key), turn)
             except (QueueFull, Cancelled) as exc:
-                if not (isinstance(exc, QueueFull) or str(exc) == "shed") or time.monotonic() > deadline:
+                if not (isinstance(exc, QueueFull) or str(exc) == SHED) or time.monotonic() > deadline:
                     raise
             time.sleep(0.2)
             if self.cancel.cancelled:

@@ -57,6 +57,9 @@ class Priority(IntEnum):
     WARMUP = 3  # background prefix warm-up / snapshot
 
 
+SHED = "shed"  # the reason a queued job dropped for more important work is cancelled with (callers may retry)
+
+
 class QueueFull(RuntimeError):
     """The queue is full of more important work; this job was not accepted."""
 
@@ -138,8 +141,8 @@ class Scheduler:
         self._heap.remove(victim)
         heapq.heapify(self._heap)
         self.stats["shed"] += 1
-        victim.cancel.cancel("shed")
-        _fail(victim.future, Cancelled("shed"))
+        victim.cancel.cancel(SHED)
+        _fail(victim.future, Cancelled(SHED))
         return True
 
     def cancel(self, key: str) -> None:
