@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import re
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -299,20 +300,39 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     override_source: str = "initializationOptions",
+    skipped: list[str] | None = None,
 ) -> Config:
-    """Build the effective configuration for a workspace (all layers, validated)."""
-    cfg = Config()
+    """Build the effective configuration for a workspace (all layers, validated).
+
+    ``skipped``: instead of raising, leave out each layer (user file, workspace file, environment, overrides)
+    that cannot be read, applied or validated, and append its error to this list. Why: the language server
+    must keep serving with a typo in ``.coderflash.toml``, saying which settings it ignores; the command
+    line raises, so a script sees the error."""
+    env = os.environ if environ is None else environ
+    layers: list[tuple[Callable[[], Any], str, bool]] = []
     user_file = user_config_path()
     if user_file.is_file():
-        _apply(cfg, _read_toml(user_file), str(user_file))
+        layers.append((functools.partial(_read_toml, user_file), str(user_file), True))
     if workspace is not None:
         ws_file = Path(workspace) / WORKSPACE_FILE
         if ws_file.is_file():
-            _apply(cfg, _read_toml(ws_file), str(ws_file))
-    env = os.environ if environ is None else environ
-    _apply(cfg, env_overrides(env), "environment", strict=False)
+            layers.append((functools.partial(_read_toml, ws_file), str(ws_file), True))
+    layers.append((functools.partial(env_overrides, env), "environment", False))
     if overrides:
-        _apply(cfg, overrides, override_source)
+        layers.append((lambda: overrides, override_source, True))
+    cfg = Config()
+    for read, source, strict in layers:
+        if skipped is None:
+            _apply(cfg, read(), source, strict=strict)
+            continue
+        trial = copy.deepcopy(cfg)
+        try:
+            _apply(trial, read(), source, strict=strict)
+            _validate(trial, source)
+        except (ConfigError, OSError) as exc:
+            skipped.append(str(exc))
+            continue
+        cfg = trial
     _validate(cfg, override_source if overrides else "configuration")
     return cfg
 

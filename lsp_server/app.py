@@ -20,8 +20,8 @@ def build_server() -> CoderflashServer:
     return server
 
 
-def run_server(tcp: str | None = None) -> None:
-    """Serve on stdio, or on ``host:port`` (``--tcp``)."""
+def run_server(tcp: str | None = None) -> int:
+    """Serve on stdio, or on ``host:port`` (``--tcp``); the exit code (see ``serve_stdio``)."""
     limit_malloc_arenas()  # before any thread starts: fewer arenas, less RSS creep over a long session
     logging.basicConfig(level=logging.WARNING)
     # A crash in native code (SIGSEGV, SIGABRT, ...) writes every thread's Python stack to stderr, which the
@@ -33,5 +33,5 @@ def run_server(tcp: str | None = None) -> None:
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        serve_stdio(server)
+        return 0
+    return serve_stdio(server)

@@ -80,8 +80,7 @@ def _engine(root: Path, config: Config):
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import run_server
 
-    run_server(tcp=args.tcp)
-    return 0
+    return run_server(tcp=args.tcp)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

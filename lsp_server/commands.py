@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from engine.inference.actions import DEFAULT_REWRITE_INSTRUCTION, ActionResult, ActionRunner
 from engine.model.resolution import ModelError, pull
@@ -23,6 +24,16 @@ def _arg(args: Any, index: int, default: Any = None) -> Any:
     if isinstance(args, (list, tuple)) and len(args) > index:
         return args[index]
     return default
+
+
+def _position(value: Any, where: str) -> types.Position:
+    """An LSP position from a command's JSON argument; InvalidParams (not an InternalError) when it is not
+    ``{line, character}`` with non-negative integers."""
+    if isinstance(value, dict):
+        line, character = value.get("line"), value.get("character")
+        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (line, character)):
+            return types.Position(line=line, character=character)
+    raise JsonRpcInvalidParams(f"{where} must be {{line, character}} with non-negative integers, got {value!r}")
 
 
 async def cmd_reindex(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
@@ -49,6 +60,8 @@ def cmd_clear_cache(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
 
 async def cmd_pull_model(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
     spec = _arg(args, 0) or ""
+    if not isinstance(spec, str):
+        raise JsonRpcInvalidParams(f"pullModel takes a model name or Hugging Face repo id, got {spec!r}")
     async with ls.progress("coderflash: downloading model", cancellable=False) as report:
         try:
             path = await asyncio.get_running_loop().run_in_executor(
@@ -68,11 +81,16 @@ async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, A
         uri, lsp_range, instruction = first["uri"], first.get("range"), first.get("instruction")
     else:
         uri, lsp_range, instruction = first, _arg(args, 1), _arg(args, 2)
-    if not uri or uri not in ls.workspace.text_documents or not isinstance(lsp_range, dict):
+    if not isinstance(uri, str) or not isinstance(lsp_range, dict):
+        raise JsonRpcInvalidParams("rewriteSelection takes [uri, range, instruction?] or [{uri, range, instruction?}]")
+    if instruction is not None and not isinstance(instruction, str):
+        raise JsonRpcInvalidParams(f"instruction must be a string, got {instruction!r}")
+    client_range = types.Range(start=_position(lsp_range.get("start"), "range.start"),
+                               end=_position(lsp_range.get("end"), "range.end"))
+    if uri not in ls.workspace.text_documents:
         return {"applied": False, "error": "rewriteSelection needs an open document uri and a range"}
     document = ls.workspace.get_text_document(uri)
-    selection = range_from_client(document, types.Range(
-        start=types.Position(**lsp_range["start"]), end=types.Position(**lsp_range["end"])))
+    selection = range_from_client(document, client_range)
     path, text = str(ls.document_path(uri)), document.source
     engine = ls.engine_for(uri)
 
@@ -87,19 +105,30 @@ async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, A
         return {"applied": False, "error": "no model"}
     edit = action_edit(ls, result, path, text)
     response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="coderflash: rewrite"))
-    return {"applied": bool(response.applied)}
+    return {"applied": bool(getattr(response, "applied", False))}  # a null answer: not applied
+
+
+def _explanation_file(ls: CoderflashServer, raw: Any) -> Path | None:
+    """``raw`` when it names an explanation this server wrote (``<cache>/explanations/…``), else None. Why: the
+    command takes a path from the client, and showing any file would show ``.env`` or ``/proc/self/environ``
+    in the editor, past the secret rules every other path obeys."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    target = Path(raw).resolve()
+    folders = {(engine.config.cache_path / "explanations").resolve() for engine in ls.workspaces.engines()}
+    return target if target.parent in folders and target.is_file() else None
 
 
 async def cmd_show_explanation(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
-    target = Path(str(_arg(args, 0, "")))
-    if not target.is_file():
+    target = _explanation_file(ls, _arg(args, 0))
+    if target is None:
         return {"shown": False}
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
         result = await ls.window_show_document_async(types.ShowDocumentParams(uri=target.as_uri(), take_focus=True))
         logger.info("showDocument result: %r", result)
         return {"shown": bool(getattr(result, "success", False))}
-    text = target.read_text(encoding="utf-8")
+    text = target.read_text(encoding="utf-8", errors="replace")
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=text[:4000]))
     return {"shown": True}
 

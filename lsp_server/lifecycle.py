@@ -41,28 +41,32 @@ def _setup_log_file(ls: CoderflashServer, config: Config) -> None:
         logger.warning("no log file: %s", exc)
 
 
+def _settings_from(options: Any) -> dict[str, Any]:
+    """The LSP settings in ``initializationOptions``: its ``coderflash`` object, or the whole object (clients
+    differ). Anything else (``{"coderflash": null}``, a string) is reported and ignored: a client's mistake
+    must not leave the session without its workspaces."""
+    if not isinstance(options, dict):
+        return {}
+    settings = options.get("coderflash", options)
+    if not isinstance(settings, dict):
+        logger.warning("initializationOptions.coderflash is %s, not an object: ignored", type(settings).__name__)
+        return {}
+    return dict(settings)
+
+
 def on_initialize(ls: CoderflashServer, params: types.InitializeParams) -> None:
     _exit_with_parent(params.process_id)
     fast_documents.install(ls.workspace)  # pygls made the workspace just now; no document is open yet
-    options = params.initialization_options
-    if isinstance(options, dict):
-        ls.lsp_settings = dict(options.get("coderflash", options))
+    ls.lsp_settings = _settings_from(params.initialization_options)
     roots = [Path(to_fs_path(f.uri)) for f in params.workspace_folders or []]
     if not roots and params.root_uri:
         roots = [Path(to_fs_path(params.root_uri))]
     elif not roots and params.root_path:
         roots = [Path(params.root_path)]
-    try:
-        for root in roots:
-            ls.config_for(root)  # validate early: a bad setting is reported, not fatal
-    except ConfigError as exc:
-        ls.lsp_settings = {}
-        ls.show_once("config-error", f"coderflash: {exc}; using defaults", types.MessageType.Error)
+    for root in roots:
+        ls.config_for(root)  # validate early: a layer with an error is reported once and left out
     ls.workspaces.set_roots(roots)
-    try:
-        _setup_log_file(ls, ls.config_for(roots[0] if roots else None))
-    except ConfigError:
-        pass
+    _setup_log_file(ls, ls.config_for(roots[0] if roots else None))
 
 
 def on_initialized(ls: CoderflashServer, params: types.InitializedParams) -> None:
@@ -86,7 +90,8 @@ def on_did_change_configuration(ls: CoderflashServer, params: types.DidChangeCon
         return
     try:
         for root in ls.workspaces.roots or [None]:
-            merged(load_config(root), settings, "workspace/didChangeConfiguration")
+            # only the new settings are judged here: a file's error is reported when an engine loads it
+            merged(load_config(root, skipped=[]), settings, "workspace/didChangeConfiguration")
     except ConfigError as exc:
         ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"coderflash: {exc}"))
         return
@@ -94,14 +99,22 @@ def on_did_change_configuration(ls: CoderflashServer, params: types.DidChangeCon
         return  # clients repeat their initializationOptions here: nothing to reload
     ls.lsp_settings = settings
     ls.workspaces.reconfigure()
+    ls.reopen_documents()  # the new engines know no buffer yet
     ls.start_background_work()
 
 
 def on_did_change_folders(ls: CoderflashServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    """Roots come and go; the open buffers whose serving root changed are handed to their new engine, and
+    an added root is indexed and watched like the first ones."""
+    serving = ls.serving_roots()
     for folder in params.event.removed:
         ls.workspaces.remove_root(Path(to_fs_path(folder.uri)))
-    for folder in params.event.added:
-        ls.workspaces.add_root(Path(to_fs_path(folder.uri)))
+    added = [Path(to_fs_path(folder.uri)).resolve() for folder in params.event.added]
+    for root in added:
+        ls.workspaces.add_root(root)
+    ls.reopen_documents([uri for uri, root in ls.serving_roots().items() if serving.get(uri) != root])
+    if added:
+        ls.index_added_roots(added)
 
 
 def register(server: CoderflashServer) -> None:

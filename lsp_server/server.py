@@ -2,14 +2,7 @@
 they use (configuration, the engine for a document, messages to the user, progress, model loading,
 indexing). The handlers themselves live in lifecycle, documents, completion, code_actions, commands and
 chat_handlers; ``app.build_server`` makes the one server and registers them on it.
-
-Why the protocol subclass: pygls 2.1 sends no response to a request whose params fail to convert and
-none to a message that is not JSON; JSON-RPC requires an error response (InvalidParams / ParseError),
-and a client that gets none waits forever. And pygls 2.1 keeps the future of every notification its
-built-in handlers run (didOpen, didChange, didSave, didClose: ``_request_futures`` under a fresh UUID, never
-removed) and of every async or threaded handler they yield to: one future per keystroke, forever (after
-30,000 soak events tracemalloc counted 45,000 of them, with their locks and ids over 30 MB). The subclass
-drops each such future once it is done.
+The protocol subclass (``protocol.CoderflashProtocol``) answers what pygls 2.1 leaves unanswered.
 """
 
 from __future__ import annotations
@@ -23,138 +16,24 @@ import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Generator
+from typing import Any, AsyncIterator, Callable, Collection
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest, JsonRpcParseError
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from engine import __version__
-from engine.config import Config, load_config
+from engine.config import Config, ConfigError, load_config
 from engine.model.backend import CancelToken
 from engine.model.resolution import ModelError, model_notice
 from engine.model_host import HostClosed, ModelHost
 from engine.service import Engine, EngineClosed
 
+from .protocol import CoderflashProtocol
 from .workspaces import WorkspaceSet
 
 logger = logging.getLogger("coderflash")
-
-
-class _AlreadyAnswered:
-    """Placeholder for a request already answered with an error; pygls ignores it (wrong jsonrpc)."""
-
-    jsonrpc = "answered"
-
-
-_ID_TYPES = (int, str)
-
-
-def _usable_id(value: Any) -> Any:
-    """``value`` when JSON-RPC allows it as an id (an integer or a string; not a boolean), else None."""
-    return value if isinstance(value, _ID_TYPES) and not isinstance(value, bool) else None
-
-
-def _invalid_request(data: dict[str, Any]) -> str | None:
-    """Why a message object is not a JSON-RPC 2.0 request, notification or response (None: it is one)."""
-    if data.get("jsonrpc") != "2.0":
-        return f"jsonrpc must be \"2.0\", got {data.get('jsonrpc')!r}"
-    if data.get("id") is not None and _usable_id(data["id"]) is None:
-        return "id must be an integer, a string or null"
-    if "method" in data:
-        if not isinstance(data["method"], str):
-            return "method must be a string"
-        return None
-    if "id" not in data or not ({"result", "error"} & set(data)):
-        return "a message needs a method (request, notification) or an id with a result or an error (response)"
-    return None
-
-
-class CoderflashProtocol(LanguageServerProtocol):
-    """Answers every message JSON-RPC says must be answered, where pygls 2.1 drops it: requests whose
-    params do not convert (InvalidParams), bodies that are JSON but no JSON-RPC message (InvalidRequest,
-    with the message's id where it has a usable one), requests after ``shutdown`` (InvalidRequest)."""
-
-    def structure_message(self, data: dict[str, Any]):
-        """The identity. Why: the readers pass this as ``json.loads``'s ``object_hook``, which calls it for
-        every object, nested ones first — so a params object with a ``"jsonrpc"`` key was taken for a
-        message of its own (protocol fuzzing: ``{"": {"jsonrpc": null}}`` as params gave InternalError
-        instead of MethodNotFound). ``handle_message`` structures the top-level object only."""
-        return data
-
-    def _structure_top_level(self, data: dict[str, Any]):
-        if "jsonrpc" in data:  # a message (pygls tells messages from plain objects the same way)
-            reason = _invalid_request(data)
-            if reason is not None:
-                self._send_error(_usable_id(data.get("id")), JsonRpcInvalidRequest(f"Invalid request: {reason}"))
-                return _AlreadyAnswered()
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                self._send_response(data["id"], None, exc.to_response_error())
-                return _AlreadyAnswered()
-            raise
-
-    def handle_message(self, message: Any) -> None:
-        if isinstance(message, dict):
-            message = self._structure_top_level(message)
-        if isinstance(message, _AlreadyAnswered):
-            return
-        if not hasattr(message, "jsonrpc"):  # JSON, but no message: an object without jsonrpc, an array, ...
-            msg_id = _usable_id(message.get("id")) if isinstance(message, dict) else None
-            what = "an object without jsonrpc" if isinstance(message, dict) else type(message).__name__
-            self._send_error(msg_id, JsonRpcInvalidRequest(f"Invalid request: a message is a JSON-RPC 2.0 object, got {what}"))
-            return
-        if self._shutdown and getattr(message, "method", "") != "exit" and hasattr(message, "id") \
-                and hasattr(message, "method"):
-            self._send_error(message.id, JsonRpcInvalidRequest("Invalid request: the server is shut down"))
-            return
-        super().handle_message(message)
-
-    def _execute_handler(self, msg_id: Any, handler: Any, args: Any = None, kwargs: Any = None,
-                         callback: Any = None) -> None:
-        super()._execute_handler(msg_id, handler, args=args, kwargs=kwargs, callback=callback)
-        future = self._request_futures.get(msg_id)
-        if future is not None:  # a request's own future is removed by its answer; this covers the rest
-            future.add_done_callback(lambda done, key=msg_id: self._forget_future(key, done))
-
-    def _forget_future(self, msg_id: Any, future: Any) -> None:
-        if self._request_futures.get(msg_id) is future:
-            self._request_futures.pop(msg_id, None)
-
-    @lsp_method(types.SHUTDOWN)
-    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
-        """pygls 2.1's shutdown, cancelling what still runs over a copy of the futures: a cancelled future's
-        done callbacks remove it from the dict being iterated (pygls issue 606)."""
-        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
-            yield user_handler, args, None
-        current_id = self.msg_id
-        for msg_id, future in list(self._request_futures.items()):
-            if msg_id != current_id and not future.done():
-                future.cancel()
-        self._shutdown = True
-
-    def _send_error(self, msg_id: Any, error: JsonRpcException) -> None:
-        self._send_data({"jsonrpc": "2.0", "id": msg_id,
-                         "error": {"code": error.code, "message": error.message}})
-
-    @property
-    def handlers_in_flight(self) -> int:
-        """Requests and notifications whose handler has not finished (kept for cancellation)."""
-        return len(self._request_futures)
-
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutdown
-
-    def send_parse_error(self, error: Exception) -> None:
-        """JSON-RPC's answer to a body that is not JSON: a ParseError response with id null."""
-        self._send_data({"jsonrpc": "2.0", "id": None,
-                         "error": {"code": JsonRpcParseError.CODE, "message": f"Parse error: {error}"}})
 
 
 class CoderflashServer(LanguageServer):
@@ -175,11 +54,23 @@ class CoderflashServer(LanguageServer):
         self.pending: dict[str, CancelToken] = {}  # latest inline completion per document
         self.notified: set[str] = set()
         self.startup: asyncio.Future[None] | None = None  # the running background start-up (kept referenced)
+        self.background: set[asyncio.Future[Any]] = set()  # other background indexing, referenced until done
         self._reporting = threading.local()
 
     # -- configuration ------------------------------------------------------------------------
     def config_for(self, root: Path | None) -> Config:
-        return load_config(root, overrides=self.lsp_settings or None, override_source="LSP settings")
+        """The settings for ``root``. A layer with an error (a typo in ``.coderflash.toml``, a wrong type in
+        the LSP settings) is left out and the user told once which, so the server keeps serving."""
+        overrides = self.lsp_settings or None
+        try:
+            return load_config(root, overrides=overrides, override_source="LSP settings")
+        except ConfigError:
+            skipped: list[str] = []
+            config = load_config(root, overrides=overrides, override_source="LSP settings", skipped=skipped)
+            message = "; ".join(skipped)
+            self.show_once(f"config-error: {message}", f"coderflash: {message}; those settings are ignored",
+                           types.MessageType.Error)
+            return config
 
     def _make_engine(self, root: Path | None, host: ModelHost) -> Engine:
         return Engine(self.config_for(root), root, log=self.log, host=host, background_index=True)
@@ -264,12 +155,13 @@ class CoderflashServer(LanguageServer):
             report(engines[0].config.model or "default model")
             await asyncio.get_running_loop().run_in_executor(self.loader, self.ensure_model, engines[0])
 
-    async def index_all(self) -> list[dict[str, Any]]:
-        """Index every workspace root (warm start re-parses only changed files), with progress, then
-        follow each root's disk. Requests are served meanwhile (completions use the current file)."""
+    async def index_all(self, roots: Collection[Path] | None = None) -> list[dict[str, Any]]:
+        """Index every workspace root (or those of ``roots``; a warm start re-parses only changed files), with
+        progress, then follow each root's disk. Requests are served meanwhile (completions use the current
+        file)."""
         results = []
         for engine in self.workspaces.engines():
-            if engine.root is None:
+            if engine.root is None or (roots is not None and engine.root not in roots):
                 continue
             async with self.progress(f"coderflash: indexing {engine.root.name}") as report:
                 def progress(done: int, total: int) -> None:
@@ -315,6 +207,28 @@ class CoderflashServer(LanguageServer):
                     self.log(f"background start-up failed: {result!r}", types.MessageType.Error)
 
         self.startup = asyncio.ensure_future(start())
+
+    def index_added_roots(self, roots: list[Path]) -> None:
+        """Folders the editor added (``workspace/didChangeWorkspaceFolders``): index and watch them as the
+        first roots were (``index_all`` gives them the documents already open there)."""
+        self.background.add(task := asyncio.ensure_future(self.index_all(set(roots))))
+        task.add_done_callback(self.background.discard)
+
+    def serving_roots(self) -> dict[str, Path | None]:
+        """Which workspace root serves each open document now (by uri)."""
+        return {uri: self.workspaces.root_for(self.document_path(uri)) for uri in list(self.workspace.text_documents)}
+
+    def reopen_documents(self, uris: Collection[str] | None = None) -> int:
+        """Hand the editor's open buffers (all, or those of ``uris``) to the engines that now serve them: after
+        a settings change rebuilt the engines, or a folder was added or removed, an engine starts knowing no
+        buffer, and without this unsaved text would be invisible to every prompt until the editor reopened
+        the file. The number of buffers handed over."""
+        handed = 0
+        for uri, document in list(self.workspace.text_documents.items()):
+            if uris is None or uri in uris:
+                self.workspaces.note_open(self.document_path(uri), document.source)
+                handed += 1
+        return handed
 
     # -- documents ----------------------------------------------------------------------------
     def document_path(self, uri: str) -> Path:

@@ -144,8 +144,10 @@ class StdioPump:
             self._loop.call_soon(self._drain)
 
 
-def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-    """``server.start_io()`` with the reader above: runs until stdin ends or the client sends ``exit``."""
+def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """``server.start_io()`` with the reader above: runs until stdin ends or the client sends ``exit``. The
+    process's exit code: LSP's 1 for an ``exit`` without ``shutdown`` (a client can tell a crash from a
+    clean stop), else 0."""
     server._stop_event = threading.Event()
     server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
 
@@ -154,11 +156,15 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None, stdout: Bi
         pump.start()
         await pump.closed
 
+    code = 0
     try:
         asyncio.run(main())
     except BrokenPipeError:
         logger.error("Connection to the client is lost! Shutting down the server.")
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
         pass
+    except SystemExit as exc:  # pygls's ``exit`` handler: 0 after shutdown, 1 without
+        code = exc.code if isinstance(exc.code, int) else 0
     finally:
         server.shutdown()
+    return code
