@@ -1,26 +1,53 @@
-"""Positions in a buffer: 0-based line and character (Unicode code points) → string offset."""
+"""Positions in a buffer: 0-based line and character (Unicode code points) → string offset.
+
+Lines end where LSP says they do: at ``\\r\\n``, ``\\r`` or ``\\n``, the only line ends an editor counts, so a
+line number the language server passes in means the same line here. Python's ``str.splitlines`` also ends
+lines at ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028 and U+2029 (a page break in a stdlib module, a
+U+2028 in a JavaScript string): every position after one would land on the wrong line.
+"""
 
 from __future__ import annotations
+
+import re
+
+_LSP_BREAK = re.compile(r"(\r\n|\r|\n)")
+_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # splitlines' breaks that LSP's are not
 
 
 class PositionError(ValueError):
     """A line/character outside the buffer."""
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text`` as LSP counts them, each with its line end, and like ``str.splitlines(True)``
+    no empty line after a final line end. Text without splitlines' extra breaks (almost all) is split by
+    ``splitlines`` itself, in C: the language server splits the buffer on every keystroke."""
+    if _OTHER_BREAKS.search(text) is None:
+        return text.splitlines(True)
+    parts = _LSP_BREAK.split(text)
+    lines = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def ends_with_break(text: str) -> bool:
+    """Whether the last line of ``text`` is the empty one after a line end (or the text is empty)."""
+    return not text or text[-1] in "\r\n"
+
+
 def offset_at(text: str, line: int, character: int) -> int:
-    """Offset of (line, character); a character past the end of its line clamps to the line end."""
+    """Offset of (line, character); a character past the end of its line clamps to the line end, before
+    its line break (a cursor never lands between the ``\\r`` and ``\\n`` of a CRLF)."""
     if line < 0 or character < 0:
         raise PositionError(f"position must be non-negative, got line {line}, character {character}")
-    start = 0
-    for _ in range(line):
-        nl = text.find("\n", start)
-        if nl < 0:
-            raise PositionError(f"line {line} is past the end of the buffer ({text.count(chr(10)) + 1} lines)")
-        start = nl + 1
-    end = text.find("\n", start)
-    if end < 0:
-        end = len(text)
-    return min(start + character, end)
+    lines = split_lines(text)
+    if line < len(lines):
+        return sum(map(len, lines[:line])) + min(character, len(lines[line].rstrip("\r\n")))
+    if line == len(lines) and ends_with_break(text):
+        return len(text)
+    count = len(lines) + ends_with_break(text)
+    raise PositionError(f"line {line} is past the end of the buffer ({count} lines)")
 
 
 def utf16_to_codepoint(line_text: str, utf16_character: int) -> int:

@@ -4,8 +4,14 @@ Why: at 2,000 didChange per second (the load benchmark, bench/load_bench.py), py
 server's time in two places that loop in Python: converting a client column to a code-point column (one
 call per character of the line) and applying an incremental change (one ``StringIO.write`` per line of
 the document). Completions queued behind them for seconds. Here an ASCII line (almost every line of
-code) converts in O(1), and a change is applied with slices and joins done in C. Results are identical to
-pygls's, quirks included (tests/lsp/test_fast_documents.py checks them against pygls on generated edits).
+code) converts in O(1), and a change is applied with slices and sums done in C.
+
+Lines end at LSP's line ends only (``\\r\\n``, ``\\r``, ``\\n``; engine/text_position.py), where pygls used
+``str.splitlines``: after a form feed or a U+2028 it applied an edit on the wrong line, and the server's
+buffer no longer matched the editor's. A column past its line's end is the line's end, before the line break
+(pygls took one character less on the last line, or the position after a lone ``\\r``); a reversed range is
+read start-first, as vscode-languageserver's own text document does (tests/lsp/test_fast_documents.py
+checks all of it against a plain character-by-character reference on generated edits).
 
 ``install(workspace)`` switches a pygls workspace (created by pygls at ``initialize``, before any document
 is opened) to these classes.
@@ -19,44 +25,37 @@ from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 
+from engine.text_position import split_lines
+
+from .positions import server_position
+
 
 class FastPositionCodec(PositionCodec):
-    """pygls's codec; a column on an ASCII line (code units = code points in every encoding) is O(1)."""
+    """pygls's codec reading a client column on LSP lines (``positions.server_position``): O(1) on an ASCII
+    line, and the position it is given is left unchanged."""
 
     def position_from_client_units(self, lines: Sequence[str], position: types.Position) -> ServerTextPosition:
-        if not lines or position.line >= len(lines):
-            return super().position_from_client_units(lines, position)
-        line = lines[position.line]
-        if not line.isascii():
-            return super().position_from_client_units(lines, position)
-        line = line.replace("\r\n", "\n")  # as pygls does
-        length = len(line)
-        if length == 0:
-            return ServerTextPosition(position.line, 0)
-        if position.character > length:
-            position.character = length - 1  # pygls's clamp, which it writes back into the position
-        return ServerTextPosition(line=position.line, character=min(position.character, length))
+        return server_position(self, lines, position)
 
 
 class FastTextDocument(TextDocument):
-    """pygls's text document; an incremental change is spliced with C-level slices and joins."""
+    """pygls's text document on LSP lines; an incremental change is spliced with C-level slices and sums."""
+
+    @property
+    def lines(self) -> Sequence[str]:
+        """LSP's lines, so that pygls's own position helpers agree with the editor too."""
+        return split_lines(self.source)
 
     def _apply_incremental_change(self, change: types.TextDocumentContentChangePartial) -> None:
-        lines = self.lines
-        server_range = self._position_codec.range_from_client_units(lines, change.range)
-        start_line, start_col = server_range.start.line, server_range.start.character
-        end_line, end_col = server_range.end.line, server_range.end.character
-        if start_line == len(lines):  # an edit at the very end of the document
-            self._source = self.source + change.text
-            return
-        if end_line < start_line:  # pygls writes every line unchanged for a reversed range
-            self._source = "".join(lines)
-            return
-        parts = ["".join(lines[:start_line]), lines[start_line][:start_col], change.text]
-        if end_line < len(lines):
-            parts.append(lines[end_line][end_col:])
-        parts.append("".join(lines[end_line + 1:]))
-        self._source = "".join(parts)
+        source = self.source
+        lines = split_lines(source)
+        start = server_position(self._position_codec, lines, change.range.start)
+        end = server_position(self._position_codec, lines, change.range.end)
+        if end < start:
+            start, end = end, start
+        begin = sum(map(len, lines[:start.line])) + start.character
+        stop = begin - start.character + sum(map(len, lines[start.line:end.line])) + end.character
+        self._source = source[:begin] + change.text + source[stop:]
 
 
 class FastWorkspace(Workspace):

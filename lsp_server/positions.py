@@ -1,37 +1,37 @@
 """Positions between the engine and the editor: the one place that converts them.
 
 The engine counts characters in Unicode code points (``line``, ``character``, or an offset into the text);
-the client counts in the encoding negotiated at ``initialize`` (UTF-16 unless agreed otherwise). Incoming
-positions go through pygls's document (its lines, its codec), so a request is read the way pygls tracks the
-buffer; outgoing positions are computed on LSP's own line ends (``\\n``, ``\\r\\n``, ``\\r``), the only ones an
-editor counts.
+the client counts in the encoding negotiated at ``initialize`` (UTF-16 unless agreed otherwise). Both ways
+lines end at LSP's own line ends (``\\n``, ``\\r\\n``, ``\\r``), the only ones an editor counts: pygls's
+document splits with ``str.splitlines``, which also breaks at a form feed or U+2028 and so read every position
+after one on the wrong line. The documents' incremental edits (fast_documents.py) use the same conversion.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition, ServerTextRange
 
+from engine.text_position import ends_with_break, split_lines
+
 _BREAK = re.compile(r"(\r\n|\r|\n)")
 
 
-def check_position(document: TextDocument, position: types.Position) -> None:
-    """InvalidParams for a position the document does not have: a line past its end (the line after the last
-    line break is the end position, and exists), a column inside a character (between the two halves of a
-    UTF-16 surrogate pair, or of a UTF-8 sequence). A column past the end of its line is valid: LSP says it
-    means the line's end."""
-    lines = document.lines
+def check_position(codec: PositionCodec, lines: Sequence[str], position: types.Position) -> None:
+    """InvalidParams for a position the document (``split_lines`` of its text) does not have: a line past
+    its end (the line after the last line is the end position, and exists), a column inside a character
+    (between the two halves of a UTF-16 surrogate pair, or of a UTF-8 sequence). A column past the end of
+    its line is valid: LSP says it means the line's end."""
     if position.line > len(lines):
         raise JsonRpcInvalidParams(f"position line {position.line} is past the end of the document "
                                    f"({len(lines)} lines)")
     if position.line == len(lines):
         return
-    codec = document.position_codec
     units = 0
     for char in lines[position.line]:
         if units >= position.character:
@@ -43,17 +43,41 @@ def check_position(document: TextDocument, position: types.Position) -> None:
         units += width
 
 
+def server_position(codec: PositionCodec, lines: Sequence[str], position: types.Position) -> ServerTextPosition:
+    """``position`` (client units) on ``lines`` (``split_lines``) in code points. A column past the end of
+    its line is the line's end, before its line break; a line past the last one is the end of the
+    document; a column inside a character moves past it (``check_position`` refuses those in requests).
+    ``position`` is left as it is: pygls wrote its clamp into it, and a reply's range built from the
+    request's position then pointed somewhere the client never asked about."""
+    if position.line >= len(lines):
+        if not lines or ends_with_break(lines[-1]):
+            return ServerTextPosition(len(lines), 0)
+        return ServerTextPosition(len(lines) - 1, len(lines[-1]))
+    line = lines[position.line].rstrip("\r\n")
+    if line.isascii():  # almost every line of code: one code unit per code point in every encoding
+        return ServerTextPosition(position.line, min(position.character, len(line)))
+    units = 0
+    for index, char in enumerate(line):
+        if units >= position.character:
+            return ServerTextPosition(position.line, index)
+        units += codec.impl.code_units_for_char(char)
+    return ServerTextPosition(position.line, len(line))
+
+
 def from_client(document: TextDocument, position: types.Position) -> ServerTextPosition:
     """A client position in ``document`` as an engine position (code points); see ``check_position``."""
-    check_position(document, position)
-    return document.position_from_client_units(position)
+    lines = split_lines(document.source)
+    check_position(document.position_codec, lines, position)
+    return server_position(document.position_codec, lines, position)
 
 
 def range_from_client(document: TextDocument, client_range: types.Range) -> ServerTextRange:
     """A client range in ``document`` as an engine range (code points); see ``check_position``."""
-    check_position(document, client_range.start)
-    check_position(document, client_range.end)
-    return document.range_from_client_units(client_range)
+    codec, lines = document.position_codec, split_lines(document.source)
+    check_position(codec, lines, client_range.start)
+    check_position(codec, lines, client_range.end)
+    return ServerTextRange(start=server_position(codec, lines, client_range.start),
+                           end=server_position(codec, lines, client_range.end))
 
 
 def position_param(value: Any, name: str) -> types.Position:

@@ -1,0 +1,144 @@
+"""Line breaks over stdio, as an editor meets them: the server counts lines where LSP does (``\\r\\n``, ``\\r``,
+``\\n``) and nowhere else, for request positions, the ranges it answers with and incremental edits.
+
+Python's ``str.splitlines`` also breaks at a form feed (on its own line in many stdlib modules), U+2028 (in
+JavaScript strings), ``\\x85`` and others; the server used it for incoming positions and edits, so a
+completion after such a character was read on the wrong line, answered with a range mid-word, and an edit
+was applied to the wrong line. A document with lone-CR line ends failed with an internal error.
+
+The server talks to a recording OpenAI-compatible peer: its prompts show where the server put the cursor
+and what it holds as the buffer (the text after a cursor at 0:0 is the whole buffer)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from rawlsp import RawLspProcess
+
+FIM_SUFFIX, FIM_MIDDLE = "<|fim_suffix|>", "<|fim_middle|>"
+ANSWER = "value"
+
+
+class RecordingPeer(ThreadingHTTPServer):
+    """An OpenAI-compatible endpoint that keeps each completion prompt and answers ``ANSWER``."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.prompts: list[str] = []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if "prompt" in body:
+            self.server.prompts.append(body["prompt"])  # type: ignore[attr-defined]
+        chunk = {"choices": [{"text": ANSWER, "finish_reason": "stop"}]}
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory):
+    peer = RecordingPeer()
+    root = tmp_path_factory.mktemp("breaks")
+    (root / "util.py").write_text("def helper():\n    return 1\n")
+    server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(root / ".cache")}, answer_requests=True)
+    server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0},
+                                      "completion": {"max_tokens": 8, "latency_target": False}})
+    server.wait_for_index(timeout=60)
+    yield server, root, peer
+    if server.proc.poll() is None:
+        server.close()
+    peer.shutdown()
+
+
+def _open(server: RawLspProcess, root: Path, name: str, text: str) -> str:
+    uri = (root / name).as_uri()
+    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                            "text": text}})
+    return uri
+
+
+def _cursor(peer: RecordingPeer) -> tuple[str, str]:
+    """The text before and after the cursor in the last prompt."""
+    prompt = peer.prompts[-1]
+    suffix_at = prompt.rindex(FIM_SUFFIX)
+    return prompt[:suffix_at], prompt[suffix_at + len(FIM_SUFFIX):prompt.rindex(FIM_MIDDLE)]
+
+
+def _position(line: int, character: int) -> dict[str, int]:
+    return {"line": line, "character": character}
+
+
+def test_a_lone_cr_document_is_completed_where_asked(session) -> None:
+    server, root, peer = session
+    uri = _open(server, root, "mac.py", "import os\r\rvalue = \rprint(value)\r")
+    for method in ("textDocument/inlineCompletion", "textDocument/completion"):
+        reply = server.call(method, {"textDocument": {"uri": uri}, "position": _position(2, 8),
+                                     "context": {"triggerKind": 1}}, timeout=60)
+        assert "result" in reply, reply  # was InternalError: "line 2 is past the end of the buffer (1 lines)"
+        item = reply["result"]["items"][0]
+        edit_range = item["range"] if method == "textDocument/inlineCompletion" else item["textEdit"]["range"]
+        assert edit_range == {"start": _position(2, 8), "end": _position(2, 8)}, item
+        before, after = _cursor(peer)
+        assert before.endswith("import os\r\rvalue = ") and after.startswith("\rprint(value)"), (before, after)
+
+
+@pytest.mark.parametrize("name, text, line, character, before, after", [
+    # a page break on its own line, as in many Python and C sources; the editor's line 3 is "    return "
+    ("formfeed", "import os\n\x0c\ndef f():\n    return \n", 3, 11, "def f():\n    return ", "\n"),
+    # U+2028 inside a string literal; the editor's line 1 is "value = "
+    ("u2028", "s = 'a\u2028b'\nvalue = \nprint(value)\n", 1, 8, "b'\nvalue = ", "\nprint(value)"),
+    ("nel", "s = 'a\x85b'\nvalue = \n", 1, 8, "b'\nvalue = ", "\n"),
+    ("vt_fs", "a = '\x0b\x1c'\nvalue = \n", 1, 8, "'\nvalue = ", "\n"),
+], ids=["formfeed", "u2028", "nel", "vt_fs"])
+def test_a_position_after_a_non_lsp_break_is_read_on_the_editors_line(session, name: str, text: str, line: int,
+                                                                       character: int, before: str,
+                                                                       after: str) -> None:
+    server, root, peer = session
+    uri = _open(server, root, f"{name}.py", text)
+    reply = server.call("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uri}, "position": _position(line, character), "context": {"triggerKind": 1}},
+        timeout=60)
+    item = reply["result"]["items"][0]
+    assert item["range"]["start"] == _position(line, character), item  # the editor inserts it where asked
+    prompt_before, prompt_after = _cursor(peer)
+    assert prompt_before.endswith(before) and prompt_after.startswith(after), (prompt_before, prompt_after)
+
+
+@pytest.mark.parametrize("name, text, changes, expected", [
+    ("edit_formfeed", "import os\n\x0c\ndef f():\n    return \n",
+     [((3, 11), (3, 11), "os.getcwd()")], "import os\n\x0c\ndef f():\n    return os.getcwd()\n"),
+    ("edit_u2028", "s = 'a\u2028b'\nvalue = \nprint(value)\n",
+     [((1, 8), (1, 8), "1"), ((2, 6), (2, 11), "s")], "s = 'a\u2028b'\nvalue = 1\nprint(s)\n"),
+    ("edit_cr", "import os\r\rvalue = \rprint(value)\r",
+     [((2, 8), (2, 8), "2"), ((3, 0), (4, 0), "")], "import os\r\rvalue = 2\r"),
+], ids=["formfeed", "u2028", "lone_cr"])
+def test_incremental_edits_keep_the_servers_buffer_equal_to_the_editors(session, name: str, text: str,
+                                                                        changes, expected: str) -> None:
+    server, root, peer = session
+    uri = _open(server, root, f"{name}.py", text)
+    for version, (start, end, new_text) in enumerate(changes, start=2):
+        server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
+            {"range": {"start": _position(*start), "end": _position(*end)}, "text": new_text}]})
+    reply = server.call("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uri}, "position": _position(0, 0), "context": {"triggerKind": 1}}, timeout=60)
+    assert "result" in reply, reply
+    assert _cursor(peer)[1] == expected
