@@ -99,6 +99,14 @@ class Index:
         """Bumps on every change of the index's content (query caches key on it)."""
         return self._state.generation
 
+    @property
+    def overlay_version(self) -> int:
+        """Bumps when an open buffer changes the text the index serves for its file (opened with unsaved text,
+        edited, closed without saving): the files' stamps on disk stay as they were, so a selection kept
+        across generations keys on this too. Read under the store's lock: never ahead of the buffer's text."""
+        with self.store.lock:
+            return self._overlays.version
+
     def rel(self, path: str | os.PathLike[str]) -> str:
         """Normalise an absolute or relative path to the index's relative POSIX form."""
         return self._state.rel(path)

@@ -3,6 +3,11 @@
 A buffer is re-parsed on every change the editor sends, so it goes through the edit parser (which
 reuses the previous tree) and skips the write when its content hash is the one already indexed. A buffer
 the index would skip on disk (larger than ``max_file_size``, binary, minified) is not indexed as an overlay.
+
+``version`` counts the changes of what the overlays make the index serve (a buffer opened with unsaved text,
+edited, closed without saving): callers that keep selections across index generations key them on it, since
+the files' on-disk stamps do not move when only a buffer does. Opening or closing a buffer that equals the
+disk leaves it alone (the repository the index serves is the same).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class Overlays:
         self.ranker = ranker
         self.edit_parser = edit_parser
         self.updater = updater
+        self.version = 0  # bumped, under the store's lock, when an overlay changes the text the index serves
 
     def set_overlay(self, path: str, text: str, keep_if: Callable[[], bool] | None = None) -> None:
         state = self.state
@@ -47,6 +53,8 @@ class Overlays:
             row = store.conn.execute("SELECT id, hash, overlay FROM files WHERE path=?", (rel,)).fetchone()
             if row is not None and row[1] == h and row[2]:
                 return
+            if row is None or row[1] != h:
+                self.version += 1  # a new text for the path (the same text as an overlay: only the flag moves)
             lang, parsed = self.edit_parser.parse(rel, data)
             store.begin()
             try:
@@ -70,4 +78,5 @@ class Overlays:
             self.edit_parser.forget(rel)
             if state.overlays.pop(rel, None) is None:
                 return
-            self.updater.update_paths([rel])
+            if self.updater.update_paths([rel]):  # the disk differs from the buffer (or lacks the file)
+                self.version += 1

@@ -28,6 +28,9 @@ class RepoIndex(Protocol):
     @property
     def generation(self) -> int: ...
 
+    @property
+    def overlay_version(self) -> int: ...
+
     def rel(self, path: str) -> str: ...
 
     def files(self) -> list[FileInfo]: ...
@@ -64,7 +67,7 @@ class IndexMemo:
 
     generation: int
     index: RepoIndex
-    repo_key: int  # the repository on disk (see ``memo_for``)
+    repo_key: int  # the repository: on disk, and what open buffers change of it (see ``memo_for``)
     sizes: dict[str, int]
     defs: dict[str, list[Definition]] = field(default_factory=dict)
     outlines: dict[str, list[Definition]] = field(default_factory=dict)
@@ -111,13 +114,19 @@ class IndexMemo:
 def memo_for(index: RepoIndex, previous: IndexMemo | None, disk_info: dict[str, tuple]) -> IndexMemo:
     """``previous`` while the index generation is unchanged, else a fresh memo.
 
-    ``repo_key`` identifies the repository on disk: open buffers (overlays) count with the last size seen
-    on disk (``disk_info``, kept across generations by the caller), so editing or opening a buffer does
-    not change it.
+    ``repo_key`` identifies the repository the layers are selected from (they are kept while it is the same):
+    the files on disk, where open buffers (overlays) count with the last size seen on disk (``disk_info``,
+    kept across generations by the caller), plus the index's ``overlay_version``, which moves only when a
+    buffer changes the text the index serves (opened with unsaved text, synced after edits, closed without
+    saving). The size seen on disk does not move when a buffer closes: without the version, a layer built
+    while another file's unsaved text was open was kept after the close, showing text no file has. Opening
+    an unedited buffer changes neither; typing in the current file does not touch its overlay (synced only
+    when completion moves on: see ``buffers``), so its layers and their KV-cached tokens are kept.
     """
     gen = index.generation
     if previous is not None and previous.generation == gen and previous.index is index:
         return previous
+    version = index.overlay_version  # before the reads below: a layer never claims a newer version than its text
     overlays = index.overlays
     infos = []
     sizes: dict[str, int] = {}
@@ -128,4 +137,4 @@ def memo_for(index: RepoIndex, previous: IndexMemo | None, disk_info: dict[str, 
         else:
             info = disk_info[f.path] = (f.size, f.lines)
         infos.append((f.path, info))
-    return IndexMemo(gen, index, hash(tuple(infos)), sizes)
+    return IndexMemo(gen, index, hash((tuple(infos), version)), sizes)
