@@ -72,6 +72,7 @@ class FileInfo:
     language: str | None
     size: int
     lines: int
+    content_hash: str = ""  # of the text indexed: an edit that keeps the size and line count still changes it
 
 
 @dataclass

@@ -57,7 +57,7 @@ class Queries:
         store = self.state.store
         with store.lock:
             return [FileInfo(*r) for r in store.conn.execute(
-                "SELECT path, language, size, lines FROM files ORDER BY path")]
+                "SELECT path, language, size, lines, hash FROM files ORDER BY path")]
 
     def _defs(self, where: str, args: tuple) -> list[Definition]:
         store = self.state.store

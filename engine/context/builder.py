@@ -75,7 +75,7 @@ class ContextCache:
         self.files = FileCache()
         self.headers: HeaderCache = {}
         self.memo: IndexMemo | None = None
-        self.disk_info: dict[str, tuple] = {}  # path -> (size, lines) last seen on disk (see ``memo_for``)
+        self.disk_info: dict[str, tuple] = {}  # path -> (size, lines, hash) last seen on disk (see ``memo_for``)
         self.repo_wide: RepoWide | None = None
         self.file_layers: OrderedDict[tuple, FileLayer] = OrderedDict()
         self.sticky: tuple[tuple, list[Snip]] | None = None  # (rel, line, budget, layer) → near selection

@@ -115,8 +115,9 @@ def memo_for(index: RepoIndex, previous: IndexMemo | None, disk_info: dict[str, 
     """``previous`` while the index generation is unchanged, else a fresh memo.
 
     ``repo_key`` identifies the repository the layers are selected from (they are kept while it is the same):
-    the files on disk, where open buffers (overlays) count with the last size seen on disk (``disk_info``,
-    kept across generations by the caller), plus the index's ``overlay_version``, which moves only when a
+    the files on disk (size, lines and content hash: an edit that keeps the size and line count, ``0.2`` to
+    ``0.3``, changes the repository too), where open buffers (overlays) count with what was last seen on
+    disk (``disk_info``, kept across generations by the caller), plus the index's ``overlay_version``, which moves only when a
     buffer changes the text the index serves (opened with unsaved text, synced after edits, closed without
     saving). The size seen on disk does not move when a buffer closes: without the version, a layer built
     while another file's unsaved text was open was kept after the close, showing text no file has. Opening
@@ -135,6 +136,6 @@ def memo_for(index: RepoIndex, previous: IndexMemo | None, disk_info: dict[str, 
         if f.path in overlays:
             info = disk_info.get(f.path, ("overlay",))
         else:
-            info = disk_info[f.path] = (f.size, f.lines)
+            info = disk_info[f.path] = (f.size, f.lines, f.content_hash)
         infos.append((f.path, info))
     return IndexMemo(gen, index, hash((tuple(infos), version)), sizes)

@@ -73,3 +73,20 @@ def test_typing_keeps_the_layers_and_only_a_changed_buffer_of_another_file_renew
         assert next(reversed(cache.file_layers.values())) is renewed
     finally:
         engine.close()
+
+
+def test_a_disk_edit_that_keeps_the_size_and_line_count_renews_the_layers(sample_repo: Path, tiny_model: Path,
+                                                                          tmp_path: Path) -> None:
+    """The repository's identity counted each file by size and line count: ``0.2`` → ``0.3`` on disk (a
+    pull, another editor) kept the layer that showed ``0.2``."""
+    engine = _engine(sample_repo, tiny_model, tmp_path)
+    try:
+        main, pricing = sample_repo / "main.py", sample_repo / "shop/pricing.py"
+        engine.document_opened(main, main.read_text())
+        assert "VAT_RATE = 0.2\n" in engine.build_context(main, main.read_text(), 15, 12).prompt
+        pricing.write_text(pricing.read_text().replace("VAT_RATE = 0.2", "VAT_RATE = 0.3"))
+        engine.repo_index().update_paths(["shop/pricing.py"])  # what the watcher does
+        prompt = engine.build_context(main, main.read_text(), 15, 12).prompt
+        assert "VAT_RATE = 0.3\n" in prompt and "VAT_RATE = 0.2\n" not in prompt
+    finally:
+        engine.close()
