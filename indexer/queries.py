@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from .models import Definition, FileInfo, Reference
 from .parsed import decode_refs, unpack_positions
+from .regular_files import read_regular_file
 from .settings import is_secret_path
 from .state import IndexState
 from .store import DEF_COLS
@@ -41,12 +42,11 @@ class Queries:
             if state.file_id(rel) is None:
                 return None
         max_size = state.settings.max_file_size
-        try:
-            with open(os.path.join(state.root, rel), "rb") as f:
-                data = f.read(max_size + 1)
+        try:  # never blocks: an indexed file replaced by a FIFO since the last scan is refused, not opened
+            data = read_regular_file(os.path.join(state.root, rel), max_size)
         except OSError:
             return None
-        if len(data) > max_size or b"\x00" in data:
+        if b"\x00" in data:
             return None
         try:
             return data.decode("utf-8")

@@ -29,6 +29,7 @@ from engine.chat.tools import EditProposal
 from engine.model.backend import CancelToken
 from engine.service import Engine
 
+from .disk_documents import UnreadableDocument, document_for, open_document
 from .edits import FileEdits, can_create_files, workspace_edit
 from .positions import offset_to_client, position_param, range_from_client
 from .server import CoderflashServer
@@ -84,17 +85,21 @@ def _parse(ls: CoderflashServer, raw: Any) -> tuple[Engine, ChatRequest]:
     if uri is not None:
         path = ls.document_path(uri)
         engine = ls.engine_for(uri)
-        if uri in ls.workspace.text_documents:
-            document = ls.workspace.get_text_document(uri)
-            text = document.source
+        opened = open_document(ls, uri)
+        if opened is not None:
+            text = opened.source
+        # An unopened document without a range is left to the turn (engine/chat/prompt.py reads it off the
+        # event loop, and leaves it out if unreadable); with a range its text is needed here, to convert it.
         rng = p.get("range")
         if rng is not None:
             if not isinstance(rng, dict):
                 raise JsonRpcInvalidParams("range must be {start, end}")
             start, end = position_param(rng.get("start"), "range.start"), position_param(rng.get("end"), "range.end")
-            document = ls.workspace.get_text_document(uri)
-            if text is None:
-                text = document.source
+            try:  # never blocks: a FIFO or device is refused with an error that says so
+                document = document_for(ls, uri)
+            except UnreadableDocument as exc:
+                raise JsonRpcInvalidParams(str(exc)) from None
+            text = document.source
             srange = range_from_client(document, types.Range(start=start, end=end))
             selection = (srange.start.line, srange.start.character, srange.end.line, srange.end.character)
     else:

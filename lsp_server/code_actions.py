@@ -15,6 +15,7 @@ from pygls.uris import from_fs_path
 
 from engine.inference.actions import ACTION_TITLES, ActionResult, ActionRunner, inside_definition
 
+from .disk_documents import UnreadableDocument, disk_text, document_for, open_document
 from .edits import FileEdits, workspace_edit
 from .positions import range_from_client, to_client
 from .server import CoderflashServer
@@ -40,8 +41,15 @@ def kind_wanted(kind: str, only: list[types.CodeActionKind | str] | None) -> boo
 
 
 def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """The actions for a selection. An unopened document that cannot be read (a FIFO, a device, too large)
+    has none: editors ask on every cursor move, and no action could be resolved for it anyway (resolve
+    needs an open document), so an empty list, not an error response each time."""
     uri = params.text_document.uri
-    document = ls.workspace.get_text_document(uri)
+    try:
+        document = document_for(ls, uri)
+    except UnreadableDocument as exc:
+        ls.log(f"code actions: {exc}")
+        return []
     lines = document.source.split("\n")
     selection = range_from_client(document, params.range)
     base = {"uri": uri, "version": document.version, "start_line": selection.start.line,
@@ -94,13 +102,16 @@ def action_edit(ls: CoderflashServer, result: ActionResult, path: str, text: str
 
 
 def _current_text(ls: CoderflashServer, path: str) -> str:
-    """The open buffer's text, else the file on disk, else empty (a file the action creates)."""
+    """The open buffer's text, else the file on disk, else empty (a file the action creates, or one that
+    cannot be read without blocking: a FIFO or device is never opened)."""
     uri = from_fs_path(path)
-    if uri in ls.workspace.text_documents:
-        return ls.workspace.get_text_document(uri).source
-    if Path(path).is_file():
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    return ""
+    document = open_document(ls, uri) if uri else None
+    if document is not None:
+        return document.source
+    try:
+        return disk_text(path, ls.workspaces.engine_for(Path(path)).config.index.max_file_size, errors="replace")
+    except (OSError, ValueError):
+        return ""
 
 
 def _write_explanation(ls: CoderflashServer, path: str, markdown: str) -> Path:

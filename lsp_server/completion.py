@@ -14,6 +14,7 @@ from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
 from engine.model.backend import CancelToken, Cancelled
 from engine.inference.runtime import CompletionOutput
 
+from .disk_documents import UnreadableDocument, document_for
 from .positions import from_client
 from .process_memory import memory_usage
 from .server import CoderflashServer
@@ -27,12 +28,12 @@ async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position)
 
     The engine's scheduler gives inline completion the highest priority and lets the newest request for
     a document supersede the running one (it stops within one decode step)."""
-    document = ls.workspace.get_text_document(uri)
+    try:  # an unopened document is read from disk once, never blocking (a FIFO or device is refused)
+        document = document_for(ls, uri)
+    except UnreadableDocument as exc:  # an error, not an empty list: says why nothing can be completed
+        raise JsonRpcInvalidParams(str(exc)) from None
     version = document.version
-    try:
-        text = document.source  # an unopened document is read from disk
-    except (OSError, ValueError) as exc:
-        raise JsonRpcInvalidParams(f"{uri} is not open and cannot be read: {exc}") from None
+    text = document.source
     server_pos = from_client(document, position)
     engine = ls.engine_for(uri)
     token = CancelToken()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from .disk_documents import open_document
 from .server import CoderflashServer
 
 
@@ -27,7 +28,9 @@ def on_did_change(ls: CoderflashServer, params: types.DidChangeTextDocumentParam
     token = ls.pending.pop(uri, None)
     if token is not None:
         token.cancel("document changed")
-    document = ls.workspace.get_text_document(uri)
+    document = open_document(ls, uri)
+    if document is None:  # a change (with no content changes) to a document never opened: nothing to sync,
+        return  # and pygls would read the disk on the event loop, which blocks forever on a FIFO
     ls.workspaces.note_change(ls.document_path(uri), document.source)
 
 

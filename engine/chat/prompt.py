@@ -8,7 +8,6 @@ when the window is full); the session decides when to generate and what to do wi
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Callable
 
 from engine.context.redact import kind_for, redact
@@ -18,6 +17,7 @@ from engine.chat.tools import ToolEnv, ToolError, resolve_path
 from engine.model.backend import Backend
 from engine.model.prompt_format import Piece
 from engine.text_position import offset_at
+from indexer.regular_files import read_regular_file
 
 SYSTEM_ASK = ("You are coderflash, a coding assistant inside the user's editor, working on the repository "
               "{name}. Answer precisely and concisely; quote code from the repository context when it helps.")
@@ -74,11 +74,12 @@ def user_message(request: ChatRequest, rel: str | None, conversation: Conversati
     if request.path is None or rel is None:
         return message
     text = request.text
-    if text is None:
-        try:
-            text = Path(request.path).read_text(encoding="utf-8", errors="replace")
+    if text is None:  # not open in the editor: the disk, never a FIFO or device (that open would block)
+        try:  # only the start is ever shown (within_tokens): at most 4 bytes a character, one more to see a cut
+            data = read_regular_file(request.path, 4 * max(2000, context_budget * 3) + 4, truncate=True)
         except OSError:
             return message
+        text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     if request.selection is not None:
         sl, sc, el, ec = request.selection
         if (sl, sc) != (el, ec):

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from engine.model.backend import CancelToken
 from engine.config import Config
+from indexer.regular_files import FileTooLargeError, NotRegularFileError, read_regular_file
 
 class ToolError(Exception):
     """A refused or failed tool call; the message is what the model sees."""
@@ -173,10 +174,12 @@ def read_text(env: ToolEnv, path: Path) -> str:
     if path.is_dir():
         raise ToolError(f"{path.name} is a directory; use list_files")
     limit = env.config.index.max_file_size
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ToolError(f"file is larger than index.max_file_size ({limit} bytes)")
+    try:  # a FIFO or device is refused, never opened: opening a FIFO blocked the chat's thread for good
+        data = read_regular_file(path, limit)
+    except NotRegularFileError as exc:
+        raise ToolError(f"refused: {path.name} is {exc.kind}, not a regular file") from None
+    except FileTooLargeError:
+        raise ToolError(f"file is larger than index.max_file_size ({limit} bytes)") from None
     if b"\x00" in data:
         raise ToolError("binary file")
     return data.decode("utf-8", "replace")
