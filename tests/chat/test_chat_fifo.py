@@ -20,8 +20,6 @@ from chat_grammars import call_text, gbnf_literal
 from engine.chat.tool_calls import ToolCall
 from engine.chat.tool_runner import run_tool
 from engine.chat.tools import ToolEnv, ToolResult
-from engine.config import Config
-from engine.indexing import open_index
 from rawlsp import RawLspProcess
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
@@ -57,15 +55,6 @@ def repo(tmp_path: Path) -> Path:
     shutil.copytree(SAMPLE, root)
     (root / "swapped.py").write_text("from shop.pricing import checkout_total\nSWAPPED_TOKEN = checkout_total([])\n")
     return root
-
-
-@pytest.fixture
-def env(repo: Path, tmp_path: Path):
-    config = Config(cache_dir=str(tmp_path / "cache"))
-    index = open_index(repo, config)
-    index.build()
-    yield ToolEnv(roots=[repo], config=config, index=lambda: index)
-    index.close()
 
 
 @pytest.mark.parametrize("name,args", [

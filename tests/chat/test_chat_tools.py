@@ -11,8 +11,6 @@ from unittest import mock
 
 import pytest
 
-from engine.config import Config
-from engine.indexing import open_index
 from engine.chat.tool_calls import ToolCall
 from engine.chat.repo_tools import glob_regex
 from engine.chat.tool_runner import run_tool
@@ -32,15 +30,6 @@ def repo(tmp_path: Path) -> Path:
     (root / "innocent.txt").symlink_to(root / ".env")
     (root / "linkdir").symlink_to(tmp_path)
     return root
-
-
-@pytest.fixture
-def env(repo: Path, tmp_path: Path):
-    config = Config(cache_dir=str(tmp_path / "cache"))
-    index = open_index(repo, config)
-    index.build()
-    yield ToolEnv(roots=[repo], config=config, index=lambda: index)
-    index.close()
 
 
 def call(env: ToolEnv, name: str, **args):

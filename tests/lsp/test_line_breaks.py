@@ -11,52 +11,20 @@ and what it holds as the buffer (the text after a cursor at 0:0 is the whole buf
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from rawlsp import RawLspProcess
+from recording_peer import RecordingPeer
 
 FIM_SUFFIX, FIM_MIDDLE = "<|fim_suffix|>", "<|fim_middle|>"
 ANSWER = "value"
 
 
-class RecordingPeer(ThreadingHTTPServer):
-    """An OpenAI-compatible endpoint that keeps each completion prompt and answers ``ANSWER``."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.prompts: list[str] = []
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if "prompt" in body:
-            self.server.prompts.append(body["prompt"])  # type: ignore[attr-defined]
-        chunk = {"choices": [{"text": ANSWER, "finish_reason": "stop"}]}
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory):
-    peer = RecordingPeer()
+    peer = RecordingPeer(completion=ANSWER)
     root = tmp_path_factory.mktemp("breaks")
     (root / "util.py").write_text("def helper():\n    return 1\n")
     server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(root / ".cache")}, answer_requests=True)

@@ -7,9 +7,6 @@ appears in them. The test can fail: it checks that the bodies carry planted file
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ import pytest
 from oracle import chat_blocks, flagged, flagged_in_prompt
 from planted import plant
 from rawlsp import RawLspProcess
+from recording_peer import RecordingPeer
 from real_repos import copy_stdlib
 
 APP = '''"""The shop's entry point."""
@@ -29,45 +27,13 @@ def main() -> None:
 '''
 
 
-class RecordingPeer(ThreadingHTTPServer):
-    """An OpenAI-compatible endpoint that keeps each request's JSON body and streams one short answer."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.bodies: list[tuple[str, dict]] = []
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.bodies.append((self.path, body))  # type: ignore[attr-defined]
-        if self.path.endswith("/chat/completions"):
-            chunk = {"choices": [{"delta": {"content": "It reads the key."}, "finish_reason": "stop"}]}
-        else:
-            chunk = {"choices": [{"text": "print(key)", "finish_reason": "stop"}]}
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def _leaks(text: str, values: list[str]) -> list[str]:
     return [v for v in values if v in text]
 
 
 @pytest.fixture
 def peer():
-    server = RecordingPeer()
+    server = RecordingPeer(completion="print(key)", chat="It reads the key.")
     yield server
     server.shutdown()
 
