@@ -14,6 +14,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 
 from engine.inference.actions import ACTION_TITLES, ActionResult, ActionRunner, inside_definition
+from engine.text_position import split_lines
 
 from .disk_documents import UnreadableDocument, disk_text, document_for, open_document
 from .edits import FileEdits, workspace_edit
@@ -50,7 +51,7 @@ def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list
     except UnreadableDocument as exc:
         ls.log(f"code actions: {exc}")
         return []
-    lines = document.source.split("\n")
+    lines = split_lines(document.source)  # LSP's lines: a lone \r ends one too
     selection = range_from_client(document, params.range)
     base = {"uri": uri, "version": document.version, "start_line": selection.start.line,
             "end_line": selection.end.line}

@@ -110,3 +110,15 @@ def test_incremental_edits_keep_the_servers_buffer_equal_to_the_editors(session,
         "textDocument": {"uri": uri}, "position": _position(0, 0), "context": {"triggerKind": 1}}, timeout=60)
     assert "result" in reply, reply
     assert _cursor(peer)[1] == expected
+
+
+def test_code_actions_in_a_lone_cr_document_see_the_definition_above(session) -> None:
+    """The actions offered inside a definition (docstring, body, tests) looked for its header on lines split
+    at ``\\n`` only: a lone-CR file was one line, and the cursor in a function body got none of them."""
+    server, root, _peer = session
+    uri = _open(server, root, "mac_actions.py", "import os\r\rdef area(w, h):\r    return w * h\r")
+    reply = server.call("textDocument/codeAction", {"textDocument": {"uri": uri},
+                                                    "range": {"start": _position(3, 4), "end": _position(3, 4)},
+                                                    "context": {"diagnostics": []}})
+    titles = [action["title"] for action in reply["result"]]
+    assert any("docstring" in title.lower() for title in titles), titles
