@@ -97,7 +97,8 @@ def action_edit(ls: CoderflashServer, result: ActionResult, path: str, text: str
     files = []
     for file_path, edits in by_file.items():
         uri = from_fs_path(file_path)
-        version = ls.workspace.get_text_document(uri).version if uri in ls.workspace.text_documents else None
+        document = open_document(ls, uri) if uri else None
+        version = document.version if document is not None else None
         files.append(FileEdits(uri, edits, version))
     return workspace_edit(ls.client_capabilities, files, create=[from_fs_path(p) for p in result.create_files])
 
@@ -129,9 +130,9 @@ def _write_explanation(ls: CoderflashServer, path: str, markdown: str) -> Path:
 async def on_code_action_resolve(ls: CoderflashServer, action: types.CodeAction) -> types.CodeAction:
     data = action.data or {}
     uri = data.get("uri")
-    if not uri or uri not in ls.workspace.text_documents:
+    document = open_document(ls, uri) if isinstance(uri, str) else None  # the uri as the editor wrote it
+    if document is None:
         return action
-    document = ls.workspace.get_text_document(uri)
     if document.version != data.get("version"):
         ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning,
                                                        message="coderflash: the document changed; run the action again"))

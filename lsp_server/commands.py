@@ -14,6 +14,7 @@ from engine.inference.actions import DEFAULT_REWRITE_INSTRUCTION, ActionResult, 
 from engine.model.resolution import ModelError, pull
 
 from .code_actions import action_edit
+from .disk_documents import open_document
 from .positions import range_from_client
 from .server import CoderflashServer
 
@@ -87,9 +88,9 @@ async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, A
         raise JsonRpcInvalidParams(f"instruction must be a string, got {instruction!r}")
     client_range = types.Range(start=_position(lsp_range.get("start"), "range.start"),
                                end=_position(lsp_range.get("end"), "range.end"))
-    if uri not in ls.workspace.text_documents:
+    document = open_document(ls, uri)  # percent-encoded as VS Code writes it ("file:///c%3A/...") or not
+    if document is None:
         return {"applied": False, "error": "rewriteSelection needs an open document uri and a range"}
-    document = ls.workspace.get_text_document(uri)
     selection = range_from_client(document, client_range)
     path, text = str(ls.document_path(uri)), document.source
     engine = ls.engine_for(uri)

@@ -7,6 +7,7 @@ code before its fix."""
 from __future__ import annotations
 
 import queue
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,24 @@ def _wait_until(check: Any, timeout: float, what: str) -> Any:
         assert time.monotonic() < deadline, what
         time.sleep(0.2)
     return value
+
+
+def _rewrite_answering(server: RawLspProcess, uri: str, answer: Any) -> dict[str, Any]:
+    """Run rewriteSelection on lines 1-5 of ``uri``, answering the server's ``workspace/applyEdit`` with
+    ``answer`` (as an editor would); the command's response."""
+    rid = server.request("workspace/executeCommand", {"command": "coderflash.rewriteSelection", "arguments": [
+        uri, {"start": {"line": 1, "character": 0}, "end": {"line": 5, "character": 0}}]})
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            message = server.messages.get(timeout=1)
+        except queue.Empty:
+            continue
+        if message.get("method") == "workspace/applyEdit":
+            server.send({"jsonrpc": "2.0", "id": message["id"], "result": answer})
+        elif message.get("id") == rid and "method" not in message:
+            return message
+    pytest.fail(f"rewriteSelection was never answered after the editor answered applyEdit with {answer!r}")
 
 
 @pytest.mark.parametrize("value", [None, 5, "x", ["model"]])
@@ -177,21 +196,7 @@ def test_a_null_answer_to_apply_edit_still_answers_the_command(processes, sample
                                "capabilities": {"workspace": {"applyEdit": True}}})
     server.notify("initialized", {})
     uri = _open(server, sample_repo / "main.py")
-    rid = server.request("workspace/executeCommand", {"command": "coderflash.rewriteSelection", "arguments": [
-        uri, {"start": {"line": 1, "character": 0}, "end": {"line": 5, "character": 0}}]})
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            message = server.messages.get(timeout=1)
-        except queue.Empty:
-            continue
-        if message.get("method") == "workspace/applyEdit":
-            server.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
-        elif message.get("id") == rid and "method" not in message:
-            assert message.get("result") == {"applied": False}, message
-            break
-    else:
-        pytest.fail("rewriteSelection was never answered after the editor answered applyEdit with null")
+    assert _rewrite_answering(server, uri, None).get("result") == {"applied": False}
     assert server.close() == 0
 
 
@@ -214,3 +219,26 @@ def test_exit_without_shutdown_exits_with_1(processes, sample_repo: Path, tiny_m
     server.initialize(sample_repo.as_uri(), _options(tiny_model))
     server.notify("exit", None)
     assert server.proc.wait(timeout=20) == 1  # LSP: 1 without a shutdown request first, 0 after
+
+
+def test_percent_encoded_uris_find_their_open_buffer(processes, sample_repo: Path, tmp_path: Path,
+                                                     tiny_model: Path) -> None:
+    """VS Code writes ``file:///c%3A/...`` on Windows and ``%20`` for a space; pygls keeps buffers under the
+    decoded uri. A code action's resolve and rewriteSelection looked the uri up as written, found no buffer,
+    and silently did nothing."""
+    repo = Path(shutil.copytree(sample_repo, tmp_path / "my repo"))
+    server = processes()
+    server.call("initialize", {"processId": None, "rootUri": repo.as_uri(), "initializationOptions":
+                               _options(tiny_model, completion={"max_tokens": 16}),
+                               "capabilities": {"workspace": {"applyEdit": True}}})
+    server.notify("initialized", {})
+    uri = _open(server, repo / "shop" / "pricing.py")
+    assert "%20" in uri
+    listed = server.call("textDocument/codeAction", {"textDocument": {"uri": uri}, "context": {"diagnostics": []},
+                                                     "range": {"start": {"line": 8, "character": 4},
+                                                               "end": {"line": 8, "character": 4}}})["result"]
+    docstring = next(action for action in listed if action["data"]["kind"] == "docstring")
+    resolved = server.call("codeAction/resolve", docstring, timeout=180)["result"]
+    assert resolved.get("edit"), resolved  # no edit: the buffer was not found
+    assert _rewrite_answering(server, uri, {"applied": True}).get("result") == {"applied": True}
+    assert server.close() == 0
