@@ -20,6 +20,7 @@ from engine.context import builder as context
 from engine.context import redact
 from engine.model_host import Counters, ModelHost
 from engine.model.resolution import ModelError, ResolvedModel
+from engine.chat.tools import secret_globs
 from engine.inference.chat_turn import ChatTurn
 from engine.inference.runtime import CompletionOutput, Runtime
 from engine.inference.scheduler import Priority
@@ -159,6 +160,16 @@ class Engine:
         """The path as the index and the prompt name it: relative to the root, POSIX. A file outside the
         root keeps a ``../`` path (it is never put into the index: see ``_inside_root``)."""
         return _relative_to(str(path), self.root)
+
+    def is_secret_document(self, path: Path | str) -> bool:
+        """Whether ``path`` names a secret file (``.env``, a private key, ``index.secret_globs``), by its own name
+        or, through symlinks, its target's. The server never reads one, and its open buffer never enters a
+        prompt either: no completion inside a ``.env`` (as Copilot does), and chat leaves it out."""
+        from indexer import is_secret_path
+
+        globs = secret_globs(self.config)
+        names = {str(path), self.relative_path(path), self.relative_path(os.path.realpath(path))}
+        return any(is_secret_path(name, globs) for name in names)
 
     def document_key(self, path: Path | str) -> str:
         """A document's identity across all workspaces (scheduler keys: roots share one worker)."""

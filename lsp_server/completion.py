@@ -36,12 +36,14 @@ async def _complete_at(ls: CoderflashServer, uri: str, position: types.Position)
     text = document.source
     server_pos = from_client(document, position)
     engine = ls.engine_for(uri)
+    path = ls.document_path(uri)
+    if engine.is_secret_document(path):  # a .env, a key: its text never enters a prompt, so no completion
+        return None
     token = CancelToken()
     previous = ls.pending.get(uri)
     if previous is not None:
         previous.cancel("superseded")  # latest request per document wins
     ls.pending[uri] = token
-    path = ls.document_path(uri)
     loop = asyncio.get_running_loop()
     try:
         if not engine.loaded:

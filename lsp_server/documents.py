@@ -17,6 +17,8 @@ def on_did_open(ls: CoderflashServer, params: types.DidOpenTextDocumentParams) -
     path = ls.document_path(params.text_document.uri)
     ls.workspaces.note_open(path, params.text_document.text)
     engine = ls.engine_for(params.text_document.uri)
+    if engine.is_secret_document(path):  # a .env or key open in the editor: nothing of it is prepared for a prompt
+        return
     # Background, lowest priority: this file's per-file context, then its repository prefix in the KV cache.
     engine.prepare_document(path, params.text_document.text)
     if engine.loaded:

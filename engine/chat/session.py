@@ -161,6 +161,8 @@ class ChatSession:
                 check_grammar(backend, grammar)
         req = self.request
         rel = self.engine.relative_path(req.path) if req.path is not None else None
+        if req.path is not None and self.engine.is_secret_document(req.path):
+            rel = None  # a secret file as the current document (a .env open in the editor) is left out
         user = user_message(req, rel, conv, self._file_budget(n_ctx),
                             (lambda text: count_tokens(backend, text)) if self.local else None)
         if conv.instructions is None or conv.mode != self.request.mode:
