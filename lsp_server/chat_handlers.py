@@ -193,7 +193,7 @@ class ChatTurns:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coderflash-chat")
         self._stores: dict[str, ConversationStore] = {}
-        self._active: dict[str, CancelToken] = {}
+        self._active: dict[str, list[CancelToken]] = {}  # the running turns of each conversation
         self._lock = threading.Lock()
 
     def _store(self, root: Path | None) -> ConversationStore:
@@ -210,7 +210,7 @@ class ChatTurns:
         cid = conversation.id
         cancel = CancelToken()
         with self._lock:
-            self._active[cid] = cancel
+            self._active.setdefault(cid, []).append(cancel)
         loop = asyncio.get_running_loop()
 
         def emit(kind: str, text: str, **extra: Any) -> None:
@@ -237,21 +237,25 @@ class ChatTurns:
             raise JsonRpcInternalError(f"coderflash: chat failed: {exc}") from None
         finally:
             with self._lock:
-                if self._active.get(cid) is cancel:
+                running = self._active.get(cid, [])
+                if cancel in running:
+                    running.remove(cancel)
+                if not running:
                     self._active.pop(cid, None)
         return result.to_json()
 
     def cancel(self, params: Any) -> dict[str, Any]:
-        """``coderflash/chat/cancel``: stop the conversation's running turn, if any."""
+        """``coderflash/chat/cancel``: stop the conversation's running turns, if any (a client may start a turn
+        before the last one ended: each has its own token, and a later turn never hides an earlier one)."""
         p = _plain(params)
         cid = p.get("conversationId") if isinstance(p, dict) else None
         if not isinstance(cid, str):
             raise JsonRpcInvalidParams("conversationId must be a string")
         with self._lock:
-            token = self._active.get(cid)
-        if token is not None:
+            tokens = list(self._active.get(cid, []))
+        for token in tokens:
             token.cancel("cancelled by the user")
-        return {"conversationId": cid, "cancelled": token is not None}
+        return {"conversationId": cid, "cancelled": bool(tokens)}
 
 
 def register(server: CoderflashServer) -> None:

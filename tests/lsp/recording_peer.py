@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class RecordingPeer(ThreadingHTTPServer):
     """Keeps ``(path, body)`` of each request; answers completions with ``completion`` and chats with
-    ``chat``."""
+    ``chat``, streamed word by word ``chat_word_s`` seconds apart (a slow server, for cancellation)."""
 
     daemon_threads = True
 
-    def __init__(self, completion: str = "value", chat: str = "It reads the key.") -> None:
+    def __init__(self, completion: str = "value", chat: str = "It reads the key.", chat_word_s: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.completion, self.chat = completion, chat
+        self.completion, self.chat, self.chat_word_s = completion, chat, chat_word_s
         self.bodies: list[tuple[str, dict]] = []
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -37,13 +38,23 @@ class _Handler(BaseHTTPRequestHandler):
         peer: RecordingPeer = self.server  # type: ignore[assignment]
         peer.bodies.append((self.path, body))
         if self.path.endswith("/chat/completions"):
-            chunk = {"choices": [{"delta": {"content": peer.chat}, "finish_reason": "stop"}]}
+            words = peer.chat.split(" ") if peer.chat_word_s else [peer.chat]
+            chunks = [{"choices": [{"delta": {"content": (" " if n else "") + word}, "finish_reason": None}]}
+                      for n, word in enumerate(words)]
+            chunks[-1]["choices"][0]["finish_reason"] = "stop"
         else:
-            chunk = {"choices": [{"text": peer.completion, "finish_reason": "stop"}]}
+            chunks = [{"choices": [{"text": peer.completion, "finish_reason": "stop"}]}]
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+        try:
+            for chunk in chunks:
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.wfile.flush()
+                time.sleep(peer.chat_word_s if len(chunks) > 1 else 0)
+            self.wfile.write(b"data: [DONE]\n\n")
+        except OSError:  # the server stopped reading (a cancelled turn)
+            pass
 
     def log_message(self, *args: object) -> None:
         pass

@@ -242,3 +242,26 @@ def test_percent_encoded_uris_find_their_open_buffer(processes, sample_repo: Pat
     assert resolved.get("edit"), resolved  # no edit: the buffer was not found
     assert _rewrite_answering(server, uri, {"applied": True}).get("result") == {"applied": True}
     assert server.close() == 0
+
+
+def test_cancel_stops_every_running_turn_of_a_conversation(tmp_path: Path, sample_repo: Path, processes) -> None:
+    """A second turn on the same conversationId replaced the first one's cancel token: cancel stopped the
+    new turn, and the running one went on to the end."""
+    from recording_peer import RecordingPeer
+
+    peer = RecordingPeer(chat=" ".join(f"w{n}" for n in range(20)), chat_word_s=0.5)
+    try:
+        server = processes(env={"CODERFLASH_CACHE_DIR": str(tmp_path / "cache")})
+        server.initialize(sample_repo.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0}})
+        first = server.request("coderflash/chat", {"message": "first", "conversationId": "c1"})
+        time.sleep(1.5)
+        second = server.request("coderflash/chat", {"message": "second", "conversationId": "c1"})
+        time.sleep(0.5)
+        assert server.call("coderflash/chat/cancel", {"conversationId": "c1"})["result"]["cancelled"] is True
+        started = time.monotonic()
+        answers = [server.response(rid, timeout=30)["result"] for rid in (first, second)]
+        assert [a["finishReason"] for a in answers] == ["cancelled", "cancelled"], answers
+        assert time.monotonic() - started < 5  # not after the 10 s the peer takes to stream the answer
+        assert server.close() == 0
+    finally:
+        peer.shutdown()
