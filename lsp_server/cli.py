@@ -83,12 +83,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_server(tcp=args.tcp)
 
 
+def _root_dir(raw: str) -> Path:
+    """A ``--root`` (or ``index ROOT``) as a resolved directory; a clear error for a file or a missing path,
+    which would otherwise give a context with no repository, a ``../`` file name and an index in the cache."""
+    root = Path(raw).resolve()
+    if not root.is_dir():
+        raise CliError(f"not a directory: {root}")
+    return root
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from engine.indexing import run_index
 
-    root = Path(args.root).resolve()
-    if not root.is_dir():
-        raise CliError(f"not a directory: {root}")
+    root = _root_dir(args.root)
     config = _config(root, args)
     show_progress = not args.json and sys.stderr.isatty()
     stats = run_index(root, config, progress=terminal.index_bar if show_progress else None)
@@ -116,7 +123,7 @@ def cmd_context(args: argparse.Namespace) -> int:
     if args.batch:
         if not args.root:
             raise CliError("--batch needs --root DIR")
-        root = Path(args.root).resolve()
+        root = _root_dir(args.root)
         engine = _engine(root, _config(root, args))
         batch = Path(args.batch)
         try:
@@ -126,6 +133,7 @@ def cmd_context(args: argparse.Namespace) -> int:
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
+            req: Any = None  # a line that does not parse has no id (not the previous line's)
             try:
                 req = json.loads(raw)
                 file = (root / req["file"]).resolve() if not os.path.isabs(req["file"]) else Path(req["file"])
@@ -133,14 +141,13 @@ def cmd_context(args: argparse.Namespace) -> int:
                 out = _context_request(engine, file, text, int(req["line"]), int(req["character"]), req.get("budget"))
             except (KeyError, ValueError, TypeError, CliError) as exc:
                 out = {"error": f"line {number}: {exc}"}
-                req = req if isinstance(locals().get("req"), dict) else {}
             out["id"] = req.get("id") if isinstance(req, dict) else None
             _print_json(out)
         return 0
     if not args.file or args.line is None or args.character is None:
         raise CliError("context needs FILE --line L --character C (or --root DIR --batch REQUESTS.jsonl)")
     file = Path(args.file).resolve()
-    root = Path(args.root).resolve() if args.root else _find_root(file)
+    root = _root_dir(args.root) if args.root else _find_root(file)
     text = _read_buffer(file, args.stdin)
     engine = _engine(root, _config(root, args))
     data = _context_request(engine, file, text, args.line, args.character, args.budget)
@@ -155,7 +162,7 @@ def cmd_context(args: argparse.Namespace) -> int:
 
 def cmd_complete(args: argparse.Namespace) -> int:
     file = Path(args.file).resolve()
-    root = Path(args.root).resolve() if args.root else _find_root(file)
+    root = _root_dir(args.root) if args.root else _find_root(file)
     text = _read_buffer(file, args.stdin)
     config = _config(root, args)
     # A command is not a keystroke: `completion.timeout_ms` is the editor's deadline (a newer keystroke makes
@@ -235,7 +242,7 @@ def run_cli_chat(root: Path, config: Config, message: str, *, agent: bool = Fals
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    root = Path(args.root).resolve() if args.root else Path.cwd()
+    root = _root_dir(args.root) if args.root else Path.cwd()
     config = _config(root, args)
     return run_cli_chat(root, config, " ".join(args.message), agent=args.agent, json_output=args.json)
 

@@ -204,3 +204,28 @@ def test_unknown_repo_is_not_downloaded_implicitly(sample_repo: Path) -> None:
               "--model", "someone/Some-Model-GGUF:Q4_K_M")
     assert out.returncode != 0
     assert "coderflash model pull someone/Some-Model-GGUF:Q4_K_M" in out.stderr
+
+
+@pytest.mark.parametrize("command", ["context", "complete", "chat"])
+def test_a_root_that_is_no_directory_is_one_clear_line(command: str, sample_repo: Path, tmp_path: Path,
+                                                      tiny_model: Path) -> None:
+    """``index`` refused such a root; ``context``, ``complete`` and ``chat`` ran on it and exited 0 (no
+    repository context, the file named ``../main.py``, an index written to the cache)."""
+    for root in (sample_repo / "main.py", tmp_path / "missing"):
+        args = {"context": ["context", str(sample_repo / "main.py"), "--line", "15", "--character", "12"],
+                "complete": ["complete", str(sample_repo / "main.py"), "--line", "15", "--character", "12"],
+                "chat": ["chat", "what does main do?"]}[command]
+        out = run(*args, "--root", str(root), "--model", str(tiny_model))
+        assert out.returncode == 1, (root, out.stdout[-300:], out.stderr[-300:])
+        assert out.stderr.strip().splitlines() == [f"coderflash: error: not a directory: {root.resolve()}"]
+
+
+def test_a_batch_line_that_does_not_parse_gets_no_earlier_id(sample_repo: Path, tiny_model: Path,
+                                                             tmp_path: Path) -> None:
+    batch = tmp_path / "requests.jsonl"
+    batch.write_text(json.dumps({"id": 1, "file": "main.py", "line": 15, "character": 12}) + "\nnot json\n")
+    out = run("context", "--root", str(sample_repo), "--batch", str(batch), "--model", str(tiny_model))
+    assert out.returncode == 0, out.stderr
+    answers = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [a.get("id") for a in answers] == [1, None], answers
+    assert "prompt" in answers[0] and answers[1]["error"].startswith("line 2:")
