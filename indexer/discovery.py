@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pathspec
 
+from .ignore_patterns import compile_ignore
 from .settings import IndexSettings, is_generated_name, is_secret_path
 
 
@@ -56,11 +57,10 @@ class IgnoreRules:
     def __init__(self, root: str, settings: IndexSettings) -> None:
         self.root = root
         self.settings = settings
-        root_lines: list[str] = list(settings.extra_ignore)
-        root_lines += _read_lines(os.path.join(root, ".git", "info", "exclude"))
-        root_lines += _read_lines(os.path.join(root, ".gitignore"))
-        root_lines += _read_lines(os.path.join(root, ".coderflashignore"))
-        self.root_spec = pathspec.GitIgnoreSpec.from_lines(root_lines) if root_lines else None
+        root_files = [os.path.join(root, ".git", "info", "exclude"), os.path.join(root, ".gitignore"),
+                      os.path.join(root, ".coderflashignore")]
+        self.root_spec = compile_ignore([("settings index.extra_ignore", list(settings.extra_ignore))]
+                                        + [(f, _read_lines(f)) for f in root_files])
         self._cache: dict[str, pathspec.GitIgnoreSpec | None] = {}
 
     def spec_for_dir(self, rel_dir: str) -> pathspec.GitIgnoreSpec | None:
@@ -68,8 +68,8 @@ class IgnoreRules:
         if rel_dir == "":
             return self.root_spec
         if rel_dir not in self._cache:
-            lines = _read_lines(os.path.join(self.root, rel_dir, ".gitignore"))
-            self._cache[rel_dir] = pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+            path = os.path.join(self.root, rel_dir, ".gitignore")
+            self._cache[rel_dir] = compile_ignore([(path, _read_lines(path))])
         return self._cache[rel_dir]
 
     def chain_for_dir(self, rel_dir: str) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
