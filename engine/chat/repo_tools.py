@@ -7,13 +7,12 @@ such a file is left out of every answer.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.context.redact import kind_for, redact_cached
+from engine.chat.safe_match import GlobMatcher, RegexTimeout, RegexWorker, compile_glob
 from engine.chat.tools import ToolEnv, ToolError, read_text, resolve_path, str_arg
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,6 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_LIST = 500
 MAX_MATCHES = 200
 MAX_LINE_CHARS = 300
+GREP_SECONDS = 10.0  # the whole search, spent in the child process
+BATCH_LINES = 20000  # lines per message to the child: few round trips, early stop near MAX_MATCHES
+BATCH_SECONDS = 2.0  # a normal regex searches a batch in milliseconds; far longer means it backtracks
 
 
 def _int_arg(args: dict[str, Any], name: str) -> int | None:
@@ -125,35 +127,10 @@ def read_file(env: ToolEnv, args: dict[str, Any]) -> str:
     return header + body
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """``**`` crosses directories, ``*`` and ``?`` do not."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[":
-            close = pattern.find("]", i + 1)
-            if close < 0:
-                out.append(re.escape("["))
-                i += 1
-            else:
-                out.append(fnmatch.translate(pattern[i: close + 1])[4:-3])
-                i = close + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
+def glob_regex(pattern: str) -> GlobMatcher:
+    """``**`` crosses directories, ``*`` and ``?`` do not. Matched without backtracking (see safe_match):
+    a regex translation of ``*a*a*...`` took seconds per path while holding the GIL."""
+    return compile_glob(pattern)
 
 
 def list_files(env: ToolEnv, args: dict[str, Any]) -> str:
@@ -184,29 +161,48 @@ def list_files(env: ToolEnv, args: dict[str, Any]) -> str:
 
 
 def grep(env: ToolEnv, args: dict[str, Any]) -> str:
+    """The model's regex runs in a child process (safe_match.RegexWorker), never in the server: a
+    backtracking search holds the GIL, so in-process it froze every request, cancel included."""
     pattern = str_arg(args, "pattern")
-    try:
-        rx = re.compile(pattern)
-    except re.error:
-        rx = re.compile(re.escape(pattern))
     index = _require_index(env)
-    out = []
-    deadline = time.monotonic() + 10.0
-    for info in index.files():
-        _check_cancel(env)
-        if _hidden(env, info.path):
-            continue
-        text = index.read_text(info.path)
-        if not text:
-            continue
-        text = redact_cached(text, kind_for(info.path))  # a search never finds (or shows) a secret
-        for n, line in enumerate(text.splitlines(), 1):
-            if rx.search(line):
-                out.append(f"{info.path}:{n}: {line.strip()[:MAX_LINE_CHARS]}")
+    out: list[str] = []
+    deadline = time.monotonic() + GREP_SECONDS
+    batch: list[tuple[str, list[str]]] = []
+    with RegexWorker(pattern) as worker:
+        files = iter(index.files())
+        while True:
+            info = next(files, None)
+            if info is not None:
+                _check_cancel(env)
+                if _hidden(env, info.path):
+                    continue
+                text = index.read_text(info.path)
+                if not text:
+                    continue
+                text = redact_cached(text, kind_for(info.path))  # a search never finds (or shows) a secret
+                batch.append((info.path, text.splitlines()))
+                if sum(len(lines) for _p, lines in batch) < BATCH_LINES and len(batch) < 64:
+                    continue
+            if not batch:
+                break
+            try:
+                budget = min(BATCH_SECONDS, deadline - time.monotonic())
+                hits = worker.search([lines for _p, lines in batch], max(0.0, budget), lambda: _check_cancel(env))
+            except RegexTimeout:
+                note = (f"search stopped after {GREP_SECONDS:g} s" if budget < BATCH_SECONDS else
+                        "search stopped: the pattern is too slow (nested or overlapping repeats such as (a*)* "
+                        "or \\w*\\w* backtrack); simplify it")
+                if not out:
+                    raise ToolError(note) from None
+                out.append(f"[... {note}]")
+                break
+            for f, n in hits:
+                path, lines = batch[f]
+                out.append(f"{path}:{n + 1}: {lines[n].strip()[:MAX_LINE_CHARS]}")
                 if len(out) >= MAX_MATCHES:
                     out.append("[... more matches not shown]")
                     return "\n".join(out)
-        if time.monotonic() > deadline:
-            out.append("[... search stopped after 10 s]")
-            break
+            batch = []
+            if info is None:
+                break
     return "\n".join(out) if out else f"no matches for {pattern!r}"
