@@ -8,6 +8,7 @@ server turns into one WorkspaceEdit, so the client applies it with undo.
 
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from engine.context.redact import kind_for, redact
 from engine.inference.scheduler import Priority
 from engine.model.backend import Backend, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
 from indexer.languages import language_for_path
+from indexer.regular_files import read_regular_file
+from indexer.settings import DEFAULT_SECRET_GLOBS, is_secret_path
 from indexer.models import Definition
 
 DEFAULT_REWRITE_INSTRUCTION = "Improve this code: make it clearer and more idiomatic without changing its behaviour."
@@ -294,17 +297,44 @@ class ActionRunner:
                           extra=_file_head(lines, enc))
         return ActionResult([_replace_lines(path, lines, enc.start_line, enc.end_line, extract_code(answer))])
 
+    def _check_test_target(self, target: Path) -> None:
+        """ValueError (shown to the user, no edit) for a test file that resolves, symlinks followed, outside
+        the workspace root or that is a secret file by its own name or its target's: SECURITY.md promises
+        neither is read nor written, and a ``test_main.py`` linked to ``../notes.txt`` or ``.env`` got the
+        model's output appended to it."""
+        config = self.engine.config
+        globs = list(DEFAULT_SECRET_GLOBS) + list(config.index.secret_globs)
+        resolved = Path(os.path.realpath(target))
+        names = [target.name, resolved.name]
+        root = self.engine.root
+        if root is not None:
+            real_root = Path(os.path.realpath(root))
+            if resolved != real_root and real_root not in resolved.parents:
+                raise ValueError(f"refused: the test file {target.name} resolves outside the workspace")
+            names.append(resolved.relative_to(real_root).as_posix())
+            lexical = Path(os.path.normpath(target))
+            if lexical.is_relative_to(root):
+                names.append(lexical.relative_to(root).as_posix())
+        if any(is_secret_path(name, globs) for name in names):
+            raise ValueError(f"refused: the test file {target.name} is a secret file")
+
     def _tests(self, path: str, lines: Sequence[str], enc: Enclosing) -> ActionResult:
         target = test_file_for(path, self.engine.root)
+        target_path = Path(target)
+        if target != path:  # refused before the model runs
+            self._check_test_target(target_path)
         answer = self.ask(f"Write unit tests for `{enc.name}` using the project's usual test framework. "
                           "Reply with the test code only.", _block(lines, enc.start_line, enc.end_line), path)
         code = extract_code(answer).rstrip() + "\n"
-        target_path = Path(target)
         if target == path:  # same file (Rust): append at the end
             last = len(lines) - 1
             return ActionResult([TextEdit(path, last, len(lines[last]), last, len(lines[last]), "\n\n" + code)])
         if target_path.exists():
-            existing = target_path.read_text(encoding="utf-8", errors="replace").split("\n")
+            try:
+                data = read_regular_file(target_path, self.engine.config.index.max_file_size)
+            except OSError as exc:  # a FIFO, a device, too large: refused, never opened blocking
+                raise ValueError(f"cannot add tests to {self.engine.relative_path(target)}: {exc}") from exc
+            existing = data.decode("utf-8", errors="replace").split("\n")
             last = len(existing) - 1
             return ActionResult([TextEdit(target, last, len(existing[last]), last, len(existing[last]),
                                           ("\n\n" if existing[last].strip() else "\n") + code)])
