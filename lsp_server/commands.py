@@ -15,7 +15,7 @@ from engine.model.resolution import ModelError, pull
 
 from .code_actions import action_edit
 from .disk_documents import open_document
-from .positions import range_from_client
+from .positions import position_param, range_from_client
 from .server import CoderflashServer
 
 logger = logging.getLogger("coderflash")
@@ -25,16 +25,6 @@ def _arg(args: Any, index: int, default: Any = None) -> Any:
     if isinstance(args, (list, tuple)) and len(args) > index:
         return args[index]
     return default
-
-
-def _position(value: Any, where: str) -> types.Position:
-    """An LSP position from a command's JSON argument; InvalidParams (not an InternalError) when it is not
-    ``{line, character}`` with non-negative integers."""
-    if isinstance(value, dict):
-        line, character = value.get("line"), value.get("character")
-        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (line, character)):
-            return types.Position(line=line, character=character)
-    raise JsonRpcInvalidParams(f"{where} must be {{line, character}} with non-negative integers, got {value!r}")
 
 
 async def cmd_reindex(ls: CoderflashServer, *args: Any) -> dict[str, Any]:
@@ -86,8 +76,8 @@ async def cmd_rewrite_selection(ls: CoderflashServer, *args: Any) -> dict[str, A
         raise JsonRpcInvalidParams("rewriteSelection takes [uri, range, instruction?] or [{uri, range, instruction?}]")
     if instruction is not None and not isinstance(instruction, str):
         raise JsonRpcInvalidParams(f"instruction must be a string, got {instruction!r}")
-    client_range = types.Range(start=_position(lsp_range.get("start"), "range.start"),
-                               end=_position(lsp_range.get("end"), "range.end"))
+    client_range = types.Range(start=position_param(lsp_range.get("start"), "range.start"),
+                               end=position_param(lsp_range.get("end"), "range.end"))
     document = open_document(ls, uri)  # percent-encoded as VS Code writes it ("file:///c%3A/...") or not
     if document is None:
         return {"applied": False, "error": "rewriteSelection needs an open document uri and a range"}

@@ -82,8 +82,8 @@ def range_from_client(document: TextDocument, client_range: types.Range) -> Serv
 
 def position_param(value: Any, name: str) -> types.Position:
     """A ``{line, character}`` object from a custom request's params (pygls does not check those)."""
-    if not isinstance(value, dict) or not isinstance(value.get("line"), int) or not isinstance(value.get("character"), int) \
-            or value["line"] < 0 or value["character"] < 0:
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), int) and not isinstance(value.get(k), bool)
+                                              and value[k] >= 0 for k in ("line", "character")):
         raise JsonRpcInvalidParams(f"{name} must be a position {{line, character}} with non-negative integers")
     return types.Position(line=value["line"], character=value["character"])
 

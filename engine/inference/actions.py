@@ -21,7 +21,6 @@ from engine.inference.scheduler import Priority
 from engine.model.backend import Backend, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
 from indexer.languages import language_for_path
 from indexer.regular_files import read_regular_file
-from indexer.settings import DEFAULT_SECRET_GLOBS, is_secret_path
 from indexer.models import Definition
 
 DEFAULT_REWRITE_INSTRUCTION = "Improve this code: make it clearer and more idiomatic without changing its behaviour."
@@ -73,6 +72,8 @@ class ActionEngine(Protocol):
     def is_open(self, rel: str) -> bool: ...
 
     def relative_path(self, path: Path | str) -> str: ...
+
+    def is_secret_document(self, path: Path | str) -> bool: ...
 
     def generate(self, request: GenerationRequest, *, priority: Priority = Priority.ACTION) -> Future[GenerationResult]: ...
 
@@ -302,20 +303,12 @@ class ActionRunner:
         the workspace root or that is a secret file by its own name or its target's: SECURITY.md promises
         neither is read nor written, and a ``test_main.py`` linked to ``../notes.txt`` or ``.env`` got the
         model's output appended to it."""
-        config = self.engine.config
-        globs = list(DEFAULT_SECRET_GLOBS) + list(config.index.secret_globs)
-        resolved = Path(os.path.realpath(target))
-        names = [target.name, resolved.name]
         root = self.engine.root
         if root is not None:
-            real_root = Path(os.path.realpath(root))
+            resolved, real_root = Path(os.path.realpath(target)), Path(os.path.realpath(root))
             if resolved != real_root and real_root not in resolved.parents:
                 raise ValueError(f"refused: the test file {target.name} resolves outside the workspace")
-            names.append(resolved.relative_to(real_root).as_posix())
-            lexical = Path(os.path.normpath(target))
-            if lexical.is_relative_to(root):
-                names.append(lexical.relative_to(root).as_posix())
-        if any(is_secret_path(name, globs) for name in names):
+        if self.engine.is_secret_document(target):  # by its own name or its symlink target's
             raise ValueError(f"refused: the test file {target.name} is a secret file")
 
     def _tests(self, path: str, lines: Sequence[str], enc: Enclosing) -> ActionResult:
