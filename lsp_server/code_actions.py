@@ -12,7 +12,6 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
-from pygls.workspace.position_codec import ServerTextRange
 
 from engine.inference.actions import ACTION_TITLES, ActionResult, ActionRunner, inside_definition
 from engine.text_position import split_lines
@@ -42,16 +41,6 @@ def kind_wanted(kind: str, only: list[types.CodeActionKind | str] | None) -> boo
     return not only or any(kind == w or kind.startswith(w + ".") for w in map(kind_value, only))
 
 
-def _ordered(span: ServerTextRange) -> ServerTextRange:
-    """A range with its start first. An editor sends a selection made backwards (or a diagnostic may carry
-    one) with ``end`` before ``start``; taken as it came, a rewrite sent the model an empty block and
-    answered with a TextEdit whose start was after its end, which no client can apply."""
-    start, end = span.start, span.end
-    if (end.line, end.character) < (start.line, start.character):
-        return ServerTextRange(start=end, end=start)
-    return span
-
-
 def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     """The actions for a selection. An unopened document that cannot be read (a FIFO, a device, too large)
     has none: editors ask on every cursor move, and no action could be resolved for it anyway (resolve
@@ -63,7 +52,7 @@ def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list
         ls.log(f"code actions: {exc}")
         return []
     lines = split_lines(document.source)  # LSP's lines: a lone \r ends one too
-    selection = _ordered(range_from_client(document, params.range))
+    selection = range_from_client(document, params.range)
     base = {"uri": uri, "version": document.version, "start_line": selection.start.line,
             "end_line": selection.end.line}
     actions: list[types.CodeAction] = []
@@ -78,7 +67,7 @@ def on_code_action(ls: CoderflashServer, params: types.CodeActionParams) -> list
                                         diagnostics=diagnostics))
 
     for diagnostic in params.context.diagnostics:
-        span = _ordered(range_from_client(document, diagnostic.range))
+        span = range_from_client(document, diagnostic.range)
         message = diagnostic.message.split("\n", 1)[0][:80]
         add("quickfix", f"coderflash: Fix “{message}”", _diagnostics=[diagnostic],
             diagnostic={"message": diagnostic.message, "start_line": span.start.line, "end_line": span.end.line})

@@ -72,12 +72,14 @@ def from_client(document: TextDocument, position: types.Position) -> ServerTextP
 
 
 def range_from_client(document: TextDocument, client_range: types.Range) -> ServerTextRange:
-    """A client range in ``document`` as an engine range (code points); see ``check_position``."""
+    """A client range in ``document`` as an engine range (code points), start first; see ``check_position``.
+    An editor sends a selection made backwards (a diagnostic may carry one too) with ``end`` before ``start``:
+    taken as it came, a rewrite sent the model an empty block and answered with a TextEdit no client can apply."""
     codec, lines = document.position_codec, split_lines(document.source)
     check_position(codec, lines, client_range.start)
     check_position(codec, lines, client_range.end)
-    return ServerTextRange(start=server_position(codec, lines, client_range.start),
-                           end=server_position(codec, lines, client_range.end))
+    start, end = server_position(codec, lines, client_range.start), server_position(codec, lines, client_range.end)
+    return ServerTextRange(start=min(start, end), end=max(start, end))
 
 
 def position_param(value: Any, name: str) -> types.Position:
