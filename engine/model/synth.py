@@ -8,6 +8,7 @@ so tests can assert that a completion or an answer appears.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import tarfile
@@ -270,21 +271,35 @@ def synthesize(
 ) -> Path:
     """Write a qwen3moe GGUF to ``out`` (deterministic for a seed). Streams tensors, so the
     30B-shape file never has to fit in memory."""
-    import gguf
-
     if isinstance(shape, str):
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
         shape = SHAPES[shape]
     vocab = vocab or byte_level_vocabulary()
     out = Path(out)
+    if out.is_dir():  # before the work: the rename at the end would fail after writing the whole file
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a model file", str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(str(out) + ".part")
+    try:
+        _write_gguf(partial, shape, vocab, seed)
+        partial.replace(out)
+    except BaseException:  # a failed or interrupted write leaves no partial model beside the destination
+        partial.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _write_gguf(path: Path, shape: ModelShape, vocab: Vocabulary, seed: int) -> None:
+    """Stream the GGUF of ``shape`` with ``vocab`` to ``path``."""
+    import gguf
+
     rng = np.random.default_rng(seed)
     printable = _printable_mask(vocab)
     n_vocab = len(vocab.tokens)
 
     arch = "qwen3moe"
-    writer = gguf.GGUFWriter(str(out) + ".part", arch)
+    writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name(f"coderflash synthetic {shape.name} ({vocab.name} vocab, seed {seed})")
     writer.add_context_length(shape.context_length)
     writer.add_embedding_length(shape.n_embd)
@@ -325,8 +340,6 @@ def synthesize(
     for plan in plans:  # quantized big shapes carry no printable bias: they exist to measure speed
         writer.write_tensor_data(_materialize(plan, rng, printable))
     writer.close()
-    Path(str(out) + ".part").replace(out)
-    return out
 
 
 def scaled(shape: ModelShape, **changes: int) -> ModelShape:
