@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-_LSP_BREAK = re.compile(r"(\r\n|\r|\n)")
+#: LSP's line ends, captured: ``LSP_BREAK.split(text)`` alternates lines and their line ends.
+LSP_BREAK = re.compile(r"(\r\n|\r|\n)")
 _OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # splitlines' breaks that LSP's are not
 
 
@@ -24,11 +25,18 @@ def split_lines(text: str) -> list[str]:
     ``splitlines`` itself, in C: the language server splits the buffer on every keystroke."""
     if _OTHER_BREAKS.search(text) is None:
         return text.splitlines(True)
-    parts = _LSP_BREAK.split(text)
+    parts = LSP_BREAK.split(text)
     lines = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
     if parts[-1]:
         lines.append(parts[-1])
     return lines
+
+
+def line_texts(text: str) -> list[str]:
+    """The lines of ``text`` as LSP counts them, without their line ends, and like ``str.split("\\n")`` with
+    the empty line after a final line end (a position can stand there). For code that indexes lines by an
+    editor's line number and joins them again: ``split("\\n")`` made a lone-CR document one line."""
+    return LSP_BREAK.split(text)[::2]
 
 
 def ends_with_break(text: str) -> bool:

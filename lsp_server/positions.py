@@ -9,7 +9,6 @@ after one on the wrong line. The documents' incremental edits (fast_documents.py
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 from lsprotocol import types
@@ -17,9 +16,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition, ServerTextRange
 
-from engine.text_position import ends_with_break, split_lines
-
-_BREAK = re.compile(r"(\r\n|\r|\n)")
+from engine.text_position import LSP_BREAK, ends_with_break, split_lines
 
 
 def check_position(codec: PositionCodec, lines: Sequence[str], position: types.Position) -> None:
@@ -92,7 +89,7 @@ def position_param(value: Any, name: str) -> types.Position:
 
 def _client_lines(text: str) -> list[str]:
     """The lines of ``text`` as an editor counts them, each with its line end."""
-    parts = _BREAK.split(text)
+    parts = LSP_BREAK.split(text)
     return [parts[i] + (parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)]
 
 
@@ -104,6 +101,6 @@ def to_client(codec: PositionCodec, text: str, line: int, character: int) -> typ
 def offset_to_client(codec: PositionCodec, text: str, offset: int) -> types.Position:
     """An offset into ``text`` as a client position."""
     before = text[:offset]
-    breaks = list(_BREAK.finditer(before))
+    breaks = list(LSP_BREAK.finditer(before))
     line_start = breaks[-1].end() if breaks else 0
     return types.Position(line=len(breaks), character=codec.client_num_units(before[line_start:]))

@@ -19,6 +19,7 @@ from engine.config import Config
 from engine.context.redact import kind_for, redact
 from engine.inference.scheduler import Priority
 from engine.model.backend import Backend, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
+from engine.text_position import line_texts
 from indexer.languages import language_for_path
 from indexer.regular_files import read_regular_file
 from indexer.models import Definition
@@ -152,7 +153,7 @@ def _file_head(lines: Sequence[str], enc: Enclosing) -> str:
 def find_enclosing(engine: ActionEngine, path: str, text: str, line: int) -> Enclosing | None:
     """The innermost function/method/class around ``line``: from the index (tree-sitter) when available,
     else an indentation heuristic for Python-like code."""
-    lines = text.split("\n")
+    lines = line_texts(text)  # the editor's lines: a lone \r ends one too
     try:
         index = engine.repo_index()
     except Exception:
@@ -231,7 +232,7 @@ class ActionRunner:
     # -- actions ----------------------------------------------------------------------------------
     def run(self, kind: str, path: str, text: str, start_line: int, end_line: int, *,
             diagnostic: dict[str, Any] | None = None, instruction: str | None = None) -> ActionResult:
-        lines = text.split("\n")
+        lines = line_texts(text)  # indexed by the editor's line numbers: a lone \r ends a line too
         if kind == "quickfix" and diagnostic is not None:
             return self._fix(path, lines, diagnostic)
         if kind == "rewrite":
@@ -327,7 +328,7 @@ class ActionRunner:
                 data = read_regular_file(target_path, self.engine.config.index.max_file_size)
             except OSError as exc:  # a FIFO, a device, too large: refused, never opened blocking
                 raise ValueError(f"cannot add tests to {self.engine.relative_path(target)}: {exc}") from exc
-            existing = data.decode("utf-8", errors="replace").split("\n")
+            existing = line_texts(data.decode("utf-8", errors="replace"))
             last = len(existing) - 1
             return ActionResult([TextEdit(target, last, len(existing[last]), last, len(existing[last]),
                                           ("\n\n" if existing[last].strip() else "\n") + code)])

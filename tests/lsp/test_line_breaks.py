@@ -122,3 +122,74 @@ def test_code_actions_in_a_lone_cr_document_see_the_definition_above(session) ->
                                                     "context": {"diagnostics": []}})
     titles = [action["title"] for action in reply["result"]]
     assert any("docstring" in title.lower() for title in titles), titles
+
+
+MAC_SOURCE = "import os\r\rdef area(w, h):\r    return w * h\r"  # lines 0-3, and the empty line 4 after the last \r
+AREA = "def area(w, h):\n    return w * h"  # lines 2-3 as the model gets them
+
+
+def _action_prompt(peer: RecordingPeer) -> str:
+    """The user turn of the chat request the action made (``_resolve`` forgets earlier ones): its instruction
+    and the block it is about."""
+    chats = [body["messages"] for path, body in peer.bodies if "messages" in body]
+    assert len(chats) == 1, f"the action made {len(chats)} chat requests"
+    return chats[0][-1]["content"]
+
+
+def _resolve(server: RawLspProcess, peer: RecordingPeer, uri: str, kind: str, rng: dict,
+             diagnostics: list | None = None) -> dict:
+    peer.bodies.clear()
+    listed = server.call("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": rng,
+                                                     "context": {"diagnostics": diagnostics or []}})["result"]
+    action = next(action for action in listed if action["data"]["kind"] == kind)
+    return server.call("codeAction/resolve", action, timeout=60)["result"]
+
+
+def _range(start: tuple[int, int], end: tuple[int, int]) -> dict:
+    return {"start": _position(*start), "end": _position(*end)}
+
+
+def test_a_rewrite_in_a_lone_cr_document_gets_the_selected_lines(session) -> None:
+    """The action's lines were split at ``\\n`` only: a lone-CR document was one line, so the model was sent
+    an empty block for lines 2-3 and answered an edit ending (on line 0) before it started (on line 2)."""
+    server, root, peer = session
+    uri = _open(server, root, "mac_rewrite.py", MAC_SOURCE)
+    resolved = _resolve(server, peer, uri, "rewrite", _range((2, 0), (3, 16)))
+    assert f"```python\n{AREA}\n```" in _action_prompt(peer), _action_prompt(peer)
+    (edit,) = resolved["edit"]["changes"][uri]
+    assert edit["range"] == _range((2, 0), (3, 16)), edit
+
+
+def test_rewrite_selection_in_a_lone_cr_document_gets_the_selected_lines(session) -> None:
+    server, root, peer = session
+    uri = _open(server, root, "mac_command.py", MAC_SOURCE)
+    peer.bodies.clear()
+    reply = server.call("workspace/executeCommand", {"command": "coderflash.rewriteSelection",
+                                                     "arguments": [uri, _range((2, 0), (3, 16))]}, timeout=60)
+    assert reply["result"] == {"applied": False}, reply  # this editor answers every request with null
+    assert f"```python\n{AREA}\n```" in _action_prompt(peer), _action_prompt(peer)
+    apply = [m for m in server.incoming if m.get("method") == "workspace/applyEdit"][-1]
+    (edit,) = apply["params"]["edit"]["changes"][uri]
+    assert edit["range"] == _range((2, 0), (3, 16)), edit
+
+
+def test_a_fix_in_a_lone_cr_document_gets_the_lines_around_the_diagnostic(session) -> None:
+    server, root, peer = session
+    uri = _open(server, root, "mac_fix.py", MAC_SOURCE)
+    diagnostic = {"range": _range((3, 11), (3, 12)), "message": "NameError: name 'w' is not defined", "severity": 1}
+    resolved = _resolve(server, peer, uri, "quickfix", _range((3, 11), (3, 11)), [diagnostic])
+    prompt = _action_prompt(peer)
+    assert "reported at line 4" in prompt and f"```python\nimport os\n\n{AREA}\n\n```" in prompt, prompt
+    (edit,) = resolved["edit"]["changes"][uri]
+    assert edit["range"] == _range((0, 0), (4, 0)), edit
+
+
+def test_generated_tests_go_after_the_last_line_of_a_lone_cr_test_file(session) -> None:
+    """An existing test file with lone-CR line ends was one line to the action: the tests were inserted at
+    the end of its first line, inside the file, not after its last."""
+    server, root, peer = session
+    (root / "test_mac_tests.py").write_bytes(b"import mac_tests\rdef test_known():\r    assert True\r")
+    uri = _open(server, root, "mac_tests.py", MAC_SOURCE.replace("\r", "\n"))  # only the test file is lone-CR
+    resolved = _resolve(server, peer, uri, "tests", _range((3, 4), (3, 4)))
+    (edit,) = resolved["edit"]["changes"][(root / "test_mac_tests.py").as_uri()]
+    assert edit["range"] == _range((3, 0), (3, 0)), edit
