@@ -24,6 +24,7 @@ from engine.chat.tools import secret_globs
 from engine.inference.chat_turn import ChatTurn
 from engine.inference.runtime import CompletionOutput, Runtime
 from engine.inference.scheduler import Priority
+from engine.text_position import to_lf
 
 
 @functools.lru_cache(maxsize=4096)
@@ -177,10 +178,12 @@ class Engine:
 
     def build_context(self, path: Path | str, text: str, line: int, character: int,
                       budget: int | None = None, suffix_tokens: int | None = None) -> ContextResult:
+        """The completion prompt at a position, built from the buffer with ``\\n`` line ends as completions
+        build it (``Runtime.submit_complete``), so ``coderflash context`` shows the prompt a completion sends."""
         budget = budget or self.config.context.budget
         with self._context_lock:
-            return context.build(*self.context_workspace(), self.relative_path(path), text, line, character, budget,
-                                 suffix_tokens)
+            return context.build(*self.context_workspace(), self.relative_path(path), to_lf(text), line, character,
+                                 budget, suffix_tokens)
 
     # -- completion ---------------------------------------------------------------------------
     # Inference goes through one worker (engine/inference/runtime.py): inline completion > code action > chat >
@@ -241,6 +244,7 @@ class Engine:
             return None
         rel = self.relative_path(path)
         budget = budget or self.config.context.budget
+        text = to_lf(text)  # as completions read it: the per-file part depends on the text's length
 
         def job(token: CancelToken) -> float:
             with self._context_lock:

@@ -39,6 +39,26 @@ def line_texts(text: str) -> list[str]:
     return LSP_BREAK.split(text)[::2]
 
 
+def line_ending(text: str) -> str:
+    """The document's line end: the first one in ``text``, ``"\\n"`` when it has none. Text the server
+    inserts uses it, so a CRLF (Windows) or lone-CR document does not end up with mixed line ends."""
+    found = LSP_BREAK.search(text)
+    return found.group(1) if found else "\n"
+
+
+def to_lf(text: str) -> str:
+    """``text`` with each LSP line end written ``"\\n"``. Lines and characters stay where they were (a line
+    end is not part of its line), so an editor's position means the same place in both. The model and the
+    code that shapes its prompt and answer read ``\\n`` text; the document's own line end goes back on in
+    ``with_line_ending``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text  # per keystroke: no regex
+
+
+def with_line_ending(text: str, eol: str) -> str:
+    """``text`` (any LSP line ends) with ``eol`` at every line end."""
+    return LSP_BREAK.sub(lambda _: eol, text) if eol != "\n" or "\r" in text else text
+
+
 def ends_with_break(text: str) -> bool:
     """Whether the last line of ``text`` is the empty one after a line end (or the text is empty)."""
     return not text or text[-1] in "\r\n"

@@ -13,6 +13,7 @@ from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
 
 from engine.model.backend import CancelToken, Cancelled
 from engine.inference.runtime import CompletionOutput
+from engine.text_position import line_texts
 
 from .disk_documents import UnreadableDocument, document_for
 from .positions import from_client
@@ -85,12 +86,12 @@ async def on_completion(ls: CoderflashServer, params: types.CompletionParams) ->
     out = await _complete_at(ls, params.text_document.uri, params.position)
     if out is None or not out.completion:
         return types.CompletionList(is_incomplete=True, items=[])
-    first_line = out.completion.split("\n", 1)[0].strip()
-    label = f"✦ {first_line[:60]}" + ("…" if out.multiline and "\n" in out.completion else "")
+    lines = line_texts(out.completion)  # in the document's line ends: \r\n or a lone \r end a line too
+    label = f"✦ {lines[0].strip()[:60]}" + ("…" if out.multiline and len(lines) > 1 else "")
     item = types.CompletionItem(
         label=label,
         kind=types.CompletionItemKind.Snippet,
-        detail="coderflash" + (" (multi-line)" if "\n" in out.completion else ""),
+        detail="coderflash" + (" (multi-line)" if len(lines) > 1 else ""),
         documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{out.completion}\n```"),
         text_edit=types.TextEdit(range=types.Range(start=params.position, end=params.position), new_text=out.completion),
         insert_text_format=types.InsertTextFormat.PlainText,

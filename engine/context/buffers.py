@@ -9,6 +9,7 @@ import os
 from typing import Callable
 
 from engine.context.index_view import RepoIndex
+from engine.text_position import to_lf
 
 
 def sync_overlay(index: RepoIndex, root: str, path: str, text: str,
@@ -34,11 +35,13 @@ def leave_file(index: RepoIndex, last: tuple[str, str] | None, rel: str, log: Ca
                is_open: Callable[[str], bool]) -> None:
     """Completion is in ``rel``; ``last`` is the (path, buffer) of the previous request. When completion
     moved to another file, that buffer, when it is open in the index (an overlay) and was edited since,
-    becomes that overlay."""
+    becomes that overlay. Line ends do not count: the builder reads buffers with ``\\n`` line ends
+    (``to_lf``) while the overlay of an untouched CRLF buffer holds the editor's text, and re-parsing it for
+    nothing bumps the index generation."""
     if last is None or last[0] == rel:
         return
     overlay = index.overlays.get(last[0])
-    if overlay is not None and overlay != last[1]:
+    if overlay is not None and to_lf(overlay) != to_lf(last[1]):
         try:
             index.set_overlay(last[0], last[1], lambda: is_open(last[0]))
         except Exception as exc:

@@ -12,6 +12,7 @@ from collections import OrderedDict
 
 from engine.context.index_view import RepoIndex
 from engine.context.redact import kind_for, redact_cached
+from engine.text_position import to_lf
 
 
 class FileCache:
@@ -59,7 +60,7 @@ class FileCache:
             text = index.read_text(path)
         if text is None:
             return None
-        text = redact_cached(text, kind_for(path))
+        text = redact_cached(to_lf(text), kind_for(path))  # a CRLF repository's prompt in \n, as the model read code
         lines = text.splitlines(keepends=True)
         if hit is not None:
             self._chars -= len(hit[1])

@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.context.redact import kind_for, redact
 from engine.inference.scheduler import Priority
 from engine.model.backend import Backend, GenerationRequest, GenerationResult, Sampling, chat_stop_ids
-from engine.text_position import line_texts
+from engine.text_position import line_ending, line_texts, with_line_ending
 from indexer.languages import language_for_path
 from indexer.regular_files import read_regular_file
 from indexer.models import Definition
@@ -232,23 +232,32 @@ class ActionRunner:
     # -- actions ----------------------------------------------------------------------------------
     def run(self, kind: str, path: str, text: str, start_line: int, end_line: int, *,
             diagnostic: dict[str, Any] | None = None, instruction: str | None = None) -> ActionResult:
+        """The action's edits, their text written with the line end of the file each goes into (the model
+        reads and writes ``\\n``): a CRLF document got ``\\n`` lines inserted among its ``\\r\\n`` ones."""
         lines = line_texts(text)  # indexed by the editor's line numbers: a lone \r ends a line too
+        eol = line_ending(text)
         if kind == "quickfix" and diagnostic is not None:
-            return self._fix(path, lines, diagnostic)
-        if kind == "rewrite":
-            return self._rewrite(path, lines, start_line, end_line, instruction or DEFAULT_REWRITE_INSTRUCTION)
-        if kind == "explain":
+            result = self._fix(path, lines, diagnostic)
+        elif kind == "rewrite":
+            result = self._rewrite(path, lines, start_line, end_line, instruction or DEFAULT_REWRITE_INSTRUCTION)
+        elif kind == "explain":
             return self._explain(path, lines, start_line, end_line)
-        enclosing = find_enclosing(self.engine, path, text, start_line)
-        if enclosing is None:
-            raise ValueError("no function or class around the cursor")
-        if kind == "docstring":
-            return self._docstring(path, lines, enclosing)
-        if kind == "body":
-            return self._body(path, lines, enclosing)
-        if kind == "tests":
-            return self._tests(path, lines, enclosing)
-        raise ValueError(f"unknown action {kind!r}")
+        else:
+            enclosing = find_enclosing(self.engine, path, text, start_line)
+            if enclosing is None:
+                raise ValueError("no function or class around the cursor")
+            if kind == "docstring":
+                result = self._docstring(path, lines, enclosing)
+            elif kind == "body":
+                result = self._body(path, lines, enclosing)
+            elif kind == "tests":
+                result = self._tests(path, lines, enclosing, eol)
+            else:
+                raise ValueError(f"unknown action {kind!r}")
+        for edit in result.edits:
+            if edit.path == path:  # another file's (a test file's) are written in its own line end by _tests
+                edit.new_text = with_line_ending(edit.new_text, eol)
+        return result
 
     def _fix(self, path: str, lines: Sequence[str], diagnostic: dict[str, Any]) -> ActionResult:
         start = int(diagnostic["start_line"])
@@ -312,7 +321,11 @@ class ActionRunner:
         if self.engine.is_secret_document(target):  # by its own name or its symlink target's
             raise ValueError(f"refused: the test file {target.name} is a secret file")
 
-    def _tests(self, path: str, lines: Sequence[str], enc: Enclosing) -> ActionResult:
+    def _tests(self, path: str, lines: Sequence[str], enc: Enclosing, eol: str) -> ActionResult:
+        """Tests for ``enc``: appended to the test file, in that file's line end, or a new test file, in
+        CRLF when the source file (line end ``eol``) is CRLF, as Git's autocrlf and VS Code's ``files.eol``
+        on Windows would write it, else ``\\n`` (a lone-CR source does not spread that legacy ending)."""
+        new_file_eol = "\r\n" if eol == "\r\n" else "\n"
         target = test_file_for(path, self.engine.root)
         target_path = Path(target)
         if target != path:  # refused before the model runs
@@ -328,12 +341,16 @@ class ActionRunner:
                 data = read_regular_file(target_path, self.engine.config.index.max_file_size)
             except OSError as exc:  # a FIFO, a device, too large: refused, never opened blocking
                 raise ValueError(f"cannot add tests to {self.engine.relative_path(target)}: {exc}") from exc
-            existing = line_texts(data.decode("utf-8", errors="replace"))
+            existing_text = data.decode("utf-8", errors="replace")
+            existing = line_texts(existing_text)
             last = len(existing) - 1
+            addition = ("\n\n" if existing[last].strip() else "\n") + code
+            target_eol = line_ending(existing_text) if len(existing) > 1 else new_file_eol  # none yet: as new
             return ActionResult([TextEdit(target, last, len(existing[last]), last, len(existing[last]),
-                                          ("\n\n" if existing[last].strip() else "\n") + code)])
+                                          with_line_ending(addition, target_eol))])
         header = ""
         if _language(path) == "python":
             module = self.engine.relative_path(path)[:-3].replace("/", ".")
             header = f"from {module} import {enc.name}\n\n\n"
-        return ActionResult([TextEdit(target, 0, 0, 0, 0, header + code)], create_files=[target])
+        return ActionResult([TextEdit(target, 0, 0, 0, 0, with_line_ending(header + code, new_file_eol))],
+                            create_files=[target])

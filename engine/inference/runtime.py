@@ -32,7 +32,7 @@ from engine.model.backend import (
 from engine.model.kv_store import prefix_hash
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model_host import ModelHost
-from engine.text_position import offset_at
+from engine.text_position import line_ending, line_texts, offset_at, to_lf, with_line_ending
 
 
 @dataclass
@@ -133,7 +133,14 @@ class Runtime:
     def submit_complete(self, path: Path | str, text: str, line: int, character: int, *,
                         budget: int | None = None, cancel: CancelToken | None = None,
                         priority: Priority = Priority.INLINE, use_cache: bool = True) -> Future[CompletionOutput]:
-        """Cache first (no model call), else a job keyed by document: a newer one supersedes it."""
+        """Cache first (no model call), else a job keyed by document: a newer one supersedes it.
+
+        The prompt, the shape rules and the cache read the buffer with ``\\n`` line ends (``to_lf``; the
+        positions are unchanged): the model was trained on such text, and a CRLF prompt was text it rarely
+        saw. The completion goes back in the document's line end: an editor inserts ``insertText`` as is,
+        and ``\\n`` lines in a CRLF file are mixed line ends."""
+        eol = line_ending(text)
+        text = to_lf(text)
         rel = self.workspace.relative_path(path)
         prefix, suffix = split_at_cursor(text, line, character)
         if use_cache:
@@ -141,8 +148,8 @@ class Runtime:
             if hit is not None:
                 done: Future[CompletionOutput] = Future()
                 result = GenerationResult(hit[0], 0, 0, 0, 0, 0.0, "cache")
-                out = CompletionOutput(hit[0], result, empty_context(prefix, suffix), self._model_name(),
-                                       "\n" in hit[0])
+                out = CompletionOutput(with_line_ending(hit[0], eol), result, empty_context(prefix, suffix),
+                                       self._model_name(), "\n" in hit[0])
                 out.cached = hit[1]
                 done.set_result(out)
                 self.host.counters.cache_hit()
@@ -158,6 +165,7 @@ class Runtime:
             if out.result.finish_reason not in ("cancelled", "deadline") and use_cache and not out.repository_cut:
                 self.cache.put(rel, prefix, suffix, out.completion)
             self._after_completion(out)
+            out.completion = with_line_ending(out.completion, eol)
             return out
 
         return self.scheduler.submit(job, priority, key=f"complete:{self.workspace.document_key(path)}",
@@ -309,10 +317,13 @@ class Runtime:
         """Make the repository prefix for this document resident (snapshot restore or prefill + save).
 
         Lowest priority and pre-emptible: a keystroke interrupts it, and it resumes afterwards from what
-        it had evaluated. Call it when a document opens or the editor goes idle.
+        it had evaluated. Call it when a document opens or the editor goes idle. Without a position, the end
+        of the document (by LSP's lines: ``split("\\n")`` warmed a lone-CR document at the end of its first
+        line), in the ``\\n`` text a completion there builds its prompt from.
         """
+        text = to_lf(text)
         if line is None or character is None:
-            lines = text.split("\n")
+            lines = line_texts(text)
             line, character = len(lines) - 1, len(lines[-1])
 
         def job(token: CancelToken) -> dict[str, object]:

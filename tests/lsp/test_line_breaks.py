@@ -7,7 +7,8 @@ completion after such a character was read on the wrong line, answered with a ra
 was applied to the wrong line. A document with lone-CR line ends failed with an internal error.
 
 The server talks to a recording OpenAI-compatible peer: its prompts show where the server put the cursor
-and what it holds as the buffer (the text after a cursor at 0:0 is the whole buffer)."""
+and what it holds as the buffer (the text after a cursor at 0:0 is the whole buffer, its LSP line ends
+written ``\\n`` as the model reads them: tests/lsp/test_line_endings.py)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def test_a_lone_cr_document_is_completed_where_asked(session) -> None:
         edit_range = item["range"] if method == "textDocument/inlineCompletion" else item["textEdit"]["range"]
         assert edit_range == {"start": _position(2, 8), "end": _position(2, 8)}, item
         before, after = _cursor(peer)
-        assert before.endswith("import os\r\rvalue = ") and after.startswith("\rprint(value)"), (before, after)
+        assert before.endswith("import os\n\nvalue = ") and after.startswith("\nprint(value)"), (before, after)
 
 
 @pytest.mark.parametrize("name, text, line, character, before, after", [
@@ -97,7 +98,7 @@ def test_a_position_after_a_non_lsp_break_is_read_on_the_editors_line(session, n
     ("edit_u2028", "s = 'a\u2028b'\nvalue = \nprint(value)\n",
      [((1, 8), (1, 8), "1"), ((2, 6), (2, 11), "s")], "s = 'a\u2028b'\nvalue = 1\nprint(s)\n"),
     ("edit_cr", "import os\r\rvalue = \rprint(value)\r",
-     [((2, 8), (2, 8), "2"), ((3, 0), (4, 0), "")], "import os\r\rvalue = 2\r"),
+     [((2, 8), (2, 8), "2"), ((3, 0), (4, 0), "")], "import os\n\nvalue = 2\n"),  # its lines, as the model reads them
 ], ids=["formfeed", "u2028", "lone_cr"])
 def test_incremental_edits_keep_the_servers_buffer_equal_to_the_editors(session, name: str, text: str,
                                                                         changes, expected: str) -> None:
