@@ -143,12 +143,19 @@ class Index:
     # ------------------------------------------------------------------ watching
     def start_watching(self, on_change: Callable[[list[str]], None] | None = None) -> str:
         """Follow the disk from now on (see indexer/watch.py). Returns the mode: "inotify", "native",
-        or "polling" when the OS watch limit was reached (``watch_info()["limit_message"]`` says so)."""
+        or "polling" when the OS watch limit was reached (``watch_info()["limit_message"]`` says so).
+
+        Changes made before the watches existed (while the cold index was built, say) raise no event: one
+        warm build, once watching has begun, catches up on them (it re-parses only what changed)."""
         with self.store.lock:
-            if self._watcher is None:
+            started = self._watcher is None
+            if started:
                 self._watcher = Watcher(self, on_change)
                 self._watcher.start()
-            return self._watcher.mode
+            watcher = self._watcher
+        if started:
+            self._builder.build()
+        return watcher.mode
 
     def watch_info(self) -> dict[str, Any]:
         w = self._watcher

@@ -114,6 +114,18 @@ def _secret_target(root: str, real: str, settings: IndexSettings) -> bool:
     return is_secret_path(os.path.relpath(real, root).replace(os.sep, "/"), settings.secret_globs)
 
 
+def _walked_by_name(rules: IgnoreRules, root: str, real: str, settings: IndexSettings) -> bool:
+    """A symlinked directory whose target the walk reaches under the target's own name (inside the root, not
+    ignored) adds nothing but a second copy of every file under it, and a copy a watcher cannot keep current
+    (one watch per directory, under one name). Whether the walk met the target first depended on name order."""
+    rel = os.path.relpath(real, root).replace(os.sep, "/")
+    if rel == "." or rel.startswith("../"):
+        return rel == "."
+    if any(part in settings.ignored_dirs for part in rel.split("/")):
+        return False
+    return not rules.is_ignored(rel, is_dir=True)
+
+
 def path_skip_reason(rel: str, size: int, settings: IndexSettings) -> str | None:
     """Path-level reasons to skip a file that is not ignored."""
     name = rel.rsplit("/", 1)[-1]
@@ -195,7 +207,8 @@ def discover(root: str | Path, settings: IndexSettings, subdir: str = "") -> Dis
                     res.ignored += 1
                     continue
                 key = (st.st_dev, st.st_ino)
-                if key in ancestors or (is_link and key in visited):
+                duplicate = is_link and (key in visited or _walked_by_name(rules, root_s, real, settings))
+                if key in ancestors or duplicate:
                     res.skipped[rel] = "symlink_loop"
                     continue
                 visited.add(key)

@@ -64,13 +64,8 @@ class Updater:
                     if os.path.isdir(abs_p) and not os.path.islink(abs_p):
                         sub = discover(state.root, state.settings, subdir=rel)
                         found = {c.rel for c in sub.files}
-                        for p, fid in list(ids.items()):
-                            if p.startswith(rel + "/") and p not in found and p not in state.overlays:
-                                store.delete_file(fid)
-                                del ids[p]
-                                rank_updates.append((fid, None))
-                                changed.append(p)
-                                added_removed = True
+                        # what is gone below it, and a file of this name that the directory replaced
+                        added_removed |= self._drop(rel, True, found, ids, rank_updates, changed)
                         for p, reason in sub.skipped.items():
                             state.skipped[p] = reason
                         for c in sub.files:
@@ -84,16 +79,11 @@ class Updater:
                         continue
                     done.add(rel)
                     if not os.path.lexists(abs_p):
-                        prefix = rel + "/"
-                        for p, fid in list(ids.items()):
-                            if (p == rel or p.startswith(prefix)) and p not in state.overlays:
-                                store.delete_file(fid)
-                                del ids[p]
-                                rank_updates.append((fid, None))
-                                changed.append(p)
-                                added_removed = True
+                        added_removed |= self._drop(rel, True, set(), ids, rank_updates, changed)
                         state.skipped.pop(rel, None)
                         continue
+                    if not os.path.isdir(abs_p):  # a file now: what a directory of this name held is gone
+                        added_removed |= self._drop(rel, False, set(), ids, rank_updates, changed)
                     r = self._update_one(rel, rules, ids, changed_ids, rank_updates)
                     if r:
                         changed.append(rel)
@@ -120,6 +110,20 @@ class Updater:
             after = self._indexed_paths()
             changed.extend(sorted(before ^ after))
         return changed
+
+    def _drop(self, rel: str, itself: bool, keep: set[str], ids: dict[str, int],
+              rank_updates: list[tuple[int, ParsedFile | None]], changed: list[str]) -> bool:
+        """Remove the indexed files below ``rel`` (and ``rel`` itself when ``itself``) except ``keep`` and open
+        buffers: a path's kind may have changed (file <-> directory) since it was indexed. True if any went."""
+        prefix = rel + "/"
+        gone = [p for p in ids if (p.startswith(prefix) or (itself and p == rel))
+                and p not in keep and p not in self.state.overlays]
+        for p in gone:
+            fid = ids.pop(p)
+            self.state.store.delete_file(fid)
+            rank_updates.append((fid, None))
+            changed.append(p)
+        return bool(gone)
 
     def _update_one(self, rel: str, rules: IgnoreRules, ids: dict[str, int], changed_ids: set[int],
                     rank_updates: list[tuple[int, ParsedFile | None]]) -> str | None:

@@ -10,7 +10,9 @@ How, by platform:
 - Linux (inotify, one watch per directory): only directories the index walks are watched, so ignored
   trees (``.git``, ``node_modules``, build outputs, ``.gitignore``d paths) cost no watch. watchdog's
   inotify observer watches every subdirectory of a recursive watch and offers no way to prune, so
-  the watches are added here through ``inotify_simple`` (a thin wrapper of the three system calls).
+  the watches are added through ``inotify_simple`` (a thin wrapper of the three system calls), by
+  indexer/inotify_source.py, which also keeps them in step with moved, deleted and re-permitted
+  directories and a deleted or moved root.
 - Elsewhere: watchdog's native observer (FSEvents, ReadDirectoryChangesW, kqueue), recursive, with
   ignored paths filtered out as events arrive.
 - When the OS watch limit is reached (inotify ``ENOSPC``, or ``settings.watch_limit``): every watch is
@@ -29,7 +31,8 @@ import threading
 import time
 from typing import Callable, Iterable, Protocol
 
-from .discovery import IgnoreRules, discover
+from .discovery import IgnoreRules
+from .inotify_source import InotifySource, WatchLimitReached
 from .settings import IndexSettings
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,6 @@ log = logging.getLogger(__name__)
 _MAX_DELAY = 0.3
 _POLL_MIN_S = 2.0  # polling fallback: at least this long between warm builds ...
 _POLL_FACTOR = 10  # ... and at least this many times the last build's duration
-
-
-class WatchLimitReached(OSError):
-    """The OS (or ``settings.watch_limit``) allows no more watches."""
 
 
 class WatchedIndex(Protocol):
@@ -75,7 +74,7 @@ class Watcher:
         self.last_event = 0.0
         self.stopped = False
         self.last_build_s = 0.0
-        self._source: _Source | None = None
+        self._source: _Source | InotifySource | None = None
         self.thread = threading.Thread(target=self._run, name="coderflash-index-watch", daemon=True)
         self._rules = IgnoreRules(index.root, index.settings)
 
@@ -83,7 +82,7 @@ class Watcher:
     def start(self) -> str:
         """Start watching; returns the mode ("inotify", "native" or "polling")."""
         try:
-            self._source = _InotifySource(self) if _inotify_available() else _NativeSource(self)
+            self._source = InotifySource(self) if _inotify_available() else _NativeSource(self)
             self._source.start()
         except WatchLimitReached as exc:
             if self._source is not None:
@@ -101,7 +100,7 @@ class Watcher:
     def watched_directories(self) -> list[str]:
         """The directories watched one by one (inotify mode; empty otherwise): never an ignored tree."""
         source = self._source
-        return sorted(source.watched) if isinstance(source, _InotifySource) else []
+        return sorted(source.watched) if isinstance(source, InotifySource) else []
 
     def stop(self) -> None:
         with self.cond:
@@ -212,95 +211,6 @@ def _inotify_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-class _InotifySource(_Source):
-    """One inotify watch per directory the index walks; new directories are watched as they appear."""
-
-    mode = "inotify"
-
-    def __init__(self, watcher: Watcher) -> None:
-        super().__init__(watcher)
-        from inotify_simple import INotify, flags
-
-        self.flags = flags
-        self.mask = (flags.CREATE | flags.DELETE | flags.MODIFY | flags.CLOSE_WRITE | flags.MOVED_FROM
-                     | flags.MOVED_TO | flags.ATTRIB | flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR)
-        self.inotify = INotify()
-        self.dirs: dict[int, str] = {}  # watch descriptor -> repository-relative directory ("" = root)
-        self.watched: dict[str, int] = {}
-        self.limit = watcher.index.settings.watch_limit
-        self.stopped = False
-        self.thread = threading.Thread(target=self._read, name="coderflash-inotify", daemon=True)
-
-    def start(self) -> None:
-        self.watch_tree("")
-        self.thread.start()
-
-    def watch_tree(self, rel_dir: str) -> None:
-        """Watch ``rel_dir`` and every directory below it that the index would walk."""
-        result = discover(self.w.index.root, self.w.index.settings, subdir=rel_dir)
-        for d in [rel_dir] + [x for x in result.dirs if x != rel_dir]:
-            self._watch(d)
-
-    def _watch(self, rel_dir: str) -> None:
-        if rel_dir in self.watched:
-            return
-        if self.limit is not None and len(self.watched) >= self.limit:
-            raise WatchLimitReached(errno.ENOSPC, f"watch limit {self.limit} reached")
-        path = os.path.join(self.w.index.root, rel_dir) if rel_dir else self.w.index.root
-        try:
-            wd = self.inotify.add_watch(path, self.mask)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise WatchLimitReached(errno.ENOSPC, "inotify watch limit reached") from exc
-            return  # gone or unreadable meanwhile: its parent's events still tell us about it
-        self.dirs[wd] = rel_dir
-        self.watched[rel_dir] = wd
-
-    def stop(self) -> None:
-        self.stopped = True
-        try:
-            self.inotify.close()
-        except OSError:
-            pass
-
-    def _read(self) -> None:
-        flags = self.flags
-        while not self.stopped:
-            try:
-                events = self.inotify.read(timeout=200)
-            except (OSError, ValueError):
-                if self.stopped:
-                    return
-                time.sleep(0.2)
-                continue
-            rels: list[str] = []
-            for event in events:
-                if event.mask & flags.Q_OVERFLOW:
-                    self.w.rescan()
-                    continue
-                parent = self.dirs.get(event.wd)
-                if parent is None:
-                    continue
-                if event.mask & (flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF):
-                    if event.mask & flags.IGNORED:
-                        self.dirs.pop(event.wd, None)
-                        if self.watched.get(parent) == event.wd:
-                            del self.watched[parent]
-                    continue
-                rel = f"{parent}/{event.name}" if parent else event.name
-                is_dir = bool(event.mask & flags.ISDIR)
-                if not self.w.relevant(rel, is_dir):
-                    continue
-                if is_dir and event.mask & (flags.CREATE | flags.MOVED_TO):
-                    try:
-                        self.watch_tree(rel)
-                    except WatchLimitReached as exc:
-                        log.warning("watch limit reached below %s: %s; rescanning instead", rel, exc)
-                        self.w.rescan()
-                rels.append(rel)
-            self.w.add(rels)
 
 
 class _NativeSource(_Source):

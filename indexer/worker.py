@@ -12,6 +12,7 @@ import gc
 import hashlib
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
 from multiprocessing.pool import Pool
@@ -20,6 +21,7 @@ from typing import Any, Callable, Iterator
 from .languages import is_parseable, language_for_path
 from .parsed import ParsedFile, to_wire
 from .parser import parse_source
+from .regular_files import NotRegularFileError, read_regular_file
 
 # Result tuples:
 #   ("parsed", rel, size, mtime_ns, hash, language, ParsedFile)
@@ -56,9 +58,10 @@ def process_file(root: str, rel: str, mtime_ns: int, known_hash: str | None,
     Unchanged content (hash ``known_hash``) is reported as "same" without parsing; the size reported
     is that of the bytes read, which is what was indexed even if the file changed since it was listed."""
     path = os.path.join(root, rel)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
+    try:  # never a plain open(): a file swapped for a FIFO since discovery blocked it forever
+        data = read_regular_file(path, sys.maxsize)
+    except NotRegularFileError:
+        return ("skip", rel, "not_regular_file")
     except PermissionError:
         return ("skip", rel, "permission_denied")
     except FileNotFoundError:

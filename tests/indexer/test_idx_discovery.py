@@ -215,3 +215,19 @@ def test_symlink_to_a_secret_file_is_secret(tmp_path: Path) -> None:
         (repo / "link2.txt").symlink_to(".env")
         idx.update_paths(["link2.txt"])
         assert idx.read_text("link2.txt") is None
+
+
+def test_a_symlinked_directory_is_indexed_once_whatever_its_name(repo: Path, cache_dir: Path) -> None:
+    """A link to a directory of the workspace adds no second copy of its files, also when the link's name
+    sorts before the target's (the walk met the link first and indexed both, and a watcher keeps only one
+    name per directory: edits reached one copy). A link into an ignored directory is still followed."""
+    write_tree(repo, {"pkg/mod.py": "def in_pkg():\n    pass\n", "pkg/sub/deep.py": "def deep():\n    pass\n",
+                      "gen/out.py": "def generated():\n    pass\n", ".gitignore": "gen/\n"})
+    os.symlink("pkg", repo / "aaa_link")  # sorts before its target
+    os.symlink("pkg", repo / "zzz_link")  # sorts after it
+    os.symlink("gen", repo / "gen_link")  # its target is ignored: reached only through the link
+    with Index.open(repo, cache_dir) as idx:
+        idx.build()
+        assert _paths(idx) == {"pkg/mod.py", "pkg/sub/deep.py", "gen_link/out.py"}
+        assert [d.path for d in idx.definitions("in_pkg")] == ["pkg/mod.py"]
+        assert idx.skipped()["aaa_link"] == idx.skipped()["zzz_link"] == "symlink_loop"

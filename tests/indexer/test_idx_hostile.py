@@ -7,9 +7,12 @@ test_idx_discovery.py.)"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from indexer import Index, IndexSettings
 
@@ -99,3 +102,28 @@ def test_files_deleted_or_replaced_while_a_cold_build_reads_them(tmp_path: Path)
     finally:
         stop.set()
         worker.join()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_file_replaced_by_a_fifo_while_a_cold_build_reads_is_skipped(tmp_path: Path) -> None:
+    """Discovery saw a regular file; by the time the build reads it, it is a named pipe. open() of a FIFO
+    waits for a writer: the build hung forever (the server never became ready, and never exited)."""
+    repo = write_tree(tmp_path / "repo", {f"m{i}.py": f"def func_{i}():\n    return {i}\n" for i in range(5)})
+    victim = repo / "m4.py"  # read last (files are read in name order with one worker)
+
+    def swap(done: int, total: int) -> None:
+        if done == 1:
+            victim.unlink()
+            os.mkfifo(victim)
+
+    with Index.open(repo, tmp_path / "cache", IndexSettings(workers=1)) as idx:
+        builder = threading.Thread(target=idx.build, kwargs={"progress": swap}, daemon=True)
+        builder.start()
+        builder.join(60)
+        hung = builder.is_alive()
+        if hung:  # release the old code's blocked open() so the index can close
+            os.close(os.open(victim, os.O_WRONLY | os.O_NONBLOCK))
+            builder.join(10)
+        assert not hung, "the build blocked opening a FIFO"
+        assert {f.path for f in idx.files()} == {f"m{i}.py" for i in range(4)}
+        assert idx.skipped()["m4.py"] == "not_regular_file"

@@ -64,6 +64,25 @@ def test_update_paths_edit_create_rename_delete(idx: Index, repo: Path) -> None:
     assert idx.build().parsed_files == 0
 
 
+def test_a_file_replaced_by_a_directory_of_its_name_leaves_the_index(idx: Index, repo: Path) -> None:
+    (repo / "pkg/b.py").unlink()
+    write_tree(repo, {"pkg/b.py/inner.py": "def inner_of_dir():\n    pass\n"})
+    assert "pkg/b.py" in idx.update_paths(["pkg/b.py"])
+    assert "pkg/b.py" not in {f.path for f in idx.files()} and not idx.definitions("helper")
+    assert _def_paths(idx, "inner_of_dir") == {"pkg/b.py/inner.py"}
+    assert idx.build().parsed_files == 0  # the index equals a fresh build of the same tree
+
+
+def test_a_directory_replaced_by_a_file_of_its_name_takes_its_files_along(idx: Index, repo: Path) -> None:
+    """By renames (the directory moved out, a file moved in): no event names the files that were inside."""
+    os.rename(repo / "pkg", repo.parent / "pkg_elsewhere")
+    (repo / "pkg").write_text("a file now\n")
+    idx.update_paths(["pkg"])
+    assert {f.path for f in idx.files()} == {"README.md", "pkg"}
+    assert not idx.definitions("alpha")
+    assert idx.build().parsed_files == 0
+
+
 def test_gitignore_change_reapplies_rules(idx: Index, repo: Path) -> None:
     (repo / ".gitignore").write_text("pkg/b.py\n")
     changed = idx.update_paths([".gitignore"])
@@ -227,9 +246,9 @@ def test_cold_build_with_process_pool_while_threads_run(repo: Path, cache_dir: P
     """The LSP server has threads (watcher, event loop): the pool path must still work."""
     write_tree(repo, {f"m{i}.py": f"def func_{i}():\n    return {i}\n" for i in range(80)})
     with Index.open(repo, cache_dir, IndexSettings(workers=2)) as idx:
-        idx.start_watching()
-        stats = idx.build()
-        assert stats.parsed_files == 80 and len(idx.definitions("func_79")) == 1
+        idx.start_watching()  # its catch-up build is the cold build here, run with the watcher's threads alive
+        assert idx.parsed_total == 80 and len(idx.definitions("func_79")) == 1
+        assert idx.build().reused_files == 80
         idx.stop_watching()
 
 
