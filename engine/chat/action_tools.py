@@ -8,6 +8,7 @@ the first word on the ``tools.run_commands`` allowlist, a timeout and an output 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -16,6 +17,9 @@ import time
 from typing import Any
 
 from engine.chat.tools import EditProposal, ToolEnv, ToolError, cap_output, read_text, resolve_path, str_arg
+from engine.text_position import LSP_BREAK, line_ending, with_line_ending
+
+_ANY_BREAK = r"(?:\r\n|\r|\n)"  # LSP's line ends, longest first: a quoted \n takes a whole \r\n
 
 
 def propose_edit(env: ToolEnv, args: dict[str, Any]) -> str:
@@ -38,15 +42,19 @@ def propose_edit(env: ToolEnv, args: dict[str, Any]) -> str:
         if not old:
             if current:
                 raise ToolError("old_text is empty but the file exists; quote the text to replace")
-            at = 0
+            at = end = 0
         else:
-            count = current.count(old)
-            if count == 0:
+            found = occurrences(current, old)
+            if not found:
                 raise ToolError(f"old_text does not occur in {rel}; read the file and quote it exactly")
-            if count > 1:
-                raise ToolError(f"old_text occurs {count} times in {rel}; include more context so it is unique")
-            at = current.index(old)
-        proposal = EditProposal(path, rel, old, new, current, at, at + len(old))
+            if len(found) > 1:
+                raise ToolError(f"old_text occurs {len(found)} times in {rel}; include more context so it is unique")
+            at, end = found[0]
+            old = current[at:end]  # as the file has it: its own line ends
+        # the model writes \n lines (``read_file`` shows a CRLF file's lines without their \r): the file's
+        # line end goes back on, so a CRLF or lone-CR file does not end up with mixed line ends
+        new = with_line_ending(new, line_ending(current)) if current else new
+        proposal = EditProposal(path, rel, old, new, current, at, end)
     record = proposal.to_json()
     if env.apply_edit is None:
         record.update(applied=False, reason="no editor is attached to review edits")
@@ -58,6 +66,22 @@ def propose_edit(env: ToolEnv, args: dict[str, Any]) -> str:
     if not applied:
         raise ToolError(f"the user refused the edit to {rel}" + (f": {reason}" if reason else ""))
     return f"the edit to {rel} was applied"
+
+
+def occurrences(text: str, quoted: str) -> list[tuple[int, int]]:
+    """(start, end) in ``text`` of each non-overlapping occurrence of ``quoted``, any LSP line end in one
+    matching any in the other: the model quotes a CRLF file's lines with \\n (as it reads them), and
+    ``str.count`` found none of them there."""
+    parts = LSP_BREAK.split(quoted)[::2]
+    if len(parts) == 1:  # no line end to match loosely: the plain search, in C
+        step = max(1, len(quoted))
+        found, at = [], text.find(quoted)
+        while at >= 0:
+            found.append((at, at + len(quoted)))
+            at = text.find(quoted, at + step)
+        return found
+    pattern = re.compile(_ANY_BREAK.join(map(re.escape, parts)))
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
 
 
 def run_command(env: ToolEnv, args: dict[str, Any]) -> str:

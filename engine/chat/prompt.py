@@ -16,7 +16,7 @@ from engine.chat.tool_calls import tool_response_text, tools_block
 from engine.chat.tools import ToolEnv, ToolError, resolve_path
 from engine.model.backend import Backend
 from engine.model.prompt_format import Piece
-from engine.text_position import offset_at
+from engine.text_position import offset_at, to_lf
 from indexer.regular_files import read_regular_file
 
 SYSTEM_ASK = ("You are coderflash, a coding assistant inside the user's editor, working on the repository "
@@ -73,13 +73,13 @@ def user_message(request: ChatRequest, rel: str | None, conversation: Conversati
     message = request.message.strip()
     if request.path is None or rel is None:
         return message
-    text = request.text
+    text = to_lf(request.text) if request.text is not None else None  # \n text, as the model reads code
     if text is None:  # not open in the editor: the disk, never a FIFO or device (that open would block)
         try:  # only the start is ever shown (within_tokens): at most 4 bytes a character, one more to see a cut
             data = read_regular_file(request.path, 4 * max(2000, context_budget * 3) + 4, truncate=True)
         except OSError:
             return message
-        text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+        text = to_lf(data.decode("utf-8", errors="replace"))
     if request.selection is not None:
         sl, sc, el, ec = request.selection
         if (sl, sc) != (el, ec):

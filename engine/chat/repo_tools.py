@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from engine.context.redact import kind_for, redact_cached
 from engine.chat.safe_match import GlobMatcher, RegexTimeout, RegexWorker, compile_glob
 from engine.chat.tools import ToolEnv, ToolError, read_text, resolve_path, str_arg
+from engine.text_position import ends_with_break, line_texts
 
 if TYPE_CHECKING:  # pragma: no cover
     from indexer import Index
@@ -99,7 +100,7 @@ def find_references(env: ToolEnv, args: dict[str, Any]) -> str:
         hits = [r for r in index.references_in_range(info.path, 0, 1 << 30) if r.name == name]
         if not hits:
             continue
-        lines = redact_cached(index.read_text(info.path) or "", kind_for(info.path)).splitlines()
+        lines = editor_lines(redact_cached(index.read_text(info.path) or "", kind_for(info.path)))
         for ref in hits:
             text = lines[ref.line].strip()[:MAX_LINE_CHARS] if ref.line < len(lines) else ""
             out.append(f"{ref.path}:{ref.line + 1}: {text}")
@@ -112,17 +113,26 @@ def find_references(env: ToolEnv, args: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def editor_lines(text: str) -> list[str]:
+    """The lines of ``text`` without their line ends, numbered as the editor and the index number them (a
+    line ends at \\r\\n, \\r or \\n only), and like ``str.splitlines`` none after a final line end. The tools
+    used ``splitlines``, which also breaks at a form feed (stdlib modules have them): a reference's line
+    (an index row) showed another line's text, and read_file's and grep's line numbers were not the editor's."""
+    lines = line_texts(text)
+    return lines[:-1] if ends_with_break(text) else lines
+
+
 def read_file(env: ToolEnv, args: dict[str, Any]) -> str:
     path, rel, _root = resolve_path(env, args.get("path"))
     start = _int_arg(args, "start_line")
     end = _int_arg(args, "end_line")
     text = redact_cached(read_text(env, path), kind_for(rel))
-    lines = text.splitlines(keepends=True)
+    lines = editor_lines(text)
     first = max(1, start or 1)
     last = min(len(lines), end if end is not None else len(lines))
     if lines and first > len(lines):
         raise ToolError(f"{rel} has {len(lines)} lines; start_line {first} is past the end")
-    body = "".join(f"{n:>5}  {lines[n - 1].rstrip(chr(10)).rstrip(chr(13))}\n" for n in range(first, last + 1))
+    body = "".join(f"{n:>5}  {lines[n - 1]}\n" for n in range(first, last + 1))
     header = f"{rel} (lines {first}-{last} of {len(lines)})\n" if lines else f"{rel} (empty file)\n"
     return header + body
 
@@ -180,7 +190,7 @@ def grep(env: ToolEnv, args: dict[str, Any]) -> str:
                 if not text:
                     continue
                 text = redact_cached(text, kind_for(info.path))  # a search never finds (or shows) a secret
-                batch.append((info.path, text.splitlines()))
+                batch.append((info.path, editor_lines(text)))
                 if sum(len(lines) for _p, lines in batch) < BATCH_LINES and len(batch) < 64:
                     continue
             if not batch:

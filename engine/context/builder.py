@@ -44,6 +44,7 @@ from engine.context.result import ContextResult, SharedPrefixTracker, cursor_ind
 from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model.tokens import TokenCounter
+from engine.text_position import to_lf
 
 PATH_ALLOWANCE = 64  # tokens kept for the current file's path line, so the repository-wide part's room
 # (and so its content) does not depend on which file is current
@@ -245,7 +246,9 @@ def chat_context(ws: Workspace, cache: ContextCache, budget: int, path: str | No
             sync_overlay(index, ws.root or index.root, rel, text, ws.is_open)
         repo = repo_view(ws, cache, index)
         got = repo.file(rel)
-        buf = text if text is not None else (got[0] if got else "")
+        # the editor's lines, in \n text as completions read it (``to_lf``): split at \n only, a lone-CR
+        # buffer was one line and the selection's line was clamped to line 0
+        buf = to_lf(text) if text is not None else (got[0] if got else "")
         line = max(0, min(line, buf.count("\n")))
         offset = len(split_at_cursor(buf, line, 0)[0])
         file_cands, deferred, imported = file_candidates(repo, rel, buf.count("\n") + 1, None)

@@ -20,6 +20,7 @@ from typing import Iterable
 from engine.context.redact import may_hold_key_block, redact, redact_cached
 from engine.context.result import split_at_cursor
 from engine.model.tokens import TokenCounter
+from engine.text_position import split_lines
 
 # Lines per prefix grid cell: the current file's prefix starts on a multiple of this, and each cell is
 # its own prompt piece, so typing does not shift the first line of the prompt's current-file part.
@@ -85,7 +86,7 @@ def cut_prefix(counter: TokenCounter, prefix: str, cap: int) -> str:
     """The prefix from the earliest grid line whose tail fits ``cap`` tokens (whole text; slow path)."""
     if counter.count(prefix) <= cap:
         return prefix
-    lines = prefix.splitlines(keepends=True)
+    lines = split_lines(prefix)  # the editor's lines: a grid cell is PREFIX_GRID_LINES of them
     cells = [("".join(lines[i:i + PREFIX_GRID_LINES]), i) for i in range(0, len(lines), PREFIX_GRID_LINES)]
     used = 0
     start_line = len(lines)
@@ -133,7 +134,7 @@ def prefix_cells(counter: TokenCounter, text: str, offset: int, line: int, cap: 
     cells: list[str] = [redact(text[pos:offset], kind)]
     used = counter.count(cells[0])
     if used > cap:  # not even the cursor's cell fits: whole lines from the end
-        return [tail_lines(counter, cells[0].splitlines(keepends=True), cap)]
+        return [tail_lines(counter, split_lines(cells[0]), cap)]
     while pos > 0:
         end = pos
         for _ in range(grid):
@@ -157,4 +158,4 @@ def head_lines(counter: TokenCounter, text: str, cap: int) -> str:
         text = text[:text.rfind("\n") + 1] if "\n" in text else text
     if counter.count(text) <= cap:
         return text
-    return "".join(_lines_within(counter, text.splitlines(keepends=True), cap))
+    return "".join(_lines_within(counter, split_lines(text), cap))

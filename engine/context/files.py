@@ -12,13 +12,16 @@ from collections import OrderedDict
 
 from engine.context.index_view import RepoIndex
 from engine.context.redact import kind_for, redact_cached
-from engine.text_position import to_lf
+from engine.text_position import split_lines, to_lf
 
 
 class FileCache:
-    """Redacted file texts and their line lists: an LRU of at most ``max_files`` files and ``max_chars``
-    characters (a snippet shows a few lines but the whole file is kept to cut it from: without a size bound,
-    a session over a large repository would end up holding most of it, twice, as text and as lines)."""
+    """Redacted file texts (``\\n`` line ends) and their line lists, numbered as the index numbers its rows
+    (a snippet cuts the index's line range out of them: a break the index does not count, such as the form
+    feed ``str.splitlines`` breaks at, shifted every snippet after it). An LRU of at most ``max_files`` files
+    and ``max_chars`` characters (a snippet shows a few lines but the whole file is kept to cut it from:
+    without a size bound, a session over a large repository would end up holding most of it, twice, as text
+    and as lines)."""
 
     def __init__(self, max_files: int = 50_000, max_chars: int = 64_000_000) -> None:
         self._data: OrderedDict[str, tuple[tuple, str, list[str]]] = OrderedDict()
@@ -61,7 +64,7 @@ class FileCache:
         if text is None:
             return None
         text = redact_cached(to_lf(text), kind_for(path))  # a CRLF repository's prompt in \n, as the model read code
-        lines = text.splitlines(keepends=True)
+        lines = split_lines(text)  # the index's rows: ``splitlines`` also broke at form feeds (stdlib pages)
         if hit is not None:
             self._chars -= len(hit[1])
         self._data[path] = (stamp, text, lines)

@@ -42,7 +42,8 @@ _NOT_NEAR = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | {
 
 
 def window(text: str, offset: int, before: int, after: int) -> tuple[list[str], int]:
-    """Lines around the cursor (the cursor's line included) and the index of the cursor's line."""
+    """Lines around the cursor (the cursor's line included) and the index of the cursor's line. ``text`` has
+    ``\\n`` line ends (``text_position.to_lf``, as completions and chat pass it): a lone ``\\r`` is no break here."""
     start = text.rfind("\n", 0, offset) + 1
     n_before = 0
     while start > 0 and n_before < before:

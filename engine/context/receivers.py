@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from engine.context.index_view import module_name
 from engine.context.redact import kind_for, redact
 from engine.context.snippets import Candidate, Repo, breadth, header_from_lines, module_outline_snips, outline_snips
+from engine.text_position import split_lines
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -51,7 +52,7 @@ def current_members(repo: Repo, rel: str, text: str, outline: list[Definition], 
     members = [d for d in outline if d.parent == parent and not visible[0] <= d.start_line <= visible[1]]
     if not members:
         return []
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)  # numbered as the index's rows (``splitlines`` also broke at form feeds)
     out = []
     for d in members:
         ln = d.name_line if d.name_line >= 0 else d.start_line

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from engine.context.files import FileCache
 from engine.context.index_view import IndexMemo
 from engine.model.tokens import TokenCounter
+from engine.text_position import split_lines
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -191,7 +192,7 @@ def breadth(counter: TokenCounter, s: Snip, budget: int | None) -> Snip:
     if budget is None or s.start == s.end or s.tokens <= max(32, budget // 256):
         return s
     last = max(s.start, min(s.name_line, s.end))
-    head = "".join(s.text.splitlines(keepends=True)[:last - s.start + 1])
+    head = "".join(split_lines(s.text)[:last - s.start + 1])
     if head == s.text:
         return s
     return Snip(s.path, s.start, last, head, s.kind, s.symbol, counter.count(head), s.layer, s.body_end,

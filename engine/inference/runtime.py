@@ -65,7 +65,7 @@ class Workspace(Protocol):
     def document_key(self, path: Path | str) -> str: ...
 
     def build_context(self, path: Path | str, text: str, line: int, character: int,
-                      budget: int | None = None) -> ContextResult: ...
+                      budget: int | None = None, suffix_tokens: int | None = None) -> ContextResult: ...
 
 
 def repository_prefix(pieces: Sequence[Piece], fmt: PromptFormat) -> list[Piece]:
@@ -192,14 +192,8 @@ class Runtime:
         backend = self.host.backend
         cfg = self.config.completion
         info = backend.info()
-        n_ctx = int(info.get("n_ctx") or 0)
-        budget = budget or self.config.context.budget
-        if n_ctx:
-            budget = min(budget, n_ctx - cfg.max_tokens - 1)
         cancel.check()
-        plan = self._latency_plan(info) if cfg.latency_target else None
-        context = self.workspace.build_context(path, text, line, character, budget,
-                                               suffix_tokens=plan.suffix_tokens if plan else None)
+        context, plan = self._completion_context(info, path, text, line, character, budget)
         syntax = syntax_at_cursor(rel, text, offset_at(text, line, character))
         before_cursor = context.prefix + context.indent  # the prompt may leave the indentation out: the buffer has it
         shape = choose_shape(before_cursor, context.suffix, cfg.max_lines, syntax)
@@ -217,6 +211,22 @@ class Runtime:
         out.syntax = shape.syntax
         out.repository_cut = pieces is not context.pieces and pieces != context.pieces
         return out
+
+    def _completion_context(self, info: dict[str, object], path: Path | str, text: str, line: int, character: int,
+                            budget: int | None = None) -> tuple[ContextResult, Plan | None]:
+        """The prompt a completion at (``line``, ``character``) of ``text`` (``\\n`` line ends) is built from, and
+        the first-token plan that sized it; ``info`` is the backend's. Completions and warm-up both build it
+        here: the budget leaves the model's window room for the answer (``n_ctx - max_tokens - 1``), and the
+        plan's suffix cap moves what the repository part gets, so a warm-up sized otherwise (it used the bare
+        ``context.budget``) prefilled a prefix the completion there did not use, or one the window refused."""
+        n_ctx = int(info.get("n_ctx") or 0)
+        budget = budget or self.config.context.budget
+        if n_ctx:
+            budget = min(budget, n_ctx - self.config.completion.max_tokens - 1)
+        plan = self._latency_plan(info) if self.config.completion.latency_target else None
+        context = self.workspace.build_context(path, text, line, character, budget,
+                                               suffix_tokens=plan.suffix_tokens if plan else None)
+        return context, plan
 
     # -- first-token target (engine/inference/latency.py) -------------------------------------------------
     def _latency_plan(self, info: dict[str, object]) -> Plan | None:
@@ -328,7 +338,7 @@ class Runtime:
 
         def job(token: CancelToken) -> dict[str, object]:
             backend = self.host.backend
-            context = self.workspace.build_context(path, text, line, character)
+            context, _plan = self._completion_context(backend.info(), path, text, line, character)
             prefix = repository_prefix(context.pieces, backend.prompt_format)
             if not prefix:
                 return {"skipped": "no repository prefix in this prompt format"}
