@@ -101,13 +101,20 @@ def test_a_completion_cut_by_the_timeout_is_trimmed_not_cached_and_its_prefill_i
     text = (root / "decoder.py").read_text() + "\n\ndef helper(value):\n    "
     line = text.count("\n")
     first = engine.complete(root / "decoder.py", text, line, 4)
+    # On a busy machine the deadline can land in the prefill: what it evaluated is kept (the next test), so
+    # asking again goes on from it, until a request reaches decoding and is cut there, the case under test.
+    for _ in range(first.result.prompt_tokens // 16 + 2):
+        if first.result.generated_tokens:
+            break
+        first = engine.complete(root / "decoder.py", text, line, 4)
+    assert first.result.generated_tokens > 0, first.result
     assert first.result.finish_reason == "deadline", first.result
     shown = first.completion
     # whole tokens that parse, or nothing: trimming again changes nothing
     assert trim_interrupted(shown, first.context.prefix, first.context.suffix, "decoder.py") == shown
     second = engine.complete(root / "decoder.py", text, line, 4)
     assert second.cached == "", "a completion cut by the timeout must not be served from the cache"
-    assert second.result.reused_tokens >= second.result.prompt_tokens - 2, second.result
+    assert second.result.reused_tokens >= second.result.prompt_tokens - 2, (first.result, second.result)
     engine.close()
 
 
