@@ -81,6 +81,17 @@ class RawLspProcess:
     def notify(self, method: str, params: Any) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
+    def open_document(self, path: "os.PathLike[str] | str", text: str | None = None,
+                      language: str = "python") -> str:
+        """didOpen ``path`` (version 1) with ``text``, else its text on disk; returns its URI."""
+        from pathlib import Path
+
+        path = Path(path)
+        uri = path.as_uri()
+        self.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": language, "version": 1, "text": path.read_text() if text is None else text}})
+        return uri
+
     def response(self, msg_id: int | None, timeout: float = 30.0) -> dict[str, Any]:
         """The response with ``msg_id``; responses to other ids are kept for later, notifications and
         server requests are kept in ``self.incoming``."""

@@ -12,7 +12,6 @@ written ``\\n`` as the model reads them: tests/lsp/test_line_endings.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -38,13 +37,6 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     peer.shutdown()
 
 
-def _open(server: RawLspProcess, root: Path, name: str, text: str) -> str:
-    uri = (root / name).as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": text}})
-    return uri
-
-
 def _cursor(peer: RecordingPeer) -> tuple[str, str]:
     """The text before and after the cursor in the last prompt."""
     prompt = peer.prompts[-1]
@@ -58,7 +50,7 @@ def _position(line: int, character: int) -> dict[str, int]:
 
 def test_a_lone_cr_document_is_completed_where_asked(session) -> None:
     server, root, peer = session
-    uri = _open(server, root, "mac.py", "import os\r\rvalue = \rprint(value)\r")
+    uri = server.open_document(root / "mac.py", "import os\r\rvalue = \rprint(value)\r")
     for method in ("textDocument/inlineCompletion", "textDocument/completion"):
         reply = server.call(method, {"textDocument": {"uri": uri}, "position": _position(2, 8),
                                      "context": {"triggerKind": 1}}, timeout=60)
@@ -82,7 +74,7 @@ def test_a_position_after_a_non_lsp_break_is_read_on_the_editors_line(session, n
                                                                        character: int, before: str,
                                                                        after: str) -> None:
     server, root, peer = session
-    uri = _open(server, root, f"{name}.py", text)
+    uri = server.open_document(root / f"{name}.py", text)
     reply = server.call("textDocument/inlineCompletion", {
         "textDocument": {"uri": uri}, "position": _position(line, character), "context": {"triggerKind": 1}},
         timeout=60)
@@ -103,7 +95,7 @@ def test_a_position_after_a_non_lsp_break_is_read_on_the_editors_line(session, n
 def test_incremental_edits_keep_the_servers_buffer_equal_to_the_editors(session, name: str, text: str,
                                                                         changes, expected: str) -> None:
     server, root, peer = session
-    uri = _open(server, root, f"{name}.py", text)
+    uri = server.open_document(root / f"{name}.py", text)
     for version, (start, end, new_text) in enumerate(changes, start=2):
         server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
             {"range": {"start": _position(*start), "end": _position(*end)}, "text": new_text}]})
@@ -117,7 +109,7 @@ def test_code_actions_in_a_lone_cr_document_see_the_definition_above(session) ->
     """The actions offered inside a definition (docstring, body, tests) looked for its header on lines split
     at ``\\n`` only: a lone-CR file was one line, and the cursor in a function body got none of them."""
     server, root, _peer = session
-    uri = _open(server, root, "mac_actions.py", "import os\r\rdef area(w, h):\r    return w * h\r")
+    uri = server.open_document(root / "mac_actions.py", "import os\r\rdef area(w, h):\r    return w * h\r")
     reply = server.call("textDocument/codeAction", {"textDocument": {"uri": uri},
                                                     "range": {"start": _position(3, 4), "end": _position(3, 4)},
                                                     "context": {"diagnostics": []}})
@@ -154,7 +146,7 @@ def test_a_rewrite_in_a_lone_cr_document_gets_the_selected_lines(session) -> Non
     """The action's lines were split at ``\\n`` only: a lone-CR document was one line, so the model was sent
     an empty block for lines 2-3 and answered an edit ending (on line 0) before it started (on line 2)."""
     server, root, peer = session
-    uri = _open(server, root, "mac_rewrite.py", MAC_SOURCE)
+    uri = server.open_document(root / "mac_rewrite.py", MAC_SOURCE)
     resolved = _resolve(server, peer, uri, "rewrite", _range((2, 0), (3, 16)))
     assert f"```python\n{AREA}\n```" in _action_prompt(peer), _action_prompt(peer)
     (edit,) = resolved["edit"]["changes"][uri]
@@ -163,7 +155,7 @@ def test_a_rewrite_in_a_lone_cr_document_gets_the_selected_lines(session) -> Non
 
 def test_rewrite_selection_in_a_lone_cr_document_gets_the_selected_lines(session) -> None:
     server, root, peer = session
-    uri = _open(server, root, "mac_command.py", MAC_SOURCE)
+    uri = server.open_document(root / "mac_command.py", MAC_SOURCE)
     peer.bodies.clear()
     reply = server.call("workspace/executeCommand", {"command": "coderflash.rewriteSelection",
                                                      "arguments": [uri, _range((2, 0), (3, 16))]}, timeout=60)
@@ -176,7 +168,7 @@ def test_rewrite_selection_in_a_lone_cr_document_gets_the_selected_lines(session
 
 def test_a_fix_in_a_lone_cr_document_gets_the_lines_around_the_diagnostic(session) -> None:
     server, root, peer = session
-    uri = _open(server, root, "mac_fix.py", MAC_SOURCE)
+    uri = server.open_document(root / "mac_fix.py", MAC_SOURCE)
     diagnostic = {"range": _range((3, 11), (3, 12)), "message": "NameError: name 'w' is not defined", "severity": 1}
     resolved = _resolve(server, peer, uri, "quickfix", _range((3, 11), (3, 11)), [diagnostic])
     prompt = _action_prompt(peer)
@@ -190,7 +182,7 @@ def test_generated_tests_go_after_the_last_line_of_a_lone_cr_test_file(session) 
     the end of its first line, inside the file, not after its last."""
     server, root, peer = session
     (root / "test_mac_tests.py").write_bytes(b"import mac_tests\rdef test_known():\r    assert True\r")
-    uri = _open(server, root, "mac_tests.py", MAC_SOURCE.replace("\r", "\n"))  # only the test file is lone-CR
+    uri = server.open_document(root / "mac_tests.py", MAC_SOURCE.replace("\r", "\n"))  # only the test file is lone-CR
     resolved = _resolve(server, peer, uri, "tests", _range((3, 4), (3, 4)))
     (edit,) = resolved["edit"]["changes"][(root / "test_mac_tests.py").as_uri()]
     assert edit["range"] == _range((3, 0), (3, 0)), edit

@@ -43,13 +43,6 @@ def _source(eol: str) -> str:
     return eol.join(["import os", "", "def area(w, h):", "    return w * h", ""])  # lines 0-3, empty line 4
 
 
-def _open(server: RawLspProcess, root: Path, name: str, text: str) -> str:
-    uri = (root / name).as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": text}})
-    return uri
-
-
 def _range(start: tuple[int, int], end: tuple[int, int]) -> dict:
     return {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
 
@@ -78,7 +71,7 @@ ACTIONS = {  # kind: (the range asked about, diagnostics)
 @pytest.mark.parametrize("kind", sorted(ACTIONS))
 def test_a_code_action_edit_uses_the_documents_line_end(session, kind: str, eol: str) -> None:
     server, root, _peer = session
-    uri = _open(server, root, f"action_{kind}_{eol}.py", _source(EOLS[eol]))
+    uri = server.open_document(root / f"action_{kind}_{eol}.py", _source(EOLS[eol]))
     rng, diagnostics = ACTIONS[kind]
     resolved = _resolve(server, uri, kind, rng, diagnostics)
     (edit,) = resolved["edit"]["changes"][uri]
@@ -88,7 +81,7 @@ def test_a_code_action_edit_uses_the_documents_line_end(session, kind: str, eol:
 @pytest.mark.parametrize("eol", ["crlf", "cr"])
 def test_rewrite_selection_uses_the_documents_line_end(session, eol: str) -> None:
     server, root, _peer = session
-    uri = _open(server, root, f"command_{eol}.py", _source(EOLS[eol]))
+    uri = server.open_document(root / f"command_{eol}.py", _source(EOLS[eol]))
     reply = server.call("workspace/executeCommand", {"command": "coderflash.rewriteSelection",
                                                      "arguments": [uri, _range((2, 0), (3, 16))]}, timeout=60)
     assert "result" in reply, reply
@@ -113,7 +106,7 @@ def test_generated_tests_use_the_test_files_line_end(session, source: str, exist
     name = f"gen_{source}_{expected}_{'append' if existing else 'new'}"
     if existing is not None:
         (root / f"test_{name}.py").write_bytes(existing)
-    uri = _open(server, root, f"{name}.py", _source(EOLS[source]))
+    uri = server.open_document(root / f"{name}.py", _source(EOLS[source]))
     resolved = _resolve(server, uri, "tests", _range((3, 4), (3, 4)))
     (edit,) = resolved["edit"]["changes"][(root / f"test_{name}.py").as_uri()]
     assert _line_ends(edit["newText"]) == {EOLS[expected]}, edit
@@ -127,7 +120,7 @@ def test_a_multi_line_completion_comes_back_in_the_documents_line_end(session, e
     text too."""
     server, root, peer = session
     text = EOLS[eol].join(["def area(w, h):", "    ", ""])
-    uri = _open(server, root, f"complete_{eol}.py", text)
+    uri = server.open_document(root / f"complete_{eol}.py", text)
     params = {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 4}, "context": {"triggerKind": 1}}
     expected = f"x = w * h{EOLS[eol]}    return x"
     inline = server.call("textDocument/inlineCompletion", params, timeout=60)["result"]["items"][0]
@@ -164,11 +157,11 @@ def test_a_lone_cr_document_is_warmed_for_its_end(sample_repo: Path, tiny_model:
                                                  "context": {"budget": 300},
                                                  "completion": {"max_tokens": 4, "latency_target": False}})
         server.wait_for_index(timeout=60)
-        main = _open(server, sample_repo, "main.py", (sample_repo / "main.py").read_text())
+        main = server.open_document(sample_repo / "main.py", (sample_repo / "main.py").read_text())
         server.call("textDocument/inlineCompletion", {"textDocument": {"uri": main}, "context": {"triggerKind": 1},
                                                       "position": {"line": 15, "character": 12}}, timeout=120)
         lines = ["total = checkout_total(cart)"] + [f"x{i} = {i}" for i in range(60)] + ["c = Cart()", ""]
-        uri = _open(server, sample_repo, "late.py", "\r".join(lines))  # the model is loaded: warmed on open
+        uri = server.open_document(sample_repo / "late.py", "\r".join(lines))  # the model is loaded: warmed on open
         status = _settled(server)
         warmed = status["workspaces"][0]["inference"]["last_warm_up"]
         end = {"line": len(lines) - 1, "character": 0}

@@ -18,15 +18,8 @@ def server(sample_repo: Path, tiny_model: Path):
         proc.proc.kill()
 
 
-def _open(server: RawLspProcess, path: Path) -> str:
-    uri = path.as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": path.read_text()}})
-    return uri
-
-
 def test_invalid_params_get_invalid_params_error(server: RawLspProcess, sample_repo: Path) -> None:
-    uri = _open(server, sample_repo / "main.py")
+    uri = server.open_document(sample_repo / "main.py")
     rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri},
                                                            "position": {"line": 0, "character": -5},
                                                            "context": {"triggerKind": 1}})
@@ -71,7 +64,7 @@ def test_document_outside_any_open_state_is_answered(server: RawLspProcess, samp
 
 def test_a_completion_whose_document_changed_gets_content_modified(server: RawLspProcess, sample_repo: Path) -> None:
     """The answer would be for text the editor no longer has: ContentModified (-32801), not a stale item."""
-    uri = _open(server, sample_repo / "main.py")
+    uri = server.open_document(sample_repo / "main.py")
     codes = set()
     for version in range(2, 12):  # the change races the completion: at least one lands while it runs
         rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri},

@@ -33,12 +33,6 @@ def _initialize(server: RawLspProcess, roots: list[Path], model: Path) -> None:
     server.notify("initialized", {})
 
 
-def _open(server: RawLspProcess, path: Path, language: str = "python") -> str:
-    server.notify("textDocument/didOpen", {"textDocument": {
-        "uri": path.as_uri(), "languageId": language, "version": 1, "text": path.read_text()}})
-    return path.as_uri()
-
-
 def _inline(server: RawLspProcess, uri: str, line: int, character: int) -> int:
     return server.request("textDocument/inlineCompletion", {
         "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
@@ -60,7 +54,7 @@ def test_cold_repository_first_completion_is_answered_while_indexing(stdlib_repo
     try:
         _initialize(server, [stdlib_repo], tiny_model)
         target = stdlib_repo / "asyncio" / "tasks.py"
-        uri = _open(server, target)
+        uri = server.open_document(target)
         started = time.monotonic()
         request = _inline(server, uri, 30, 0)
         states = []
@@ -82,7 +76,7 @@ def test_cold_repository_first_completion_is_answered_while_indexing(stdlib_repo
         titles = [m["params"]["value"].get("title", "") for m in progress if m["params"]["value"]["kind"] == "begin"]
         assert any("indexing" in t for t in titles), titles
         # With the index ready, a completion in another file is answered too.
-        other = _open(server, stdlib_repo / "asyncio" / "queues.py")
+        other = server.open_document(stdlib_repo / "asyncio" / "queues.py")
         assert "result" in server.response(_inline(server, other, 20, 0), timeout=120)
         assert server.close() == 0
     finally:
@@ -134,7 +128,7 @@ def test_two_roots_and_a_loose_file_share_one_model(sample_repo: Path, tiny_mode
     server = _server(cache)
     try:
         _initialize(server, [sample_repo, second], tiny_model)
-        uris = [_open(server, sample_repo / "main.py"), _open(server, second / "shapes.py"), _open(server, loose)]
+        uris = [server.open_document(sample_repo / "main.py"), server.open_document(second / "shapes.py"), server.open_document(loose)]
         positions = [(15, 12), (4, 7), (2, 8)]
         for uri, (line, character) in zip(uris, positions):
             reply = server.response(_inline(server, uri, line, character), timeout=120)
@@ -168,7 +162,7 @@ def test_rust_crate_with_macro_wrapped_modules(tokio_repo: Path, tiny_model: Pat
         assert index["state"] == "ready" and index["files"] >= 400, index
         caller = tokio_repo / "src/runtime/io/registration.rs"
         line = next(i for i, text in enumerate(caller.read_text().splitlines()) if "self.shared.clear_wakers()" in text)
-        uri = _open(server, caller, "rust")
+        uri = server.open_document(caller, language="rust")
         reply = server.response(_inline(server, uri, line, caller.read_text().splitlines()[line].index("clear")),
                                 timeout=120)
         assert "result" in reply, reply

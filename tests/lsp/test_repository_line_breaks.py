@@ -11,7 +11,6 @@ The server talks to a recording OpenAI-compatible peer: its requests show what t
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -56,20 +55,13 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     peer.shutdown()
 
 
-def _open(server: RawLspProcess, root: Path, name: str, text: str) -> str:
-    uri = (root / name).as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": text}})
-    return uri
-
-
 def test_snippets_after_a_form_feed_are_the_definitions_lines(session) -> None:
     """The per-file context of a file that imports ``target_fn`` shows the headers of pages.py's definitions
     (the budget leaves room for headers only): each snippet must be the line the index says the definition
     starts on. Cut from ``splitlines``' lines, they were docstrings, ``return`` lines and blank lines, and
     ``target_fn``'s header was empty."""
     server, root, peer = session
-    uri = _open(server, root, "main.py", "from pages import target_fn\n\nresult = target_fn(\n")
+    uri = server.open_document(root / "main.py", "from pages import target_fn\n\nresult = target_fn(\n")
     reply = server.call("textDocument/inlineCompletion", {"textDocument": {"uri": uri}, "context": {"triggerKind": 1},
                                                           "position": {"line": 2, "character": 18}}, timeout=60)
     assert "result" in reply, reply
@@ -100,7 +92,7 @@ def test_chat_reads_a_document_in_any_line_end_as_its_lf_twin(session, eol: str)
     the editor sent it and tree-sitter counts rows at ``\\n`` only (the indexer's business, not chat's)."""
     server, root, peer = session
     line = len(CHAT_DOC) - 2
-    uri = _open(server, root, "doc.py", "\n".join(CHAT_DOC))
+    uri = server.open_document(root / "doc.py", "\n".join(CHAT_DOC))
     lf = _chat_turn(server, peer, uri, line)
     assert "beta body" in lf[0]["content"] and "alpha body" not in lf[0]["content"], lf  # only what is near fits
     server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},

@@ -32,13 +32,6 @@ def _complete(server: RawLspProcess, uri: str, line: int, character: int) -> dic
     return server.response(rid, timeout=60)
 
 
-def _open(server: RawLspProcess, path: Path, text: str | None = None) -> str:
-    uri = path.as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": path.read_text() if text is None else text}})
-    return uri
-
-
 def test_utf8_is_negotiated_when_offered(sample_repo: Path, tiny_model: Path) -> None:
     server = RawLspProcess()
     try:
@@ -47,7 +40,7 @@ def test_utf8_is_negotiated_when_offered(sample_repo: Path, tiny_model: Path) ->
         assert result["capabilities"]["positionEncoding"] == "utf-8"
         # An emoji is 4 bytes in UTF-8: the completion range must come back in the same units.
         text = "label = '🚀🚀' + "
-        uri = _open(server, sample_repo / "emoji.py", text)
+        uri = server.open_document(sample_repo / "emoji.py", text)
         column = len(text.encode("utf-8"))
         reply = _complete(server, uri, 0, column)
         item = reply["result"]["items"][0]
@@ -79,8 +72,8 @@ def test_multi_root_workspaces_get_their_own_index(tmp_path: Path, sample_repo: 
     server = RawLspProcess()
     try:
         _init(server, [sample_repo, other], {"model": str(tiny_model)})
-        first = _open(server, sample_repo / "main.py")
-        second = _open(server, other / "lib.py")
+        first = server.open_document(sample_repo / "main.py")
+        second = server.open_document(other / "lib.py")
         assert _complete(server, first, 15, 12)["result"]["items"]
         assert _complete(server, second, 3, 14)["result"]["items"]
         rid = server.request("coderflash/status", {})
@@ -96,7 +89,7 @@ def test_did_change_configuration_applies_and_rejects_bad_values(sample_repo: Pa
     server = RawLspProcess()
     try:
         _init(server, [sample_repo], {"model": str(tiny_model)})
-        uri = _open(server, sample_repo / "main.py")
+        uri = server.open_document(sample_repo / "main.py")
         assert _complete(server, uri, 15, 12)["result"]["items"]
         missing = tmp_path / "missing.gguf"
         server.notify("workspace/didChangeConfiguration", {"settings": {"coderflash": {"model": str(missing)}}})
@@ -120,7 +113,7 @@ def test_missing_model_is_reported_once_and_the_server_keeps_serving(sample_repo
     server = RawLspProcess()
     try:
         _init(server, [sample_repo], {"model": str(tmp_path / "nope.gguf")})
-        uri = _open(server, sample_repo / "main.py")
+        uri = server.open_document(sample_repo / "main.py")
         for _ in range(3):
             assert _complete(server, uri, 15, 12)["result"]["items"] == []
         rid = server.request("coderflash/status", {})
@@ -196,7 +189,7 @@ def test_small_default_model_is_announced_once(sample_repo: Path) -> None:
     server = RawLspProcess()
     try:
         _init(server, [sample_repo], {"llama": {"n_ctx": 4096}, "completion": {"max_tokens": 8}})
-        uri = _open(server, sample_repo / "main.py")
+        uri = server.open_document(sample_repo / "main.py")
         for _ in range(2):
             assert "result" in _complete(server, uri, 15, 12)
         rid = server.request("coderflash/status", {})

@@ -37,13 +37,6 @@ def processes():
             proc.proc.kill()
 
 
-def _open(server: RawLspProcess, path: Path, text: str | None = None) -> str:
-    uri = path.as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": path.read_text() if text is None else text}})
-    return uri
-
-
 def _complete(server: RawLspProcess, uri: str, line: int, character: int) -> dict[str, Any]:
     return server.call("textDocument/inlineCompletion", {"textDocument": {"uri": uri},
                                                          "position": {"line": line, "character": character},
@@ -97,7 +90,7 @@ def test_a_typo_in_the_workspace_file_is_reported_and_completions_go_on(processe
     (sample_repo / ".coderflash.toml").write_text('[llama]\nn_ctx = "big"\n')
     server = processes()
     server.initialize(sample_repo.as_uri(), _options(tiny_model))
-    uri = _open(server, sample_repo / "main.py")
+    uri = server.open_document(sample_repo / "main.py")
     reply = _complete(server, uri, 15, 12)
     assert "result" in reply, reply
     assert reply["result"]["items"], reply
@@ -110,7 +103,7 @@ def test_a_typo_in_the_workspace_file_is_reported_and_completions_go_on(processe
 def test_a_settings_change_keeps_the_open_buffers(processes, sample_repo: Path, tiny_model: Path) -> None:
     server = processes()
     server.initialize(sample_repo.as_uri(), _options(tiny_model))
-    _open(server, sample_repo / "main.py", "# unsaved\n" + (sample_repo / "main.py").read_text())
+    server.open_document(sample_repo / "main.py", "# unsaved\n" + (sample_repo / "main.py").read_text())
     assert _workspaces(server)[0]["open_documents"] == 1
     server.notify("workspace/didChangeConfiguration",
                   {"settings": {"coderflash": _options(tiny_model, completion={"max_tokens": 6})}})
@@ -127,7 +120,7 @@ def test_an_added_folder_is_indexed_and_gets_its_open_buffers(processes, sample_
     server = processes()
     server.initialize(sample_repo.as_uri(), _options(tiny_model))
     server.wait_for_index(120)
-    _open(server, extra / "app.py")  # served by the first root's engine until the folder is added
+    server.open_document(extra / "app.py")  # served by the first root's engine until the folder is added
     server.notify("workspace/didChangeWorkspaceFolders", {"event": {
         "added": [{"uri": extra.as_uri(), "name": "extra"}], "removed": []}})
 
@@ -152,7 +145,7 @@ def test_malformed_rewrite_arguments_get_invalid_params(processes, sample_repo: 
                                                         arguments: list[Any]) -> None:
     server = processes()
     server.initialize(sample_repo.as_uri(), _options(tiny_model))
-    uri = _open(server, sample_repo / "main.py")
+    uri = server.open_document(sample_repo / "main.py")
     arguments = [uri if a == "URI" else [uri] if a == ["URI"] else a for a in arguments]
     if isinstance(arguments[0], dict):
         arguments[0]["uri"] = uri
@@ -195,7 +188,7 @@ def test_a_null_answer_to_apply_edit_still_answers_the_command(processes, sample
                                _options(tiny_model, completion={"max_tokens": 16}),
                                "capabilities": {"workspace": {"applyEdit": True}}})
     server.notify("initialized", {})
-    uri = _open(server, sample_repo / "main.py")
+    uri = server.open_document(sample_repo / "main.py")
     assert _rewrite_answering(server, uri, None).get("result") == {"applied": False}
     assert server.close() == 0
 
@@ -232,7 +225,7 @@ def test_percent_encoded_uris_find_their_open_buffer(processes, sample_repo: Pat
                                _options(tiny_model, completion={"max_tokens": 16}),
                                "capabilities": {"workspace": {"applyEdit": True}}})
     server.notify("initialized", {})
-    uri = _open(server, repo / "shop" / "pricing.py")
+    uri = server.open_document(repo / "shop" / "pricing.py")
     assert "%20" in uri
     listed = server.call("textDocument/codeAction", {"textDocument": {"uri": uri}, "context": {"diagnostics": []},
                                                      "range": {"start": {"line": 8, "character": 4},

@@ -14,13 +14,6 @@ from pathlib import Path
 from rawlsp import RawLspProcess
 
 
-def _open(server: RawLspProcess, root: Path, name: str, text: str) -> str:
-    uri = (root / name).as_uri()
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                            "text": text}})
-    return uri
-
-
 def _idle(server: RawLspProcess, timeout: float = 120.0) -> dict:
     """``coderflash/status`` once nothing is queued or running (the warm-up didOpen queued has run, or
     failed: a failed one leaves no ``last_warm_up``)."""
@@ -41,7 +34,7 @@ def test_warm_up_prefills_the_prefix_a_completion_in_a_small_window_uses(sample_
         server.initialize(sample_repo.as_uri(), {"model": str(tiny_model), "llama": {"n_ctx": 1024},
                                                  "completion": {"max_tokens": 4, "latency_target": False}})
         server.wait_for_index(timeout=60)
-        main = _open(server, sample_repo, "main.py", (sample_repo / "main.py").read_text())
+        main = server.open_document(sample_repo / "main.py", (sample_repo / "main.py").read_text())
         reply = server.call("textDocument/inlineCompletion", {"textDocument": {"uri": main},
                                                               "context": {"triggerKind": 1},
                                                               "position": {"line": 15, "character": 12}},
@@ -49,7 +42,7 @@ def test_warm_up_prefills_the_prefix_a_completion_in_a_small_window_uses(sample_
         assert "result" in reply, reply
         _idle(server)
         lines = ["from shop.pricing import checkout_total", "", "def total(cart):", "    return ", ""]
-        uri = _open(server, sample_repo, "late.py", "\n".join(lines))  # the model is loaded: warmed on open
+        uri = server.open_document(sample_repo / "late.py", "\n".join(lines))  # the model is loaded: warmed on open
         status = _idle(server)
         warmed = status["workspaces"][0]["inference"].get("last_warm_up")
         assert warmed and warmed.get("prefix_tokens"), status  # was absent: the prefix did not fit the window
