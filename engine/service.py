@@ -380,9 +380,12 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         context_cache = self._context[1].stats() if self._context is not None else {}
+        index = {**self.index_progress, "watch": self.watch_info().get("mode", "")}
+        repo_index = self._repo_index
+        if index["state"] == "ready" and repo_index is not None:  # the watcher changed it since the last build
+            index.update(repo_index.row_counts())
         return {"model": self.model_info(), "counters": self.counters.to_json(),
-                "open_documents": len(self.open_documents), "context_cache": context_cache,
-                "index": {**self.index_progress, "watch": self.watch_info().get("mode", "")},
+                "open_documents": len(self.open_documents), "context_cache": context_cache, "index": index,
                 "inference": self._runtime.status() if self._runtime is not None else {}}
 
     def close(self) -> None:

@@ -119,6 +119,12 @@ class Index:
     def stats(self) -> IndexStats:
         return self._builder.stats()
 
+    def row_counts(self) -> dict[str, int]:
+        """``files`` and ``definitions`` in the index now (a watcher's updates included), in O(1) and without
+        waiting for a build or an update at work (their last commit counts): cheap enough to poll."""
+        files, definitions = self.store.row_counts()
+        return {"files": files, "definitions": definitions}
+
     def skipped(self) -> dict[str, str]:
         """Files left out of the index and why (path -> reason); gitignored files are not listed."""
         return dict(self._state.skipped)

@@ -95,7 +95,7 @@ class Updater:
                 store.commit()
             except BaseException:
                 if store.conn.in_transaction:
-                    store.conn.execute("ROLLBACK")
+                    store.rollback()
                 state.files_changed()
                 raise
             for fid, parsed in rank_updates:

@@ -65,7 +65,7 @@ class Overlays:
                 store.commit()
             except BaseException:
                 if store.conn.in_transaction:
-                    store.conn.execute("ROLLBACK")
+                    store.rollback()
                 raise
             self.ranker.update(fid, parsed)
             state.changed()

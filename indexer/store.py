@@ -62,7 +62,7 @@ class Store:
     """Thin, thread-safe wrapper around one SQLite connection.
 
     All access goes through ``self.lock`` (an RLock) because the watcher thread
-    writes while the LSP thread queries.
+    writes while the LSP thread queries; ``row_counts`` alone does not wait for it.
     """
 
     def __init__(self, db_path: Path, root: str) -> None:
@@ -71,6 +71,11 @@ class Store:
         self.lock = threading.RLock()
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.rebuilt = False
+        self.closed = False
+        # rows as the writers below leave them, and as last committed (``row_counts``): kept, never scanned
+        self._files = self._definitions = 0
+        self._committed = (0, 0)
+        self._data_version = -1
         # One process at a time checks (and may create or wipe) the file: another process opening it
         # meanwhile saw a half-created schema as a foreign file and wiped it (found by two editors' cold
         # builds both parsing everything).
@@ -129,11 +134,12 @@ class Store:
                           [("schema_version", str(SCHEMA_VERSION)), ("root", self.root)])
         else:
             c.executescript(_SCHEMA)
-        # integrity of the tables we rely on; a damaged page raises DatabaseError here
-        c.execute("SELECT count(*) FROM files").fetchone()
+        # integrity of the tables we rely on (a damaged page raises DatabaseError here), and their row counts
+        self._recount()
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             try:
                 self.conn.execute("PRAGMA optimize")
             except sqlite3.Error:
@@ -154,6 +160,35 @@ class Store:
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+        self._committed = (self._files, self._definitions)
+
+    def rollback(self) -> None:
+        """Undo the open transaction, and the row counts it moved."""
+        self.conn.execute("ROLLBACK")
+        self._files, self._definitions = self._committed
+
+    # ---- row counts (``coderflash/status``, polled by editors)
+    def _recount(self) -> None:
+        """The one full count: at open, and after another connection (a second editor's server, `coderflash
+        index`) committed to the same file, which the counters kept by this connection's writers cannot see."""
+        c = self.conn
+        self._data_version = c.execute("PRAGMA data_version").fetchone()[0]
+        self._files = c.execute("SELECT count(*) FROM files").fetchone()[0]
+        self._definitions = c.execute("SELECT count(*) FROM definitions").fetchone()[0]
+        self._committed = (self._files, self._definitions)
+
+    def row_counts(self) -> tuple[int, int]:
+        """(files, definitions) as last committed, in O(1): the writers below keep the counts as they go. Never
+        waits for the lock (a build holds it for its whole run, and an editor's status poll must not stall):
+        with a writer at work the last committed counts are answered."""
+        if self.lock.acquire(blocking=False):
+            try:
+                if not self.closed and not self.conn.in_transaction \
+                        and self.conn.execute("PRAGMA data_version").fetchone()[0] != self._data_version:
+                    self._recount()
+            finally:
+                self.lock.release()
+        return self._committed
 
     def meta_get(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -172,7 +207,7 @@ class Store:
 
     def delete_file_rows(self, fid: int) -> None:
         c = self.conn
-        c.execute("DELETE FROM definitions WHERE file_id=?", (fid,))
+        self._definitions -= c.execute("DELETE FROM definitions WHERE file_id=?", (fid,)).rowcount
         c.execute("DELETE FROM refs WHERE file_id=?", (fid,))
         c.execute("DELETE FROM imports WHERE file_id=?", (fid,))
         c.execute("DELETE FROM import_edges WHERE src_id=?", (fid,))
@@ -181,7 +216,7 @@ class Store:
         self.delete_file_rows(fid)
         self.conn.execute("DELETE FROM import_edges WHERE dst_id=?", (fid,))
         self.conn.execute("DELETE FROM edges WHERE src_id=? OR dst_id=?", (fid, fid))
-        self.conn.execute("DELETE FROM files WHERE id=?", (fid,))
+        self._files -= self.conn.execute("DELETE FROM files WHERE id=?", (fid,)).rowcount
 
     def write_file(self, fid: int | None, path: str, size: int, mtime_ns: int, hsh: str, language: str | None,
                    parsed: ParsedFile, overlay: bool = False, fresh: bool = False) -> int:
@@ -192,12 +227,14 @@ class Store:
                 "INSERT INTO files(path,size,mtime_ns,hash,language,lines,overlay) VALUES(?,?,?,?,?,?,?)",
                 (path, size, mtime_ns, hsh, language, parsed.lines, int(overlay)))
             fid = int(cur.lastrowid or 0)
+            self._files += 1
         else:
             c.execute("UPDATE files SET size=?, mtime_ns=?, hash=?, language=?, lines=?, overlay=? WHERE id=?",
                       (size, mtime_ns, hsh, language, parsed.lines, int(overlay), fid))
             if not fresh:
                 self.delete_file_rows(fid)
         if parsed.defs:
+            self._definitions += len(parsed.defs)
             c.executemany(
                 "INSERT INTO definitions(file_id,name,qualified_name,kind,signature,doc,start_line,end_line,"
                 "start_byte,end_byte,parent,name_line) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
