@@ -14,12 +14,14 @@ cannot convert (``workspace/applyEdit`` answered with null) leaves the request w
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 from typing import Any, Generator
 
 from lsprotocol import types
-from pygls.exceptions import (JsonRpcException, JsonRpcInvalidRequest, JsonRpcParseError,
-                              JsonRpcServerNotInitialized)
+from pygls.exceptions import (FeatureNotificationError, JsonRpcException, JsonRpcInternalError, JsonRpcInvalidRequest,
+                              JsonRpcParseError, JsonRpcServerNotInitialized)
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCResponseMessage
 from pygls.protocol.language_server import lsp_method
@@ -109,7 +111,30 @@ class CoderflashProtocol(LanguageServerProtocol):
                 and hasattr(message, "method"):
             self._send_error(message.id, JsonRpcInvalidRequest("Invalid request: the server is shut down"))
             return
+        if method == types.TEXT_DOCUMENT_DID_CHANGE and not hasattr(message, "id") and not self._shutdown \
+                and getattr(message, "jsonrpc", None) == "2.0" and self._did_change(message.params):
+            return
         super().handle_message(message)
+
+    def _did_change(self, params: types.DidChangeTextDocumentParams) -> bool:
+        """A keystroke, applied and handed to the server's handler directly: what pygls 2.1's built-in
+        didChange does, without its dispatch. Why: that dispatch made two UUIDs (``os.urandom`` releases the
+        GIL, and taking it back waited for the inference thread's switch interval), a future, a context copy
+        and isinstance checks against runtime protocols per keystroke, most of the event loop's time at
+        2,000 didChange per second while a completion ran (bench/load_bench.py). False: not handled here (the
+        server's handler is not a plain function), pygls's path runs instead."""
+        handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
+        if handler is not None and (inspect.iscoroutinefunction(handler) or inspect.isgeneratorfunction(handler)
+                                    or getattr(handler, "execute_in_thread", False)):
+            return False
+        try:
+            for change in params.content_changes:
+                self.workspace.update_text_document(params.text_document, change)
+            if handler is not None:
+                handler(params)
+        except Exception:  # reported as pygls reports a failed notification handler; the server goes on
+            self._server._report_server_error(JsonRpcInternalError.of(sys.exc_info()), FeatureNotificationError)
+        return True
 
     def _execute_handler(self, msg_id: Any, handler: Any, args: Any = None, kwargs: Any = None,
                          callback: Any = None) -> None:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from engine.text_position import PositionError, offset_at
+from engine.text_position import PositionError, offset_at, split_lines
 from lsp_server.fast_documents import FastPositionCodec, FastTextDocument
 
 ENCODINGS = [types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf32]
@@ -65,6 +65,17 @@ def test_incremental_changes_agree_with_the_reference(text: str, edits, encoding
         a, b = sorted((reference_offset(expected, start, encoding), reference_offset(expected, end, encoding)))
         expected = expected[:a] + new + expected[b:]
         assert fast.source == expected
+        assert list(fast.lines) == split_lines(expected)  # the lines kept across changes, re-split only in part
+
+
+def test_a_lone_cr_and_an_inserted_newline_become_one_line_end() -> None:
+    """The one change a partial re-split cannot see: a \\n typed at the start of the line after a lone \\r."""
+    fast = FastTextDocument("file:///a.py", source="ab\rcd\n", position_codec=FastPositionCodec("utf-16"))
+    assert list(fast.lines) == ["ab\r", "cd\n"]
+    fast.apply_change(types.TextDocumentContentChangePartial(
+        range=types.Range(start=types.Position(line=1, character=0), end=types.Position(line=1, character=0)),
+        text="\n"))
+    assert fast.source == "ab\r\ncd\n" and list(fast.lines) == ["ab\r\n", "cd\n"]
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None)
