@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
+from concurrent.futures import Future
 from typing import Any, Generator
 
 from lsprotocol import types
-from pygls.exceptions import (FeatureNotificationError, JsonRpcException, JsonRpcInternalError, JsonRpcInvalidRequest,
-                              JsonRpcParseError, JsonRpcServerNotInitialized)
+from pygls.exceptions import (JsonRpcException, JsonRpcInvalidRequest, JsonRpcParseError,
+                              JsonRpcServerNotInitialized)
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCResponseMessage
 from pygls.protocol.language_server import lsp_method
@@ -132,8 +132,10 @@ class CoderflashProtocol(LanguageServerProtocol):
                 self.workspace.update_text_document(params.text_document, change)
             if handler is not None:
                 handler(params)
-        except Exception:  # reported as pygls reports a failed notification handler; the server goes on
-            self._server._report_server_error(JsonRpcInternalError.of(sys.exc_info()), FeatureNotificationError)
+        except Exception as exc:  # reported as pygls reports a failed notification handler; the server goes on
+            failed: Future[None] = Future()
+            failed.set_exception(exc)
+            self._check_handler_result(failed)
         return True
 
     def _execute_handler(self, msg_id: Any, handler: Any, args: Any = None, kwargs: Any = None,
