@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import sysconfig
 import time
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -34,3 +38,16 @@ def wait_for(pred: Callable[[], bool], timeout: float = 1.0, interval: float = 0
         time.sleep(interval)
 
 
+
+
+def unprivileged_ids() -> tuple[int, int]:
+    """(uid, gid) a permission test's child process drops to: ``nobody``'s when running as root (root reads
+    any file, so a permission-denied path would not be), else (-1, -1): the child keeps the current user.
+    Skips the test when root has no ``nobody`` user to become."""
+    if os.getuid() != 0:
+        return -1, -1
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root and no 'nobody' user to drop privileges to")
+    return nobody.pw_uid, nobody.pw_gid

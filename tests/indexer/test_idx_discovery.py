@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 
 from indexer import Index, IndexSettings, is_secret_path
 
-from idx_helpers import write_tree
+from idx_helpers import unprivileged_ids, write_tree
 
 
 def _paths(idx: Index) -> set[str]:
@@ -121,13 +120,7 @@ def test_permission_denied_file_is_skipped(tmp_path: Path) -> None:
             "print(json.dumps({'files': sorted(f.path for f in idx.files()), 'skipped': idx.skipped(),\n"
             "                  'ok': len(idx.definitions('ok'))}))\n"
         )
-        uid = gid = -1
-        if os.getuid() == 0:
-            try:
-                nobody = pwd.getpwnam("nobody")
-            except KeyError:
-                pytest.skip("running as root and no 'nobody' user to drop privileges to")
-            uid, gid = nobody.pw_uid, nobody.pw_gid
+        uid, gid = unprivileged_ids()
         out = subprocess.run([sys.executable, "-c", script, str(uid), str(gid)], capture_output=True, text=True,
                              timeout=60)
         assert out.returncode == 0, out.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from indexer import Index, IndexSettings
 
-from idx_helpers import wait_for, write_tree
+from idx_helpers import unprivileged_ids, wait_for, write_tree
 
 BASE = {
     "pkg/__init__.py": "",
@@ -150,13 +149,7 @@ idx.close()
 def test_a_directory_readable_again_is_watched(tmp_path: Path) -> None:
     """A directory unreadable when the watches were set up (inotify refuses to watch it) and readable later:
     its files were re-indexed, but it never got a watch, so every later change inside it was missed."""
-    uid = gid = -1
-    if os.getuid() == 0:
-        try:
-            nobody = pwd.getpwnam("nobody")
-        except KeyError:
-            pytest.skip("running as root and no 'nobody' user to drop privileges to")
-        uid, gid = nobody.pw_uid, nobody.pw_gid
+    uid, gid = unprivileged_ids()
     base = Path(tempfile.mkdtemp(prefix="cf-watch-perm-"))
     try:
         base.chmod(0o777)

@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+from rawlsp import RawLspProcess
 
 
 class RecordingPeer(ThreadingHTTPServer):
@@ -58,3 +63,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+@contextmanager
+def served_through(peer: RecordingPeer, root: Path, cache: Path, **options: object) -> Iterator[RawLspProcess]:
+    """``coderflash serve`` over stdio on ``root`` (indexed, cache in ``cache``) with ``peer`` as its remote
+    backend and ``options`` added to its initialization options; closed, with the peer, on the way out. The
+    shape of every test that reads what the server sends a model."""
+    server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(cache)}, answer_requests=True)
+    try:
+        server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0}, **options})
+        server.wait_for_index(timeout=60)
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.close()
+        peer.shutdown()

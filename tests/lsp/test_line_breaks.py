@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from rawlsp import RawLspProcess
-from recording_peer import RecordingPeer
+from recording_peer import RecordingPeer, served_through
 
 FIM_SUFFIX, FIM_MIDDLE = "<|fim_suffix|>", "<|fim_middle|>"
 ANSWER = "value"
@@ -27,14 +27,9 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     peer = RecordingPeer(completion=ANSWER)
     root = tmp_path_factory.mktemp("breaks")
     (root / "util.py").write_text("def helper():\n    return 1\n")
-    server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(root / ".cache")}, answer_requests=True)
-    server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0},
-                                      "completion": {"max_tokens": 8, "latency_target": False}})
-    server.wait_for_index(timeout=60)
-    yield server, root, peer
-    if server.proc.poll() is None:
-        server.close()
-    peer.shutdown()
+    with served_through(peer, root, root / ".cache",
+                        completion={"max_tokens": 8, "latency_target": False}) as server:
+        yield server, root, peer
 
 
 def _cursor(peer: RecordingPeer) -> tuple[str, str]:

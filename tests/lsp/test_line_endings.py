@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rawlsp import RawLspProcess
-from recording_peer import RecordingPeer
+from recording_peer import RecordingPeer, served_through
 
 CHAT_ANSWER = '```python\ndef area(w, h):\n    """The area."""\n    return w * h\n```'
 COMPLETION_ANSWER = "    x = w * h\n    return x"  # the model writes the cursor's line whole, indentation included
@@ -29,14 +29,9 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     peer = RecordingPeer(completion=COMPLETION_ANSWER, chat=CHAT_ANSWER)
     root = tmp_path_factory.mktemp("eol")
     (root / "util.py").write_bytes(b"def helper():\r\n    return 1\r\n")  # a repository file from a Windows checkout
-    server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(root / ".cache")}, answer_requests=True)
-    server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0},
-                                      "completion": {"max_tokens": 32, "latency_target": False}})
-    server.wait_for_index(timeout=60)
-    yield server, root, peer
-    if server.proc.poll() is None:
-        server.close()
-    peer.shutdown()
+    with served_through(peer, root, root / ".cache",
+                        completion={"max_tokens": 32, "latency_target": False}) as server:
+        yield server, root, peer
 
 
 def _source(eol: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from rawlsp import RawLspProcess
-from recording_peer import RecordingPeer
+from recording_peer import RecordingPeer, served_through
 
 FIM_PREFIX = "<|fim_prefix|>"
 
@@ -43,16 +43,10 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     (root / "mod_a.py").write_text("def alpha_fn(value):\n    return value + 1  # alpha body\n")
     (root / "mod_b.py").write_text("def beta_fn(value):\n    return value + 2  # beta body\n")
     (root / "doc.py").write_text("\n".join(CHAT_DOC))
-    server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(root / ".cache")}, answer_requests=True)
-    server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0},
-                                      "context": {"budget": 400, "chat_reserve": 1400},
-                                      "llama": {"n_ctx": 2200},  # a remote server's window is not known
-                                      "completion": {"max_tokens": 8, "latency_target": False}})
-    server.wait_for_index(timeout=60)
-    yield server, root, peer
-    if server.proc.poll() is None:
-        server.close()
-    peer.shutdown()
+    with served_through(peer, root, root / ".cache", context={"budget": 400, "chat_reserve": 1400},
+                        llama={"n_ctx": 2200},  # a remote server's window is not known
+                        completion={"max_tokens": 8, "latency_target": False}) as server:
+        yield server, root, peer
 
 
 def test_snippets_after_a_form_feed_are_the_definitions_lines(session) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rawlsp import RawLspProcess
-from recording_peer import RecordingPeer
+from recording_peer import RecordingPeer, served_through
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_repo"
 ENV = "MYSQL_ROOT=Hunter2Horse\nADMIN_PIN=48213\nDB_PASSWORD=abc123xyz\n"
@@ -25,13 +24,8 @@ def session(tmp_path: Path):
     root = Path(shutil.copytree(SAMPLE, tmp_path / "repo"))
     (root / ".env").write_text(ENV)
     (root / "deploy.env").write_text(ENV)  # a second one, never opened: chat names it by uri
-    server = RawLspProcess(env={"CODERFLASH_CACHE_DIR": str(tmp_path / "cache")}, answer_requests=True)
-    server.initialize(root.as_uri(), {"backend": "openai", "remote": {"url": peer.url, "retries": 0}})
-    server.wait_for_index(timeout=60)
-    yield server, root, peer
-    if server.proc.poll() is None:
-        server.close()
-    peer.shutdown()
+    with served_through(peer, root, tmp_path / "cache") as server:
+        yield server, root, peer
 
 
 def _sent(peer: RecordingPeer) -> str:
