@@ -47,6 +47,9 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
+GIT_EXCLUDE = ".git/info/exclude"  # the repository's own ignore file, outside the tree the index walks
+
+
 class IgnoreRules:
     """Stack of gitignore specs, one per directory level that has a ``.gitignore``.
 
@@ -57,7 +60,7 @@ class IgnoreRules:
     def __init__(self, root: str, settings: IndexSettings) -> None:
         self.root = root
         self.settings = settings
-        root_files = [os.path.join(root, ".git", "info", "exclude"), os.path.join(root, ".gitignore"),
+        root_files = [os.path.join(root, *GIT_EXCLUDE.split("/")), os.path.join(root, ".gitignore"),
                       os.path.join(root, ".coderflashignore")]
         self.root_spec = compile_ignore([("settings index.extra_ignore", list(settings.extra_ignore))]
                                         + [(f, _read_lines(f)) for f in root_files])

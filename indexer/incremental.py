@@ -11,7 +11,7 @@ import os
 from typing import Iterable
 
 from .build import Builder
-from .discovery import IgnoreRules, discover, stat_one
+from .discovery import GIT_EXCLUDE, IgnoreRules, discover, stat_one
 from .parsed import ParsedFile
 from .ranker import Ranker
 from .reparse import EditParser
@@ -40,7 +40,7 @@ class Updater:
         rels = {state.rel(p) for p in paths}
         rels.discard("")
         # ignore-rule changes can (un)ignore whole subtrees: a warm build re-applies them
-        rule_files = {r for r in rels if r.rsplit("/", 1)[-1] in _RULE_FILE_NAMES or r == ".git/info/exclude"}
+        rule_files = {r for r in rels if r.rsplit("/", 1)[-1] in _RULE_FILE_NAMES or r == GIT_EXCLUDE}
         if rule_files:
             rels -= rule_files
             state.forget_ignore_rules()

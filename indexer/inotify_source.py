@@ -22,13 +22,14 @@ import threading
 import time
 from typing import Any, Protocol
 
-from .discovery import discover
+from .discovery import GIT_EXCLUDE, discover
 from .settings import IndexSettings
 
 log = logging.getLogger(__name__)
 
 _READ_TIMEOUT_MS = 200
 _RULE_FILE_NAMES = (".gitignore", ".coderflashignore")
+_GIT_INFO = GIT_EXCLUDE.rsplit("/", 1)[0]
 
 
 class WatchLimitReached(OSError):
@@ -87,6 +88,8 @@ class InotifySource:
         result = discover(self.w.index.root, self.w.index.settings, subdir=rel_dir)
         for d in [rel_dir] + [x for x in result.dirs if x != rel_dir]:
             self._watch(d)
+        if rel_dir == "" and os.path.isdir(os.path.join(self.w.index.root, _GIT_INFO)):
+            self._watch(_GIT_INFO)  # the one directory of .git that holds an ignore file
 
     def _watch(self, rel_dir: str) -> None:
         if rel_dir in self.watched:
@@ -197,6 +200,8 @@ class InotifySource:
                 self._forget(rel)
             if event.name in _RULE_FILE_NAMES:
                 rewalk.add(parent)
+            elif rel == GIT_EXCLUDE:
+                rewalk.add("")  # rules for the whole tree
             if not self.w.relevant(rel, is_dir):
                 continue
             if is_dir and event.mask & (flags.CREATE | flags.MOVED_TO | flags.ATTRIB):

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Callable, Iterable, Protocol
 
-from .discovery import IgnoreRules
+from .discovery import GIT_EXCLUDE, IgnoreRules
 from .inotify_source import InotifySource, WatchLimitReached
 from .settings import IndexSettings
 
@@ -113,11 +113,12 @@ class Watcher:
 
     # -- events ----------------------------------------------------------------------------------
     def relevant(self, rel: str, is_dir: bool = False) -> bool:
-        """Not inside .git and not ignored (ignore files themselves are relevant: they change the rules)."""
-        if not rel or rel == ".git" or rel.startswith(".git/"):
+        """Not inside .git and not ignored (ignore files themselves are relevant: they change the rules;
+        ``.git/info/exclude`` is one)."""
+        if rel != GIT_EXCLUDE and (not rel or rel == ".git" or rel.startswith(".git/")):
             return False
         name = rel.rsplit("/", 1)[-1]
-        if name in (".gitignore", ".coderflashignore"):
+        if name in (".gitignore", ".coderflashignore") or rel == GIT_EXCLUDE:
             self._rules = IgnoreRules(self.index.root, self.index.settings)
             return True
         try:

@@ -86,6 +86,23 @@ def test_a_directory_no_longer_ignored_is_watched(repo: Path, cache_dir: Path) -
         assert wait_for(lambda: _defined(idx, "after_unignore", "pkg/after.py"), timeout=SETTLE_S)
 
 
+def test_git_info_exclude_changes_are_followed(repo: Path, cache_dir: Path) -> None:
+    """``.git/info/exclude`` is an ignore file like ``.gitignore`` (discovery reads it), but the watcher left
+    everything under ``.git`` out: excluding or un-excluding a directory there took effect only at restart."""
+    write_tree(repo, {**BASE, ".git/info/exclude": "lib/\n", ".git/HEAD": "ref: refs/heads/main\n"})
+    with Index.open(repo, cache_dir, IndexSettings(workers=1, debounce_s=0.02)) as idx:
+        idx.build()
+        idx.start_watching()
+        assert "lib/util.py" not in _paths(idx)
+        (repo / ".git/info/exclude").write_text("pkg/\n")
+        assert wait_for(lambda: _defined(idx, "util", "lib/util.py") and "pkg/a.py" not in _paths(idx),
+                        timeout=SETTLE_S), sorted(_paths(idx))
+        (repo / "lib/later.py").write_text("def after_exclude():\n    pass\n")  # the un-excluded tree is watched
+        assert wait_for(lambda: _defined(idx, "after_exclude", "lib/later.py"), timeout=SETTLE_S)
+        (repo / ".git/HEAD").write_text("ref: refs/heads/other\n")  # the rest of .git still is not indexed
+        assert not wait_for(lambda: any(p.startswith(".git") for p in _paths(idx)), timeout=0.5)
+
+
 def test_the_root_deleted_and_recreated_is_followed(watched: Index, repo: Path) -> None:
     watched.start_watching()
     shutil.rmtree(repo)
