@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+
 class DestinationError(Exception):
     """A destination the command cannot write, said in one line."""
 

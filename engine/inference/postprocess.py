@@ -141,6 +141,9 @@ def _first_suffix_line(suffix: str) -> str:
     return ""
 
 
+_FENCE = re.compile(r"^[ \t]*```", re.M)  # a Markdown code fence line
+
+
 def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape) -> str:
     """Apply the shape, stop at suffix repetition, keep indentation consistent, strip trailing space."""
     if not text:
@@ -151,6 +154,11 @@ def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape)
         lines = lines[:1]
     else:
         lines = lines[: shape.max_lines]
+    # A chat answer's closing fence (instruct-tuned models write one after a block) is no code, nor is the
+    # prose after it; a document with fences of its own (Markdown, an example in a docstring) keeps them.
+    fence = next((i for i, line in enumerate(lines) if _FENCE.match(line)), None)
+    if fence is not None and not _FENCE.search(prefix):  # the prefix is scanned only when a fence was written
+        lines = lines[:fence] or [""]
     # Stop where the model starts re-typing the code after the cursor.
     anchor = _first_suffix_line(suffix)
     if anchor and len(anchor) >= 3:

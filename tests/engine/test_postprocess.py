@@ -94,3 +94,23 @@ def test_a_body_completion_does_not_close_the_block_the_suffix_closes():
     # a block the completion opens keeps its own closer
     opened = "if (o) {\n      this.list.push(o)\n    }\n  }"
     assert trim_completion(opened, prefix, suffix, shape) == "if (o) {\n      this.list.push(o)\n    }"
+
+
+_MAIN = '"""Main entry point"""\n\nfrom .main import main\n\n'
+
+
+def test_a_markdown_fence_ends_a_completion_in_code():
+    """An instruct-tuned model ends a block it wrote with a chat answer's closing fence: in a Python file
+    that line (and the prose an answer puts after it) is not code (seen in the quality bench: stdlib
+    unittest/__main__.py completed as ``main()`` then a line of three backticks)."""
+    shape = choose_shape(_MAIN, "\n", 16)
+    assert shape.multiline
+    got = trim_completion('if __name__ == "__main__":\n    main()\n```\nThis runs the tests.', _MAIN, "\n", shape)
+    assert got == 'if __name__ == "__main__":\n    main()'
+
+
+def test_a_fence_is_kept_where_the_document_has_fences():
+    """A Markdown file, or a docstring with an example block: the fence there is the text being written."""
+    prefix = "# Usage\n\n```python\nimport tool\n"
+    shape = choose_shape(prefix, "", 16)
+    assert trim_completion("tool.run()\n```\n", prefix, "", shape) == "tool.run()\n```"
