@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO / "tests" / "lsp"))
 from chat_grammars import call_text, gbnf_literal  # noqa: E402
 from rawlsp import RawLspProcess  # noqa: E402
 from real_repos import copy_stdlib, descendants  # noqa: E402
+from soak_tracing import SoakTracing  # noqa: E402
 
 
 def rss_kb(pids: set[int]) -> int:
@@ -85,9 +86,9 @@ def percentile(values: list[float], q: float) -> float:
 class Session:
     """A server on ``repo`` with documents open, and the client's view of them."""
 
-    def __init__(self, repo: Path, model: Path, cache: Path, docs: list[Path]) -> None:
+    def __init__(self, repo: Path, model: Path, cache: Path, docs: list[Path], env: dict | None = None) -> None:
         self.server = RawLspProcess(argv=[sys.executable, "-m", "lsp_server", "serve"],
-                                    env={"CODERFLASH_CACHE_DIR": str(cache)}, answer_requests=True)
+                                    env={"CODERFLASH_CACHE_DIR": str(cache), **(env or {})}, answer_requests=True)
         self.server.initialize(repo.as_uri(), {"model": str(model), "llama": {"n_ctx": 8192},
                                                "completion": {"max_tokens": 8}})
         try:
@@ -269,7 +270,7 @@ def run_load(session: Session, docs: list[Path], rate: int, seconds: float) -> d
     }
 
 
-def run_soak(session: Session, docs: list[Path], events: int) -> dict:
+def run_soak(session: Session, docs: list[Path], events: int, tracing: SoakTracing | None = None) -> dict:
     server_pid = session.server.proc.pid
     rng = random.Random(11)
     uris = [d.as_uri() for d in docs]
@@ -337,6 +338,8 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
                             "context_cache": workspace.get("context_cache"),
                             "memory": status.get("memory")})
             print(json.dumps(samples[-1]), file=sys.stderr)
+            if tracing is not None:
+                tracing.sample(server_pid)
         session.server.incoming.clear()
     warm, half, end = samples[0], samples[len(samples) // 2 - 1], samples[-1]
     return {"events": events, "kinds": kinds, "chat_outcomes": chat_outcomes, "seconds": end["seconds"],
@@ -345,7 +348,8 @@ def run_soak(session: Session, docs: list[Path], events: int) -> dict:
             "rss_growth_mb": round(end["rss_mb"] - warm["rss_mb"], 1),
             "rss_growth_second_half_mb": round(end["rss_mb"] - half["rss_mb"], 1),
             "handlers_in_flight_end": session.status()["handlers_in_flight"],
-            "fds_after_warmup": warm["fds"], "fds_end": end["fds"], "fds_growth": end["fds"] - warm["fds"]}
+            "fds_after_warmup": warm["fds"], "fds_end": end["fds"], "fds_growth": end["fds"] - warm["fds"],
+            **({"python_allocations": tracing.report()} if tracing is not None else {})}
 
 
 SOAK_FLAT_MB = 5.0  # RSS "flat" over the soak's second half: within 5 MB (0.1 KB per event) of its half-time value
@@ -382,6 +386,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--skip", choices=("load", "soak"))
+    ap.add_argument("--trace-python", type=int, metavar="FRAMES",
+                    help="soak with tracemalloc in the server (FRAMES deep): which source lines' allocations "
+                         "grew (bench/soak_tracing.py); its RSS figures then include the tracing")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cf-load-"))
     try:
@@ -399,8 +406,9 @@ def main() -> int:
             print(json.dumps(out["load"], indent=2), file=sys.stderr)
             session.server.close()
         if args.skip != "soak":
-            session = Session(repo, model, work / "cache", docs)
-            out["soak"] = run_soak(session, docs, args.events)
+            tracing = SoakTracing(work, args.trace_python) if args.trace_python else None
+            session = Session(repo, model, work / "cache", docs, tracing.env() if tracing else None)
+            out["soak"] = run_soak(session, docs, args.events, tracing)
             session.server.close()
         out["targets_met"] = targets(out)
         text = json.dumps(out, indent=2)
