@@ -28,6 +28,7 @@ _C_TYPE_SPECIFIERS = frozenset({"enum_specifier", "struct_specifier", "union_spe
 CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "trait", "impl", "object"})
 _NON_SCOPE_KINDS = frozenset({"constant", "field", "property", "macro", "variable", "prototype", "type"})
 _GO_RECV = re.compile(r"\*?\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*\)\s*$")
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 # (definition node, name node, kind, is_scope): a scope (Rust ``impl``) qualifies names but is no definition
 _RawDef = tuple[ts.Node, ts.Node, str, bool]
@@ -228,6 +229,13 @@ def _macro_body_items(lang_name: str, loaded: LoadedLanguage, src: bytes, caps: 
         raw.extend(nested_raw)
         imports.extend(nested_imports)
     return raw, imports
+
+
+def lf_rows(src: bytes) -> bytes:
+    """``src`` with each lone ``\\r`` (classic Mac line end) written ``\\n``: the grammars end lines, and
+    tree-sitter counts rows, at ``\\n`` only, so such a file parsed as one line of errors (no definitions),
+    while editors and LSP break lines at ``\\r`` too. One byte for one byte: every offset stays valid."""
+    return _LONE_CR.sub(b"\n", src) if b"\r" in src else src
 
 
 def parse_source(lang_name: str, src: bytes, tree: ts.Tree | None = None) -> ParsedFile:

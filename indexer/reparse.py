@@ -10,7 +10,7 @@ import tree_sitter as ts
 
 from .languages import is_parseable, language_for_path, load
 from .parsed import ParsedFile
-from .parser import parse_source
+from .parser import lf_rows, parse_source
 from .worker import parse_bytes
 
 _KEPT_TREES = 8  # the files edited or open most recently keep their trees
@@ -65,6 +65,7 @@ class EditParser:
     def parse(self, rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
         """The language and parse of ``data``, the new text of ``rel``."""
         lang = language_for_path(rel)
+        data = lf_rows(data)  # lines at every line end, as the editor counts them (kept so for the next edit)
         if not is_parseable(lang):
             return parse_bytes(rel, data)
         assert lang is not None

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from .languages import is_parseable, language_for_path
 from .parsed import ParsedFile, to_wire
-from .parser import parse_source
+from .parser import lf_rows, parse_source
 from .regular_files import NotRegularFileError, read_regular_file
 
 # Result tuples:
@@ -79,6 +79,7 @@ def process_file(root: str, rel: str, mtime_ns: int, known_hash: str | None,
 
 def parse_bytes(rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
     lang = language_for_path(rel)
+    data = lf_rows(data)  # lines at every line end, as the editor counts them
     try:
         parsed = parse_source(lang, data) if is_parseable(lang) else ParsedFile(
             data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1))
