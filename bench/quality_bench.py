@@ -48,11 +48,12 @@ from engine.config import Config  # noqa: E402
 from engine.context.result import split_at_cursor  # noqa: E402
 from engine.inference.postprocess import choose_shape, finish_completion  # noqa: E402
 from engine.inference.runtime import completion_request  # noqa: E402
+from engine.model.pypi_models import DEFAULT_PYPI_MODEL  # noqa: E402
 from engine.model_host import ModelHost  # noqa: E402
 from engine.service import Engine  # noqa: E402
 
 METHODS = ("engine", "buffer_only", "jaccard_windows", "aider_map")
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"  # the embedded default, as the other benches
+DEFAULT_MODEL = DEFAULT_PYPI_MODEL  # the embedded default
 
 
 def log(msg: str) -> None:

@@ -80,6 +80,8 @@ class SoakTracing:
                 "grown_kib": {k: [round(s.get(k, 0) / 1024) for s in sizes] for k in grown}}
 
 
+_REPO = str(Path(__file__).resolve().parent.parent) + os.sep
+
+
 def _short(filename: str) -> str:
-    root = str(Path(__file__).resolve().parent.parent) + os.sep
-    return filename[len(root):] if filename.startswith(root) else filename
+    return filename[len(_REPO):] if filename.startswith(_REPO) else filename

@@ -48,6 +48,7 @@ def _read_lines(path: str) -> list[str]:
 
 
 GIT_EXCLUDE = ".git/info/exclude"  # the repository's own ignore file, outside the tree the index walks
+RULE_FILE_NAMES = (".gitignore", ".coderflashignore")  # ignore files at any level of the tree
 
 
 class IgnoreRules:
@@ -60,8 +61,7 @@ class IgnoreRules:
     def __init__(self, root: str, settings: IndexSettings) -> None:
         self.root = root
         self.settings = settings
-        root_files = [os.path.join(root, *GIT_EXCLUDE.split("/")), os.path.join(root, ".gitignore"),
-                      os.path.join(root, ".coderflashignore")]
+        root_files = [os.path.join(root, *GIT_EXCLUDE.split("/"))] + [os.path.join(root, n) for n in RULE_FILE_NAMES]
         self.root_spec = compile_ignore([("settings index.extra_ignore", list(settings.extra_ignore))]
                                         + [(f, _read_lines(f)) for f in root_files])
         self._cache: dict[str, pathspec.GitIgnoreSpec | None] = {}
@@ -217,7 +217,7 @@ def discover(root: str | Path, settings: IndexSettings, subdir: str = "") -> Dis
                 visited.add(key)
                 stack.append((rel, ancestors | {key}))
             elif stat_mod.S_ISREG(mode):
-                if name == ".gitignore" or name == ".coderflashignore":
+                if name in RULE_FILE_NAMES:
                     continue
                 if chain and IgnoreRules.matches(chain, rel, False):
                     res.ignored += 1

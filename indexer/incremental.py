@@ -11,14 +11,13 @@ import os
 from typing import Iterable
 
 from .build import Builder
-from .discovery import GIT_EXCLUDE, IgnoreRules, discover, stat_one
+from .discovery import GIT_EXCLUDE, RULE_FILE_NAMES, IgnoreRules, discover, stat_one
 from .parsed import ParsedFile
 from .ranker import Ranker
 from .reparse import EditParser
 from .state import IndexState
 from .worker import process_file
 
-_RULE_FILE_NAMES = (".gitignore", ".coderflashignore")
 
 
 class Updater:
@@ -40,7 +39,7 @@ class Updater:
         rels = {state.rel(p) for p in paths}
         rels.discard("")
         # ignore-rule changes can (un)ignore whole subtrees: a warm build re-applies them
-        rule_files = {r for r in rels if r.rsplit("/", 1)[-1] in _RULE_FILE_NAMES or r == GIT_EXCLUDE}
+        rule_files = {r for r in rels if r.rsplit("/", 1)[-1] in RULE_FILE_NAMES or r == GIT_EXCLUDE}
         if rule_files:
             rels -= rule_files
             state.forget_ignore_rules()

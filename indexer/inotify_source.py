@@ -22,13 +22,12 @@ import threading
 import time
 from typing import Any, Protocol
 
-from .discovery import GIT_EXCLUDE, discover
+from .discovery import GIT_EXCLUDE, RULE_FILE_NAMES, discover
 from .settings import IndexSettings
 
 log = logging.getLogger(__name__)
 
 _READ_TIMEOUT_MS = 200
-_RULE_FILE_NAMES = (".gitignore", ".coderflashignore")
 _GIT_INFO = GIT_EXCLUDE.rsplit("/", 1)[0]
 
 
@@ -198,7 +197,7 @@ class InotifySource:
             is_dir = bool(event.mask & flags.ISDIR)
             if is_dir and event.mask & (flags.MOVED_FROM | flags.DELETE):
                 self._forget(rel)
-            if event.name in _RULE_FILE_NAMES:
+            if event.name in RULE_FILE_NAMES:
                 rewalk.add(parent)
             elif rel == GIT_EXCLUDE:
                 rewalk.add("")  # rules for the whole tree

@@ -65,9 +65,9 @@ class EditParser:
     def parse(self, rel: str, data: bytes) -> tuple[str | None, ParsedFile]:
         """The language and parse of ``data``, the new text of ``rel``."""
         lang = language_for_path(rel)
-        data = lf_rows(data)  # lines at every line end, as the editor counts them (kept so for the next edit)
         if not is_parseable(lang):
             return parse_bytes(rel, data)
+        data = lf_rows(data)  # lines at every line end, as the editor counts them (kept so for the next edit)
         assert lang is not None
         prev = self._trees.pop(rel, None)
         try:
