@@ -1,5 +1,4 @@
-"""How the server process uses memory: at most two glibc heap arenas, freed memory handed back to the system
-every half minute (``MemoryTrimmer``), and where its memory is (``memory_usage``).
+"""How the server process uses memory: at most two glibc heap arenas, and where its memory is (``memory_usage``).
 
 Why: glibc gives each thread that allocates a heap arena of its own (up to eight per core), and memory freed
 in one arena is reused only by allocations served from it. The server's threads — stdin reader, event loop,
@@ -18,8 +17,6 @@ import ctypes
 import functools
 import os
 import sys
-import threading
-import time
 from typing import Any
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
@@ -44,71 +41,6 @@ def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
     if libc is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(libc.mallopt(M_ARENA_MAX, arenas))
-
-
-TRIM_INTERVAL_S = 30.0
-
-
-def trim_freed_memory() -> bool:
-    """Hand the pages of glibc's free heap memory back to the system (``malloc_trim(0)``: every arena, pages
-    inside the heap too, not only its top); True when glibc released some."""
-    libc = _glibc()
-    return libc is not None and bool(libc.malloc_trim(ctypes.c_size_t(0)))
-
-
-class MemoryTrimmer:
-    """Trims freed heap memory every ``interval_s`` seconds on a daemon thread of its own.
-
-    Why: with the arenas capped, the soak's remaining resident creep (``bench/load_bench.py``, 200,000 editor
-    events: +2.2 MB over the second half) was memory malloc held free — malloc's own count of memory in use
-    stayed flat while its free memory rose from 10.7 to 15 MB. glibc returns freed memory to the system only
-    from the top of a heap, so pages freed below a live block stay resident until ``malloc_trim``. A timer and
-    not "when idle": the sessions that creep are the busy ones, which may never be idle. ``malloc_trim`` holds
-    each arena's lock while it walks the free lists (milliseconds; ``last_ms`` says how many), and ctypes drops
-    the GIL during the call, so Python threads go on meanwhile."""
-
-    def __init__(self, interval_s: float = TRIM_INTERVAL_S) -> None:
-        self.interval_s = interval_s
-        self.trims = 0
-        self.released_mb = 0.0
-        self.last_ms = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> bool:
-        """Start trimming; False (and nothing started) where the C library is not glibc."""
-        if _glibc() is None:
-            return False
-        self._thread = threading.Thread(target=self._run, name="coderflash-memory-trim", daemon=True)
-        self._thread.start()
-        return True
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def trim_now(self) -> None:
-        rss_before = _rss_bytes() or 0
-        started = time.perf_counter()
-        trim_freed_memory()
-        self.last_ms = round((time.perf_counter() - started) * 1000, 2)
-        self.released_mb = round(self.released_mb + max(0, rss_before - (_rss_bytes() or 0)) / 1e6, 1)
-        self.trims += 1
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.trim_now()
-
-    def to_json(self) -> dict[str, float]:
-        """For ``coderflash/status`` ``memory``: how often, trims so far, the last one's duration, what they
-        gave back (the resident size's drop across each trim, summed)."""
-        return {"trim_interval_s": self.interval_s, "trims": self.trims, "trim_last_ms": self.last_ms, "trim_released_mb": self.released_mb}
-
-
-TRIMMER = MemoryTrimmer()  # the server's (started by ``run_server``); one process, one heap
 
 
 class _MallInfo2(ctypes.Structure):
@@ -166,8 +98,6 @@ def memory_usage() -> dict[str, float]:
     ``malloc_in_use_mb`` and ``malloc_free_mb`` (held by glibc's malloc after it was freed: what fragmentation
     keeps resident), ``sqlite_mb``. Why: a resident size that creeps is either live memory (in use grows) or the
     allocator's (free grows), and the two need different fixes; ``bench/load_bench.py``'s soak records this.
-    While the server's ``MemoryTrimmer`` runs: ``trim_interval_s``, ``trims``, ``trim_last_ms``,
-    ``trim_released_mb``.
     A figure this platform cannot give is left out."""
     out: dict[str, float] = {}
     rss = _rss_bytes()
@@ -179,6 +109,4 @@ def memory_usage() -> dict[str, float]:
     sqlite = _sqlite_bytes()
     if sqlite is not None:
         out["sqlite_mb"] = round(sqlite / 1e6, 2)
-    if TRIMMER.running:
-        out.update(TRIMMER.to_json())
     return out
