@@ -69,6 +69,32 @@ def tree_rss_kb(pid: int) -> int:
     return rss_kb({pid} | descendants(pid))
 
 
+def rss_by_mapping_kb(pid: int) -> dict[str, int]:
+    """The server's resident memory by kind of mapping (``/proc/PID/smaps``), in KB: ``heap`` (glibc's main
+    arena), ``anon`` (unnamed maps: malloc's other arenas and large blocks, Python's object arenas, thread
+    stacks, llama.cpp buffers), ``stack``, and each file holding 1 MB or more by its name (the rest as
+    ``other files``). Why: a creeping RSS that is not in malloc's own counts has to be found by where it is."""
+    by_kind: dict[str, int] = {}
+    kind = "anon"
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                fields = line.split()
+                if fields and "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+                    path = fields[5] if len(fields) > 5 else ""
+                    kind = ("anon" if not path else path.strip("[]") if path.startswith("[")
+                            else os.path.basename(path))
+                elif fields and fields[0] == "Rss:":
+                    by_kind[kind] = by_kind.get(kind, 0) + int(fields[1])
+    except OSError:
+        return {}
+    out: dict[str, int] = {}
+    for kind, kb in by_kind.items():
+        name = kind if kind in ("anon", "heap", "stack") or kb >= 1024 else "other files"
+        out[name] = out.get(name, 0) + kb
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
+
+
 def open_fds(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -336,7 +362,7 @@ def run_soak(session: Session, docs: list[Path], events: int, tracing: SoakTraci
                             "rss_mb": round(tree_rss_kb(server_pid) / 1024, 1), "fds": open_fds(server_pid),
                             **work, "plan": workspace.get("inference", {}).get("latency"),
                             "context_cache": workspace.get("context_cache"),
-                            "memory": status.get("memory")})
+                            "memory": status.get("memory"), "rss_by_mapping_kb": rss_by_mapping_kb(server_pid)})
             print(json.dumps(samples[-1]), file=sys.stderr)
             if tracing is not None:
                 tracing.sample(server_pid)
