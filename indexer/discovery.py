@@ -51,6 +51,12 @@ GIT_EXCLUDE = ".git/info/exclude"  # the repository's own ignore file, outside t
 RULE_FILE_NAMES = (".gitignore", ".coderflashignore")  # ignore files at any level of the tree
 
 
+def is_rule_file(rel: str) -> bool:
+    """Whether the repository-relative path ``rel`` holds ignore rules: a change to it can (un)ignore whole
+    subtrees, so the index re-applies the rules rather than indexing the file."""
+    return rel == GIT_EXCLUDE or rel.rsplit("/", 1)[-1] in RULE_FILE_NAMES
+
+
 class IgnoreRules:
     """Stack of gitignore specs, one per directory level that has a ``.gitignore``.
 

@@ -11,13 +11,12 @@ import os
 from typing import Iterable
 
 from .build import Builder
-from .discovery import GIT_EXCLUDE, RULE_FILE_NAMES, IgnoreRules, discover, stat_one
+from .discovery import IgnoreRules, discover, is_rule_file, stat_one
 from .parsed import ParsedFile
 from .ranker import Ranker
 from .reparse import EditParser
 from .state import IndexState
 from .worker import process_file
-
 
 
 class Updater:
@@ -39,7 +38,7 @@ class Updater:
         rels = {state.rel(p) for p in paths}
         rels.discard("")
         # ignore-rule changes can (un)ignore whole subtrees: a warm build re-applies them
-        rule_files = {r for r in rels if r.rsplit("/", 1)[-1] in RULE_FILE_NAMES or r == GIT_EXCLUDE}
+        rule_files = {r for r in rels if is_rule_file(r)}
         if rule_files:
             rels -= rule_files
             state.forget_ignore_rules()

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Callable, Iterable, Protocol
 
-from .discovery import GIT_EXCLUDE, RULE_FILE_NAMES, IgnoreRules
+from .discovery import GIT_EXCLUDE, IgnoreRules, is_rule_file
 from .inotify_source import InotifySource, WatchLimitReached
 from .settings import IndexSettings
 
@@ -117,8 +117,7 @@ class Watcher:
         ``.git/info/exclude`` is one)."""
         if rel != GIT_EXCLUDE and (not rel or rel == ".git" or rel.startswith(".git/")):
             return False
-        name = rel.rsplit("/", 1)[-1]
-        if name in RULE_FILE_NAMES or rel == GIT_EXCLUDE:
+        if is_rule_file(rel):
             self._rules = IgnoreRules(self.index.root, self.index.settings)
             return True
         try:
