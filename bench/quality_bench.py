@@ -200,6 +200,10 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--md", help="also write the Markdown tables here")
     ap.add_argument("--prompts", help="write every prompt (rendered) into this directory")
+    ap.add_argument("--baselines-from", metavar="RUN.json",
+                    help="reuse a finished run's baseline rows where the case, budget and the engine's prompt "
+                         "token count are the same (a baseline prompt depends only on those and the engine's "
+                         "current-file part: only valid when a change left that part alone)")
     args = ap.parse_args()
     if args.quick:
         args.only, args.budgets, args.cases = args.only or ["python-unittest"], [1024], 1
@@ -219,6 +223,11 @@ def main() -> int:
                      "n_ctx": config.llama.n_ctx, "max_tokens": config.completion.max_tokens,
                      "max_lines": config.completion.max_lines, "methods": args.methods, "started": time.time()})
     run.data["config"]["model_info"] = {k: v for k, v in host.backend.info().items() if k != "cached_tokens"}
+    reusable = {}
+    if args.baselines_from:
+        for row in json.loads(Path(args.baselines_from).read_text())["rows"]:
+            if row["method"] != "engine":
+                reusable[(row["case"], row["method"], row["budget"])] = row
     corpora = []
     try:
         for name, lang, how in CORPORA:
@@ -242,14 +251,17 @@ def main() -> int:
                 for method in args.methods:
                     for case in chosen:
                         t0 = time.time()
+                        old = reusable.get((case["id"], method, budget))
                         if method == "engine":
                             row, states[case["id"]] = run_engine(c, case, budget)
+                        elif old is not None and old["target_tokens"] == states[case["id"]]["target"]:
+                            row = {**old, "reused_from": args.baselines_from}
                         else:
                             row = run_baseline(c, case, method, states[case["id"]])
                         row.update(score(case, row["completion"], c["lang"]))
-                        if args.prompts:
-                            st = states[case["id"]]
-                            text = st["prompt"] if method == "engine" else st[f"prompt:{method}"]
+                        st = states[case["id"]]
+                        text = st["prompt"] if method == "engine" else st.get(f"prompt:{method}")
+                        if args.prompts and text is not None:  # a reused row's prompt was not rebuilt
                             dump = Path(args.prompts) / f"{budget}.{case['id'].replace('/', '.')}.{method}.txt"
                             dump.parent.mkdir(parents=True, exist_ok=True)
                             dump.write_text(text)

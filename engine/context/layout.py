@@ -47,12 +47,19 @@ class Rendered:
 
 
 def blocks(snips: list[Snip]) -> list[Block]:
-    """One block per (layer, file), in that order; snippets in file order, nested ones dropped."""
+    """One block per (layer, file); snippets in file order, nested ones dropped.
+
+    ``snips`` come in priority order (selection order). Layers go in order (most stable first: the KV
+    cache), and within a layer the file whose first snippet came first goes last, so the most relevant
+    material sits next to the current file, where the model attends most (the layout Qwen's repository
+    pretraining and CrossCodeEval/RepoBench prompts use). The order depends only on the selection, so an
+    unchanged selection renders byte-identical."""
     by_key: dict[tuple[int, str], list[Snip]] = {}
     for s in snips:
         by_key.setdefault((s.layer, s.path), []).append(s)
+    first_seen = {key: i for i, key in enumerate(by_key)}
     out_blocks = []
-    for (layer, path) in sorted(by_key):
+    for (layer, path) in sorted(by_key, key=lambda k: (k[0], -first_seen[k])):
         shown = by_key[(layer, path)]
         starts = {s.start for s in shown}
         for s in list(shown):  # members come with their enclosing headers (class, impl), once
