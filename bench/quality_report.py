@@ -6,6 +6,7 @@ cut-short run compares the methods on the same cases.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Sequence
 
@@ -30,6 +31,23 @@ def complete_rows(rows: list[dict], methods: Sequence[str]) -> list[dict]:
     for r in rows:
         have[(r["budget"], r["case"])].add(r["method"])
     return [r for r in rows if have[(r["budget"], r["case"])] >= set(methods)]
+
+
+def paired(rows: list[dict], budget: str, baseline: str) -> dict:
+    """The engine against one baseline case by case (identifier EM): the cases only the engine got, the
+    cases only the baseline got, and the exact two-sided sign (McNemar) test's p-value on those — with a
+    few dozen cases, a difference of one or two cases is within what chance gives."""
+    got: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if str(r["budget"]) == budget and r["ident_em"] is not None:
+            got[r["case"]][r["method"]] = r["ident_em"]
+    pairs = [(m["engine"], m[baseline]) for m in got.values() if "engine" in m and baseline in m]
+    wins = sum(1 for e, b in pairs if e > b)
+    losses = sum(1 for e, b in pairs if e < b)
+    n = wins + losses
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n if n else 1.0
+    return {"baseline": baseline, "engine_only": wins, "baseline_only": losses,
+            "sign_test_p": round(min(1.0, 2 * tail), 3)}
 
 
 def summarize(rows: list[dict], methods: Sequence[str]) -> dict:
@@ -61,7 +79,7 @@ def summarize(rows: list[dict], methods: Sequence[str]) -> dict:
             "engine_first_line_em": eng["first_line_em"], "best_first_line_baseline": best_first,
             "best_baseline_first_line_em": bases[best_first]["first_line_em"],
             "first_line_at_least_best": (eng["first_line_em"] or 0) >= (bases[best_first]["first_line_em"] or 0),
-            "cases": eng["n"]}
+            "cases": eng["n"], "paired": paired(rows, b, best)}
     for b in out["overall"]:
         base_rows = [r for r in rows if str(r["budget"]) == b and r["method"] != "engine"]
         short = [r["target_tokens"] - r["prompt_tokens"] for r in base_rows]
@@ -110,6 +128,11 @@ def markdown(data: dict, methods: Sequence[str]) -> str:
                    f"{'meets' if acc['ident_em_beats_by_0.10'] else 'misses'} the +0.10 bar); first-line EM "
                    f"{_fmt(acc['engine_first_line_em'])} vs {acc['best_first_line_baseline']} "
                    f"{_fmt(acc['best_baseline_first_line_em'])}; {acc['cases']} cases.")
+        pair = acc.get("paired")
+        if pair:
+            out.append(f"  Case by case against {pair['baseline']}: {pair['engine_only']} cases only the engine "
+                       f"got, {pair['baseline_only']} only the baseline got (exact sign test p = "
+                       f"{pair['sign_test_p']:.3f}).")
     for b, t in s["prompt_tokens"].items():
         out.append(f"- {b}: {t['exactly_engine_tokens']}/{t['baseline_prompts']} baseline prompts have exactly the "
                    f"engine's token count (mean {t['engine_mean_tokens']}); at most {t['max_under']} under, "
