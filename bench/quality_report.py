@@ -2,12 +2,20 @@
 
 Only complete cases count: a case at a budget enters the figures once every method has run on it, so a
 cut-short run compares the methods on the same cases.
+
+Runs of the same configuration split by corpus (an 8K run of five corpora takes hours on two cores) are
+combined into one set of figures with ``merge``:
+
+    .venv/bin/python bench/quality_report.py A.json B.json --out AB.json --md AB.md
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Sequence
 
 BASELINES = ("buffer_only", "jaccard_windows", "aider_map")
@@ -155,3 +163,46 @@ def markdown(data: dict, methods: Sequence[str]) -> str:
                                  f"{_fmt(a['edit_sim'])}; {a['n']}")
                 out.append(f"| {b} | {corpus} | {kind} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+SAME_CONFIG = ("model", "seed", "threads", "flash_attn", "max_tokens", "max_lines", "methods")
+
+
+def merge(runs: list[dict], names: list[str]) -> dict:
+    """One run of ``runs`` (their corpora, cases and rows; a case id names its corpus, so none collide),
+    with the summary recomputed. Raises ValueError when the runs differ in what the figures depend on
+    (model, seed, methods, decoding) or share a corpus."""
+    first = runs[0]["config"]
+    for run, name in zip(runs[1:], names[1:]):
+        differ = [k for k in SAME_CONFIG if run["config"].get(k) != first.get(k)]
+        if differ:
+            raise ValueError(f"{name} differs from {names[0]} in {', '.join(differ)}")
+    config = dict(first, merged_from=names, seconds=sum(r["config"].get("seconds") or 0 for r in runs))
+    out: dict = {"config": config, "corpora": {}, "cases": [], "rows": []}
+    for run, name in zip(runs, names):
+        shared = set(out["corpora"]) & set(run["corpora"])
+        if shared:
+            raise ValueError(f"{name} repeats corpus {', '.join(sorted(shared))}")
+        out["corpora"].update(run["corpora"])
+        out["cases"] += run["cases"]
+        out["rows"] += run["rows"]
+    out["summary"] = summarize(out["rows"], config["methods"])
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Combine quality_bench runs split by corpus into one.")
+    ap.add_argument("runs", nargs="+", help="quality_bench JSON files")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--md", help="also write the Markdown tables here")
+    args = ap.parse_args()
+    data = merge([json.loads(Path(p).read_text()) for p in args.runs], args.runs)
+    Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+    if args.md:
+        Path(args.md).write_text(markdown(data, data["config"]["methods"]))
+    print(json.dumps(data["summary"]["acceptance"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

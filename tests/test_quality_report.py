@@ -36,3 +36,27 @@ def test_summary_acceptance_names_the_best_baseline_and_pairs_against_it():
     acc = summarize(rows, ["engine", "buffer_only", "jaccard_windows", "aider_map"])["acceptance"]["2048"]
     assert acc["best_baseline"] == "jaccard_windows" and acc["delta"] == 0.2 and acc["ident_em_beats_by_0.10"]
     assert acc["paired"]["engine_only"] == 3 and acc["paired"]["baseline_only"] == 1
+
+
+def _run(corpus: str, outcomes: list[tuple[float, float]], seed: int = 14) -> dict:
+    rows = [dict(r, corpus=corpus, case=r["case"].replace("c/", f"{corpus}/")) for r in _rows(outcomes)]
+    return {"config": {"model": "m", "seed": seed, "threads": 2, "flash_attn": False, "max_tokens": 64,
+                       "max_lines": 8, "methods": ["engine", "buffer_only", "jaccard_windows", "aider_map"],
+                       "seconds": 10},
+            "corpora": {corpus: {"language": "python"}}, "cases": [{"id": r["case"]} for r in rows[::4]],
+            "rows": rows}
+
+
+def test_merge_combines_runs_split_by_corpus_and_refuses_mismatched_ones():
+    import pytest
+    from quality_report import merge
+
+    a, b = _run("a", [(1.0, 0.0)] * 2), _run("b", [(0.0, 1.0)] + [(0.0, 0.0)] * 3)
+    both = merge([a, b], ["a.json", "b.json"])
+    acc = both["summary"]["acceptance"]["2048"]
+    assert acc["cases"] == 6 and acc["paired"]["engine_only"] == 2 and acc["paired"]["baseline_only"] == 1
+    assert set(both["corpora"]) == {"a", "b"} and len(both["cases"]) == 6 and both["config"]["seconds"] == 20
+    with pytest.raises(ValueError, match="seed"):
+        merge([a, _run("c", [(1.0, 1.0)], seed=15)], ["a.json", "c.json"])
+    with pytest.raises(ValueError, match="repeats corpus a"):
+        merge([a, a], ["a.json", "a2.json"])
