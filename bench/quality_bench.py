@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from context_bench import AiderMap, JaccardWindows  # noqa: E402
 from quality_cases import CORPORA, KINDS, all_cuts, corpus_source, install_corpus, score  # noqa: E402
 from quality_prompts import buffer_only, count_pieces, engine_tail, fill_material  # noqa: E402
-from quality_report import markdown, summarize  # noqa: E402
+from quality_report import summarize, write  # noqa: E402
 
 from engine.config import Config  # noqa: E402
 from engine.context.result import split_at_cursor  # noqa: E402
@@ -77,13 +77,7 @@ class Run:
 
     def save(self) -> None:
         self.data["summary"] = summarize(self.data["rows"], self.data["config"]["methods"])
-        out = Path(self.args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1) + "\n")
-        tmp.replace(out)
-        if self.args.md:
-            Path(self.args.md).write_text(markdown(self.data, self.data["config"]["methods"]))
+        write(self.data, self.args.out, self.args.md)
 
 
 def setup_corpus(args, host, config, work, name, lang, how, n_max):

@@ -165,6 +165,17 @@ def markdown(data: dict, methods: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def write(data: dict, out: str, md: str | None = None) -> None:
+    """A run's JSON at ``out`` (replaced whole: a reader never sees half a file) and, with ``md``, its tables."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+    if md:
+        Path(md).write_text(markdown(data, data["config"]["methods"]))
+
+
 SAME_CONFIG = ("model", "seed", "threads", "flash_attn", "max_tokens", "max_lines", "methods")
 
 
@@ -197,9 +208,7 @@ def main() -> int:
     ap.add_argument("--md", help="also write the Markdown tables here")
     args = ap.parse_args()
     data = merge([json.loads(Path(p).read_text()) for p in args.runs], args.runs)
-    Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
-    if args.md:
-        Path(args.md).write_text(markdown(data, data["config"]["methods"]))
+    write(data, args.out, args.md)
     print(json.dumps(data["summary"]["acceptance"], indent=1))
     return 0
 

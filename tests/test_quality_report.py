@@ -7,7 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from quality_report import paired, summarize  # noqa: E402
+import pytest  # noqa: E402
+
+from quality_report import merge, paired, summarize  # noqa: E402
 
 
 def _rows(outcomes: list[tuple[float, float]]) -> list[dict]:
@@ -48,9 +50,6 @@ def _run(corpus: str, outcomes: list[tuple[float, float]], seed: int = 14) -> di
 
 
 def test_merge_combines_runs_split_by_corpus_and_refuses_mismatched_ones():
-    import pytest
-    from quality_report import merge
-
     a, b = _run("a", [(1.0, 0.0)] * 2), _run("b", [(0.0, 1.0)] + [(0.0, 0.0)] * 3)
     both = merge([a, b], ["a.json", "b.json"])
     acc = both["summary"]["acceptance"]["2048"]
