@@ -415,6 +415,9 @@ def main() -> int:
     ap.add_argument("--trace-python", type=int, metavar="FRAMES",
                     help="soak with tracemalloc in the server (FRAMES deep): which source lines' allocations "
                          "grew (bench/soak_tracing.py); its RSS figures then include the tracing")
+    ap.add_argument("--pymalloc-stats", action="store_true",
+                    help="soak recording pymalloc's arenas, live and free bytes at every sample (no tracing): "
+                         "whether Python's object allocator fragments (bench/soak_tracing.py)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cf-load-"))
     try:
@@ -432,7 +435,8 @@ def main() -> int:
             print(json.dumps(out["load"], indent=2), file=sys.stderr)
             session.server.close()
         if args.skip != "soak":
-            tracing = SoakTracing(work, args.trace_python) if args.trace_python else None
+            frames = args.trace_python or 0
+            tracing = SoakTracing(work, frames) if frames or args.pymalloc_stats else None
             session = Session(repo, model, work / "cache", docs, tracing.env() if tracing else None)
             out["soak"] = run_soak(session, docs, args.events, tracing)
             session.server.close()
