@@ -88,8 +88,8 @@ class SoakTracing:
             time.sleep(0.1)
 
     def report(self, top: int = 15) -> dict:
-        """pymalloc's figures at every sample when not tracing; when tracing, the ``top`` source lines by growth from the
-        first snapshot to the last, KiB at every snapshot."""
+        """pymalloc's figures at every sample when not tracing; when tracing, the ``top`` source lines by
+        growth from the first snapshot to the last, KiB at every snapshot."""
         files = sorted(self.snapshots.glob("*.snap"))
         out: dict = {"snapshots": len(files)}
         if not self.frames:  # tracemalloc wraps the allocator, and CPython then prints no pymalloc figures
