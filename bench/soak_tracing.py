@@ -22,9 +22,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lsp"))
+
+from real_repos import alive  # noqa: E402
 
 # Loaded by every Python process started with this directory on PYTHONPATH; acts only in the server.
 _SITECUSTOMIZE = '''
@@ -83,7 +88,7 @@ class SoakTracing:
         os.kill(pid, signal.SIGUSR2)
         deadline = time.monotonic() + timeout
         while len(list(self.snapshots.glob("*.pymalloc"))) == before and time.monotonic() < deadline:
-            if not _running(pid):
+            if not alive({pid}):
                 return
             time.sleep(0.1)
 
@@ -123,14 +128,6 @@ def pymalloc_figures(text: str) -> dict[str, int]:
                 value = int(line.rsplit("=", 1)[1].strip().replace(",", ""))
                 out[name] = value if name == "arenas" else round(value / 1024)
     return out
-
-
-def _running(pid: int) -> bool:
-    """Whether the process is alive (not gone, not a zombie its parent has yet to reap)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 _REPO = str(Path(__file__).resolve().parent.parent) + os.sep
