@@ -26,11 +26,28 @@ def _key(path: str, prefix: str, suffix: str) -> bytes:
     return h.digest()
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 @dataclass
 class _Shown:
-    prefix: str
+    """The last completion shown in a document, and the prefix it was shown after — as its length and
+    digest, not the text: a document prefix is up to the whole file, and one kept per open document,
+    replaced at every completion, is the medium-lived large allocation that fragments the heap over a long
+    session (``bench/load_bench.py``'s soak)."""
+
+    prefix_chars: int
+    prefix_digest: bytes
     suffix: str
     completion: str
+
+    def typed_after(self, prefix: str) -> str | None:
+        """What was typed after the shown prefix, when ``prefix`` extends it; else None."""
+        n = self.prefix_chars
+        if len(prefix) < n or _digest(prefix[:n]) != self.prefix_digest:
+            return None
+        return prefix[n:]
 
 
 class CompletionCache:
@@ -54,7 +71,7 @@ class CompletionCache:
             self._lru.move_to_end(key)
             while len(self._lru) > self.size:
                 self._lru.popitem(last=False)
-            self._shown[path] = _Shown(prefix, suffix[:SUFFIX_KEY_CHARS], completion)
+            self._shown[path] = _Shown(len(prefix), _digest(prefix), suffix[:SUFFIX_KEY_CHARS], completion)
             self._shown.move_to_end(path)
             while len(self._shown) > 64:
                 self._shown.popitem(last=False)
@@ -68,8 +85,8 @@ class CompletionCache:
                 self.hits += 1
                 return hit, "lru"
             shown = self._shown.get(path)
-            if shown is not None and suffix[:SUFFIX_KEY_CHARS] == shown.suffix and prefix.startswith(shown.prefix):
-                typed = prefix[len(shown.prefix):]
+            if shown is not None and suffix[:SUFFIX_KEY_CHARS] == shown.suffix:
+                typed = shown.typed_after(prefix)
                 if typed and len(typed) < len(shown.completion) and shown.completion.startswith(typed):
                     self.typed_ahead_hits += 1
                     return shown.completion[len(typed):], "typed_ahead"

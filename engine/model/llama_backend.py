@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -63,7 +65,7 @@ class LlamaBackend:
         self.metadata = dict(self.llm.metadata)
         self.kv_store = KVStore(kv_dir) if kv_dir else None
         self._writer = SnapshotWriter(self.kv_store) if self.kv_store is not None else None
-        self._piece_ids: OrderedDict[str, list[int]] = OrderedDict()
+        self._piece_ids: OrderedDict[bytes, array] = OrderedDict()  # content digest -> token ids
         self._piece_tokens = 0
         self.last_llama_evaluated = 0
         # ``draft_error``: why ``llama.draft_model`` is not in use (the server goes on without it)
@@ -86,7 +88,9 @@ class LlamaBackend:
         """Prompt ids; long text pieces (repository files) are tokenized once and remembered.
 
         Why: the repository part of a FIM prompt is 32K+ tokens that do not change between keystrokes;
-        re-tokenizing it on every request would cost more than evaluating the few new tokens.
+        re-tokenizing it on every request would cost more than evaluating the few new tokens. Kept as
+        ``array('i')`` by content digest: a list holds an int object per id, and the cursor's cell (a new
+        piece per keystroke) put hundreds of them here per keystroke, medium-lived: allocator fragmentation.
         """
         ids: list[int] = []
         for piece in pieces:
@@ -98,13 +102,14 @@ class LlamaBackend:
                 ids.extend(self._tokenize_cached(piece))
         return ids
 
-    def _tokenize_cached(self, text: str) -> list[int]:
-        cached = self._piece_ids.get(text)
+    def _tokenize_cached(self, text: str) -> array:
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        cached = self._piece_ids.get(key)
         if cached is not None:
-            self._piece_ids.move_to_end(text)
+            self._piece_ids.move_to_end(key)
             return cached
-        ids = self.tokenize(text)
-        self._piece_ids[text] = ids
+        ids = array("i", self.tokenize(text))
+        self._piece_ids[key] = ids
         self._piece_tokens += len(ids)
         while self._piece_tokens > 2 * self.n_ctx and self._piece_ids:
             _, old = self._piece_ids.popitem(last=False)
@@ -394,13 +399,11 @@ class LlamaBackend:
             "backend": self.name,
             "model_path": str(self.model_path),
             "model_name": self.metadata.get("general.name", self.model_path.stem),
-            "architecture": self.metadata.get("general.architecture", ""),
-            "n_ctx": self.n_ctx,
+            "architecture": self.metadata.get("general.architecture", ""), "n_ctx": self.n_ctx,
             "n_ctx_train": self.llm.n_ctx_train() if hasattr(self.llm, "n_ctx_train") else None,
             "gpu_offload": gpu_offload_supported(),
             "prompt_format": self.prompt_format.name,
-            "flash_attn": self.config.flash_attn,
-            "kv_cache_type": self.config.kv_cache_type,
+            "flash_attn": self.config.flash_attn, "kv_cache_type": self.config.kv_cache_type,
             "rope_scaling": self.config.rope_scaling,
             "cached_tokens": self.llm.n_tokens,
             "draft": self.draft_source, "draft_model": self.draft_model.name if self.draft_model else None,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 from engine.model.backend import CancelToken, GenerationRequest
@@ -44,6 +45,24 @@ def test_typing_sequence_reuses_prefix_and_matches_llama_counters(backend):
         assert r.reused_tokens + r.evaluated_tokens == r.prompt_tokens
         assert r.evaluated_tokens <= 8, r  # one typed character + the suffix/middle tail
     assert sum(r.evaluated_tokens for r in rest) < 0.01 * sum(r.prompt_tokens for r in rest)
+
+
+def test_remembered_piece_ids_cost_about_four_bytes_per_token(backend):
+    """Long prompt pieces are remembered as 32-bit arrays: a list would hold an int object per id (~40 bytes
+    per token), and the cursor's cell is a new long piece at every keystroke (allocator churn in a soak)."""
+    pieces = [f"# piece {i}\n" + SOURCE[i * 1500:i * 1500 + 3000] for i in range(6)]
+    want = [backend.tokenize(p) for p in pieces]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        got = [backend.pieces_to_ids([p]) == w for p, w in zip(pieces, want)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(got)
+    tokens = sum(len(w) for w in want)
+    assert tokens > 3000 and held < 6 * tokens, (held, tokens)  # a list: 8 bytes a token, ints aside
+    assert [backend.pieces_to_ids([p]) for p in pieces] == want  # served from what was remembered
 
 
 def test_streaming_and_stop_strings(backend):
