@@ -32,10 +32,9 @@ def _digest(text: str) -> bytes:
 
 @dataclass
 class _Shown:
-    """The last completion shown in a document, and the prefix it was shown after — as its length and
-    digest, not the text: a document prefix is up to the whole file, and one kept per open document,
-    replaced at every completion, is the medium-lived large allocation that fragments the heap over a long
-    session (``bench/load_bench.py``'s soak)."""
+    """The last completion shown in a document, and the prefix it was shown after as its length and
+    digest: that is enough to tell whether the user typed on from there, and the text itself (up to the
+    whole file, one per open document, replaced at every completion) need not stay alive."""
 
     prefix_chars: int
     prefix_digest: bytes
@@ -65,13 +64,14 @@ class CompletionCache:
     def put(self, path: str, prefix: str, suffix: str, completion: str) -> None:
         if not completion or self.size <= 0:
             return
+        key, shown = _key(path, prefix, suffix), _Shown(len(prefix), _digest(prefix), suffix[:SUFFIX_KEY_CHARS],
+                                                        completion)
         with self._lock:
-            key = _key(path, prefix, suffix)
             self._lru[key] = completion
             self._lru.move_to_end(key)
             while len(self._lru) > self.size:
                 self._lru.popitem(last=False)
-            self._shown[path] = _Shown(len(prefix), _digest(prefix), suffix[:SUFFIX_KEY_CHARS], completion)
+            self._shown[path] = shown
             self._shown.move_to_end(path)
             while len(self._shown) > 64:
                 self._shown.popitem(last=False)
