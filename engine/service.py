@@ -23,7 +23,7 @@ from engine.model.resolution import ModelError, ResolvedModel
 from engine.chat.tools import secret_globs
 from engine.inference.chat_turn import ChatTurn
 from engine.inference.runtime import CompletionOutput, Runtime
-from engine.inference.scheduler import Priority
+from engine.inference.scheduler import Priority, wait_for
 from engine.text_position import to_lf
 
 
@@ -231,8 +231,9 @@ class Engine:
 
     def warm_up(self, path: Path | str, text: str, line: int | None = None,
                 character: int | None = None) -> Future[dict[str, object]]:
-        """Background: make this document's repository prefix resident (snapshot restore or prefill+save)."""
-        return self.runtime.warm_up(path, text, line, character)
+        """Background: make this document's repository prefix resident (snapshot restore or prefill+save),
+        once the buffer events queued before it (a just-opened document's overlay) have reached the index."""
+        return self.runtime.warm_up(path, text, line, character, after=self._buffer_events_applied())
 
     def prepare_document(self, path: Path | str, text: str, budget: int | None = None) -> Future[float] | None:
         """Call on didOpen (after ``document_opened``): computes this document's per-file repository context
@@ -245,8 +246,10 @@ class Engine:
         rel = self.relative_path(path)
         budget = budget or self.config.context.budget
         text = to_lf(text)  # as completions read it: the per-file part depends on the text's length
+        applied = self._buffer_events_applied()
 
         def job(token: CancelToken) -> float:
+            wait_for(applied, token)
             with self._context_lock:
                 return context.prepare_file(*self.context_workspace(), rel, text, budget)
 
@@ -309,6 +312,18 @@ class Engine:
             if self._index_executor is None:
                 self._index_executor = ThreadPoolExecutor(1, thread_name_prefix="coderflash-index-events")
             self._index_executor.submit(run)
+
+    def _buffer_events_applied(self) -> threading.Event:
+        """Set once the buffer events queued so far have reached the index. Why: work built before a
+        just-opened document's overlay lands (its warm-up, its per-file context) used an index that did
+        not know the file's imports, and so prefilled a prefix its completions do not use."""
+        done = threading.Event()
+        with self._lock:
+            if self._index_executor is None or self._closed:
+                done.set()
+            else:
+                self._index_executor.submit(done.set)
+        return done
 
     def _inside_root(self, path: Path | str) -> bool:
         if self.root is None:

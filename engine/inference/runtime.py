@@ -7,6 +7,7 @@ snapshotting, resumable chat) live here and are driven by thin ``Engine`` method
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from engine.inference.chat_turn import ChatPrompt, ChatTurn, chat_sampling
 from engine.inference.completion_cache import CompletionCache
 from engine.inference.latency import QUIET_MS, Plan, repository_cut, target_ms, trim_current_prefix
 from engine.inference.postprocess import CompletionShape, choose_shape, finish_completion, syntax_at_cursor
-from engine.inference.scheduler import Priority, Scheduler
+from engine.inference.scheduler import Priority, Scheduler, wait_for
 from engine.model.backend import (
     Backend,
     Cancelled,
@@ -322,14 +323,15 @@ class Runtime:
             self.host.speed.observe_prefill(evaluated, float(elapsed))
         return info
 
-    def warm_up(self, path: Path | str, text: str, line: int | None = None,
-                character: int | None = None) -> Future[dict[str, object]]:
+    def warm_up(self, path: Path | str, text: str, line: int | None = None, character: int | None = None,
+                after: threading.Event | None = None) -> Future[dict[str, object]]:
         """Make the repository prefix for this document resident (snapshot restore or prefill + save).
 
         Lowest priority and pre-emptible: a keystroke interrupts it, and it resumes afterwards from what
         it had evaluated. Call it when a document opens or the editor goes idle. Without a position, the end
         of the document (by LSP's lines: ``split("\\n")`` warmed a lone-CR document at the end of its first
-        line), in the ``\\n`` text a completion there builds its prompt from.
+        line), in the ``\\n`` text a completion there builds its prompt from. ``after``: the prompt is built
+        once it is set (the document's index overlay applied: see ``Engine.warm_up``), or after a second.
         """
         text = to_lf(text)
         if line is None or character is None:
@@ -337,6 +339,8 @@ class Runtime:
             line, character = len(lines) - 1, len(lines[-1])
 
         def job(token: CancelToken) -> dict[str, object]:
+            if after is not None:
+                wait_for(after, token)
             backend = self.host.backend
             context, _plan = self._completion_context(backend.info(), path, text, line, character)
             prefix = repository_prefix(context.pieces, backend.prompt_format)

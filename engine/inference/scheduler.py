@@ -48,6 +48,17 @@ def _succeed(future: Future, result: Any) -> None:
             pass
 
 
+def wait_for(event: threading.Event, token: CancelToken, limit_s: float = 1.0) -> bool:
+    """In a job: wait up to ``limit_s`` for ``event`` (another thread's work this job builds on), raising
+    Cancelled as soon as the job is pre-empted. True when the event came."""
+    deadline = time.monotonic() + limit_s
+    while not event.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
+        token.check()
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
 class Priority(IntEnum):
     """Lower runs first."""
 
