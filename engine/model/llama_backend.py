@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import threading
 import time
 from array import array
@@ -65,7 +64,7 @@ class LlamaBackend:
         self.metadata = dict(self.llm.metadata)
         self.kv_store = KVStore(kv_dir) if kv_dir else None
         self._writer = SnapshotWriter(self.kv_store) if self.kv_store is not None else None
-        self._piece_ids: OrderedDict[bytes, array] = OrderedDict()  # content digest -> token ids
+        self._piece_ids: OrderedDict[str, array] = OrderedDict()
         self._piece_tokens = 0
         self.last_llama_evaluated = 0
         # ``draft_error``: why ``llama.draft_model`` is not in use (the server goes on without it)
@@ -89,8 +88,9 @@ class LlamaBackend:
 
         Why: the repository part of a FIM prompt is 32K+ tokens that do not change between keystrokes;
         re-tokenizing it on every request would cost more than evaluating the few new tokens. Kept as
-        ``array("i")`` by content digest: 4 bytes a token, where a list under its text cost 37 with Qwen's
-        vocabulary (an int object per id) and kept the text alive; the cursor's cell is a new piece per keystroke.
+        ``array("i")``: 4 bytes a token, where a list cost 37 with Qwen's vocabulary (an int object per id).
+        Keyed by the text itself: the stable pieces are the same str objects every request, so a lookup
+        neither hashes nor compares their text again (a digest key would hash the whole prompt per request).
         """
         ids: list[int] = []
         for piece in pieces:
@@ -103,13 +103,12 @@ class LlamaBackend:
         return ids
 
     def _tokenize_cached(self, text: str) -> array:
-        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        cached = self._piece_ids.get(key)
+        cached = self._piece_ids.get(text)
         if cached is not None:
-            self._piece_ids.move_to_end(key)
+            self._piece_ids.move_to_end(text)
             return cached
         ids = array("i", self.tokenize(text))
-        self._piece_ids[key] = ids
+        self._piece_ids[text] = ids
         self._piece_tokens += len(ids)
         while self._piece_tokens > 2 * self.n_ctx and self._piece_ids:
             _, old = self._piece_ids.popitem(last=False)
