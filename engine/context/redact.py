@@ -8,13 +8,13 @@ quotes, the URL's scheme and host) so the model still sees the shape of the code
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import threading
 from collections import Counter, OrderedDict
 
 from engine.context import cache_sizes
+from engine.text_digest import text_digest
 
 REDACTED = "<redacted>"
 REDACTED_KEY = "<redacted private key>"
@@ -334,7 +334,7 @@ def redact_cached(text: str, kind: str = "code") -> str:
     global _CACHE_CHARS
     if len(text) < 256:
         return redact(text, kind)
-    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest() + kind.encode()
+    key = text_digest(text) + kind.encode()
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:

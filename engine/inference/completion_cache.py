@@ -15,6 +15,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from engine.text_digest import text_digest
+
 SUFFIX_KEY_CHARS = 2048  # the suffix that must match (edits far below the cursor do not invalidate)
 
 
@@ -24,10 +26,6 @@ def _key(path: str, prefix: str, suffix: str) -> bytes:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.digest()
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 @dataclass
@@ -44,7 +42,7 @@ class _Shown:
     def typed_after(self, prefix: str) -> str | None:
         """What was typed after the shown prefix, when ``prefix`` extends it; else None."""
         n = self.prefix_chars
-        if len(prefix) < n or _digest(prefix[:n]) != self.prefix_digest:
+        if len(prefix) < n or text_digest(prefix[:n]) != self.prefix_digest:
             return None
         return prefix[n:]
 
@@ -64,7 +62,7 @@ class CompletionCache:
     def put(self, path: str, prefix: str, suffix: str, completion: str) -> None:
         if not completion or self.size <= 0:
             return
-        key, shown = _key(path, prefix, suffix), _Shown(len(prefix), _digest(prefix), suffix[:SUFFIX_KEY_CHARS],
+        key, shown = _key(path, prefix, suffix), _Shown(len(prefix), text_digest(prefix), suffix[:SUFFIX_KEY_CHARS],
                                                         completion)
         with self._lock:
             self._lru[key] = completion

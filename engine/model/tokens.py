@@ -9,13 +9,13 @@ with the estimate is never exceeded when the real tokenizer is used later.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from array import array
 from collections import OrderedDict
 from typing import Callable, Sequence
 
 from engine.model.prompt_format import Piece
+from engine.text_digest import text_digest
 
 ESTIMATE_BYTES_PER_TOKEN = 3.2
 
@@ -57,7 +57,7 @@ class TokenCounter:
         self._max = max(self._max, tokens)
 
     def _key(self, text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return text_digest(text)
 
     def ids(self, text: str) -> array:
         """Token ids of a text chunk (exact tokenizer only)."""

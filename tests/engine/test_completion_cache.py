@@ -22,7 +22,6 @@ def test_lru_bound():
     assert cache.get("a.py", "p2", "") == ("c2", "lru")
 
 
-
 def _long_prefix() -> str:
     return "import os\n" * 200_000 + "x = "  # 2 MB
 
