@@ -8,7 +8,7 @@ import logging
 import signal
 
 from . import chat_handlers, code_actions, commands, completion, documents, lifecycle
-from .process_memory import limit_malloc_arenas
+from .process_memory import fix_mmap_threshold, limit_malloc_arenas
 from .server import CoderflashServer
 from .stdio import serve_stdio
 
@@ -23,6 +23,7 @@ def build_server() -> CoderflashServer:
 def run_server(tcp: str | None = None) -> int:
     """Serve on stdio, or on ``host:port`` (``--tcp``); the exit code (see ``serve_stdio``)."""
     limit_malloc_arenas()  # before any thread starts: fewer arenas, less RSS creep over a long session
+    fix_mmap_threshold()  # large blocks mapped and unmapped, not left as holes in a heap
     logging.basicConfig(level=logging.WARNING)
     # A crash in native code (SIGSEGV, SIGABRT, ...) writes every thread's Python stack to stderr, which the
     # editor logs: without it, a crash leaves nothing but an exit code.

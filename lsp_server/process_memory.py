@@ -1,4 +1,5 @@
-"""How the server process uses memory: at most two glibc heap arenas, and where its memory is (``memory_usage``).
+"""How the server process uses memory: at most two glibc heap arenas, large blocks in maps of their own
+(``fix_mmap_threshold``), and where its memory is (``memory_usage``).
 
 Why: glibc gives each thread that allocates a heap arena of its own (up to eight per core), and memory freed
 in one arena is reused only by allocations served from it. The server's threads — stdin reader, event loop,
@@ -19,8 +20,10 @@ import os
 import sys
 from typing import Any
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+M_ARENA_MAX = -8  # glibc's mallopt parameter numbers (malloc.h)
+M_MMAP_THRESHOLD = -3
 SERVER_ARENAS = 2
+SERVER_MMAP_THRESHOLD = 32 * 1024
 
 
 @functools.cache
@@ -41,6 +44,20 @@ def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
     if libc is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def fix_mmap_threshold(threshold: int = SERVER_MMAP_THRESHOLD) -> bool:
+    """Give every allocation of ``threshold`` bytes or more a map of its own, unmapped when it is freed; True
+    when set. Why: glibc starts at 128 KiB and raises the threshold to the size of each mapped block freed, so
+    after the first few buffers a long session's large ones (a document's text at each keystroke, a prompt,
+    its token ids, cached files) all come from the heap, where the holes they leave between longer-lived
+    blocks stay resident. In-process soaks of the engine (40,000 editor events, 300 files) held half as much
+    free memory with the threshold fixed at 32 KiB (5.0 against 8.7-10.1 MB) and were 3-4 MB smaller. A
+    ``MALLOC_MMAP_THRESHOLD_`` the user set wins."""
+    libc = _glibc()
+    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 class _MallInfo2(ctypes.Structure):

@@ -1,6 +1,7 @@
-"""The server process caps glibc's heap arenas (lsp_server/process_memory.py): eight threads allocating get
-at most two heaps, where glibc alone gives each its own. Counted by glibc itself (``malloc_info``), in a fresh
-interpreter, so the cap is set before any thread starts as in ``coderflash serve``."""
+"""The server process tunes glibc's malloc (lsp_server/process_memory.py): eight threads allocating get at
+most two heaps, where glibc alone gives each its own (counted by glibc itself, ``malloc_info``); large blocks
+churned through a cache leave no free memory resident. Each in a fresh interpreter, so the settings are made
+before any thread starts as in ``coderflash serve``."""
 
 from __future__ import annotations
 
@@ -81,3 +82,44 @@ def test_memory_usage_tells_live_memory_from_sqlites_and_follows_both() -> None:
     closed = memory_usage()
     assert filled["sqlite_mb"] - before["sqlite_mb"] > 1.5  # 2 MB of rows in the page cache
     assert filled["sqlite_mb"] - closed["sqlite_mb"] > 1.5
+
+
+CACHE_CHILD = r"""
+import json, random, sys
+from collections import deque
+sys.path.insert(0, {repo!r})
+from lsp_server import process_memory
+if {fixed}:
+    assert process_memory.fix_mmap_threshold(), "the threshold was not set"
+rng = random.Random(5)
+cache, kept = deque(), []
+for i in range(3000):
+    cache.append(b"x" * rng.randrange(40_000, 400_000))  # an LRU of large entries of varying size
+    if len(cache) > 20:
+        cache.popleft()
+    kept.append(bytes(600 + i % 7))  # a small block that outlives them (over pymalloc's 512 bytes: malloc's)
+print(json.dumps(process_memory.memory_usage()))
+"""
+
+
+def _cache_churn_in_child(fixed: bool) -> dict:
+    import json
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[2])
+    child = subprocess.run([sys.executable, "-c", CACHE_CHILD.format(repo=repo, fixed=fixed)], capture_output=True,
+                           text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"),
+                    reason="the mmap threshold is glibc's (Linux); other C libraries are left alone")
+def test_large_blocks_churned_through_a_cache_leave_no_free_memory_resident():
+    """An LRU of 40-400 KB entries with small blocks allocated between them (as the server's caches of texts
+    and token ids are): with glibc's moving threshold the evicted entries leave holes in the heap that stay
+    resident; with the threshold fixed each is its own map, gone when freed."""
+    moving, fixed = _cache_churn_in_child(fixed=False), _cache_churn_in_child(fixed=True)
+    assert moving["malloc_free_mb"] > 2  # the test can tell
+    assert fixed["malloc_free_mb"] < 0.5
+    assert moving["rss_mb"] - fixed["rss_mb"] > 2
