@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from engine.context.index_view import RepoIndex
+from engine.context.line_index import LineIndex
 from engine.context.redact import kind_for, redact_cached
-from engine.text_position import split_lines, to_lf
+from engine.text_position import to_lf
 
 
 class FileCache:
-    """Redacted file texts (``\\n`` line ends) and their line lists, numbered as the index numbers its rows
-    (a snippet cuts the index's line range out of them: a break the index does not count, such as the form
-    feed ``str.splitlines`` breaks at, shifted every snippet after it). An LRU of at most ``max_files`` files
-    and ``max_chars`` characters (a snippet shows a few lines but the whole file is kept to cut it from:
-    without a size bound, a session over a large repository would end up holding most of it, twice, as text
-    and as lines)."""
+    """Redacted file texts (``\\n`` line ends) and their lines, numbered as the index numbers its rows (a
+    snippet cuts the index's line range out of them: a break the index does not count, such as the form feed
+    ``str.splitlines`` breaks at, shifted every snippet after it), kept as offsets into the text
+    (``LineIndex``). An LRU of at most ``max_files`` files and ``max_chars`` characters (a snippet shows a
+    few lines but the whole file is kept to cut it from: without a size bound, a session over a large
+    repository would end up holding most of it)."""
 
     def __init__(self, max_files: int = 50_000, max_chars: int = 64_000_000) -> None:
-        self._data: OrderedDict[str, tuple[tuple, str, list[str]]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[tuple, str, LineIndex]] = OrderedDict()
         self._max = max_files
         self._max_chars = max_chars
         self._chars = 0
@@ -40,7 +42,7 @@ class FileCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, list[str]] | None:
+    def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, Sequence[str]] | None:
         """(text, lines) of ``path`` as the prompt may show it; None when the index cannot read it."""
         hit = self._data.get(path)
         text = index.overlays.get(path)  # one look-up: the buffer may close on another thread meanwhile
@@ -64,7 +66,7 @@ class FileCache:
         if text is None:
             return None
         text = redact_cached(to_lf(text), kind_for(path))  # a CRLF repository's prompt in \n, as the model read code
-        lines = split_lines(text)  # the index's rows: ``splitlines`` also broke at form feeds (stdlib pages)
+        lines = LineIndex(text)  # the index's rows: ``splitlines`` also broke at form feeds (stdlib pages)
         if hit is not None:
             self._chars -= len(hit[1])
         self._data[path] = (stamp, text, lines)

@@ -8,6 +8,7 @@ class/impl header (``parent``), shown with it when not shown otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,7 @@ class Candidate:
 
 #: path -> (the file's lines the headers were cut from, definition -> header snip). One version of a file's
 #: lines per path: a header cached per definition could keep every version of an edited buffer alive.
-HeaderCache = dict[str, tuple[list[str], dict[tuple, Snip]]]
+HeaderCache = dict[str, tuple[Sequence[str], dict[tuple, Snip]]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Repo:
     counter: TokenCounter
     root: str
 
-    def file(self, path: str) -> tuple[str, list[str]] | None:
+    def file(self, path: str) -> tuple[str, Sequence[str]] | None:
         """(redacted text, lines) of a repository file."""
         return self.files.get(self.memo.index, self.root, path, self.memo.checked)
 
@@ -87,7 +88,8 @@ def make_snip(counter: TokenCounter, path: str, start: int, end: int, text: str,
     return Snip(path, start, end, text, kind, symbol, counter.count(text), layer)
 
 
-def header_from_lines(counter: TokenCounter, d: Definition, layer: int, kind: str, lines: list[str]) -> Snip | None:
+def header_from_lines(counter: TokenCounter, d: Definition, layer: int, kind: str,
+                      lines: Sequence[str]) -> Snip | None:
     """The header lines of ``d`` (its signature, from the line where it starts: decorators and attributes
     before it are left out) cut from ``lines``; None when the lines no longer hold it."""
     start = d.start_line
