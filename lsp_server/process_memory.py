@@ -51,9 +51,9 @@ def fix_mmap_threshold(threshold: int = SERVER_MMAP_THRESHOLD) -> bool:
     when set. Why: glibc starts at 128 KiB and raises the threshold to the size of each mapped block freed, so
     after the first few buffers a long session's large ones (a document's text at each keystroke, a prompt,
     its token ids, cached files) all come from the heap, where the holes they leave between longer-lived
-    blocks stay resident. In-process soaks of the engine (40,000 editor events, 300 files) held half as much
-    free memory with the threshold fixed at 32 KiB (5.0 against 8.7-10.1 MB) and were 3-4 MB smaller. A
-    ``MALLOC_MMAP_THRESHOLD_`` the user set wins."""
+    blocks stay resident. The server's soak (bench/load_bench.py, 100,000 editor events) beside one with
+    glibc's moving threshold: 158.0 against 167.2 MB resident at the end, 5.4 against 14.6 MB held free, +2.1
+    against +4.0 MB over the second half. A ``MALLOC_MMAP_THRESHOLD_`` the user set wins."""
     libc = _glibc()
     if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False

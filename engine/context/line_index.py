@@ -2,9 +2,10 @@
 
 Why: the cache holds every file the prompts show (hundreds), and an open buffer's entry is made again after
 each edit, so as lists it held one string object per line, about a hundred thousand of them, and replaced
-thousands at a time. Those medium-lived small objects fragment Python's object allocator: a soak of the
-server (bench/load_bench.py) counted 170,000 lines split per 4,000 editor events. One array of line starts
-per file is a single block, and a line is cut out of the text only when a snippet asks for it.
+thousands at a time (170,000 lines split per 4,000 of the soak's editor events, replayed in-process). One
+array of line starts per file is one object, and a line is cut out of the text only when a snippet asks for
+it. The server's soak (bench/load_bench.py) beside one with lists: 8 MB less resident, Python's live objects
+9 MB fewer.
 """
 
 from __future__ import annotations
