@@ -40,10 +40,7 @@ def _glibc() -> ctypes.CDLL | None:
 
 def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
     """Cap glibc's heap arenas for this process (call before threads start); True when the cap was set."""
-    libc = _glibc()
-    if libc is None or "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    return _mallopt(M_ARENA_MAX, arenas, "MALLOC_ARENA_MAX")
 
 
 def fix_mmap_threshold(threshold: int = SERVER_MMAP_THRESHOLD) -> bool:
@@ -54,10 +51,16 @@ def fix_mmap_threshold(threshold: int = SERVER_MMAP_THRESHOLD) -> bool:
     blocks stay resident. The server's soak (bench/load_bench.py, 100,000 editor events) beside one with
     glibc's moving threshold: 158.0 against 167.2 MB resident at the end, 5.4 against 14.6 MB held free, +2.1
     against +4.0 MB over the second half. A ``MALLOC_MMAP_THRESHOLD_`` the user set wins."""
+    return _mallopt(M_MMAP_THRESHOLD, threshold, "MALLOC_MMAP_THRESHOLD_")
+
+
+def _mallopt(param: int, value: int, user_setting: str) -> bool:
+    """glibc's ``mallopt(param, value)``; False off glibc, or when the user set ``user_setting`` (glibc's
+    environment spelling of the same option), which wins."""
     libc = _glibc()
-    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if libc is None or user_setting in os.environ:
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    return bool(libc.mallopt(param, value))
 
 
 class _MallInfo2(ctypes.Structure):

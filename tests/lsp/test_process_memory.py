@@ -40,14 +40,20 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as out:
 """
 
 
-def _heaps_in_child(cap: bool) -> int:
+def _run_child(template: str, **values: object) -> str:
+    """``template`` (formatted with this checkout's root as ``repo`` and ``values``) run by a fresh
+    interpreter with a bare environment; its standard output."""
     from pathlib import Path
 
     repo = str(Path(__file__).resolve().parents[2])
-    child = subprocess.run([sys.executable, "-c", CHILD.format(repo=repo, cap=cap)], capture_output=True,
+    child = subprocess.run([sys.executable, "-c", template.format(repo=repo, **values)], capture_output=True,
                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert child.returncode == 0, child.stderr
-    return int(child.stdout.strip())
+    return child.stdout
+
+
+def _heaps_in_child(cap: bool) -> int:
+    return int(_run_child(CHILD, cap=cap).strip())
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"),
@@ -104,13 +110,8 @@ print(json.dumps(process_memory.memory_usage()))
 
 def _cache_churn_in_child(fixed: bool) -> dict:
     import json
-    from pathlib import Path
 
-    repo = str(Path(__file__).resolve().parents[2])
-    child = subprocess.run([sys.executable, "-c", CACHE_CHILD.format(repo=repo, fixed=fixed)], capture_output=True,
-                           text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
-    assert child.returncode == 0, child.stderr
-    return json.loads(child.stdout)
+    return json.loads(_run_child(CACHE_CHILD, fixed=fixed))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"),
