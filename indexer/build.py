@@ -16,11 +16,10 @@ from .models import IndexStats
 from .parsed import ParsedFile, from_wire
 from .ranker import Ranker
 from .state import IndexState
-from .worker import parser_pool, process_chunk, process_file
+from .parse_pool import PARSER_CRASHED, Todo, parse_files
+from .worker import process_file
 
 ProgressFn = Callable[[int, int], None]
-# (path, size, mtime_ns, hash of the indexed version or None)
-_Todo = tuple[str, int, int, str | None]
 
 _BATCH_COMMIT = 500  # files per transaction during a build ...
 _BATCH_SECONDS = 0.25  # ... or this much time: a killed build loses at most this much work
@@ -43,10 +42,10 @@ class Builder:
             return self._build(progress)
 
     def _plan(self, disc: DiscoveryResult, rows: dict[str, tuple[int, int, int, str, int]]
-              ) -> tuple[list[_Todo], int, list[str]]:
+              ) -> tuple[list[Todo], int, list[str]]:
         """(files to read, number reused as they are, indexed paths gone from the disk); open buffers are left alone."""
         overlays = self.state.overlays
-        todo: list[_Todo] = []
+        todo: list[Todo] = []
         reused = 0
         seen: set[str] = set()
         for c in disc.files:
@@ -158,26 +157,20 @@ class Builder:
             self._last_stats = stats
             return stats
 
-    def _run_parsers(self, todo: list[_Todo]) -> Iterable[tuple]:
+    def _run_parsers(self, todo: list[Todo]) -> Iterable[tuple]:
         settings, root = self.state.settings, self.state.root
         workers = settings.effective_workers()
         mll = settings.max_line_length
-        if workers <= 1 or len(todo) < _POOL_MIN_FILES:
-            for rel, _size, mtime, h in todo:
-                yield process_file(root, rel, mtime, h, mll)
+        if workers > 1 and len(todo) >= _POOL_MIN_FILES:
+            yield from parse_files(root, mll, todo, workers)  # worker processes: see indexer/parse_pool.py
             return
-        # interleave big and small files so chunks cost about the same
-        n_chunks = max(workers * 8, len(todo) // 24)
-        chunks: list[list[_Todo]] = [[] for _ in range(min(n_chunks, len(todo)))]
-        for i, item in enumerate(sorted(todo, key=lambda t: -t[1])):
-            chunks[i % len(chunks)].append(item)
-        # Never fork: the language server has threads (pygls's stdin reader holds the buffer lock of
-        # sys.stdin, which a forked child's bootstrap closes, so it hung forever). forkserver forks from a
-        # clean single-threaded server process; spawn where that is missing. Workers exit when the
-        # process that started them is gone (see worker.parser_pool), even after a SIGKILL.
-        with parser_pool(workers) as pool:
-            for results in pool.imap_unordered(process_chunk, [(root, mll, c) for c in chunks]):
-                yield from results
+        # A file that once killed its parser process is only ever parsed in another one.
+        crashed = [t for t in todo if self.state.skipped.get(t[0]) == PARSER_CRASHED]
+        if crashed:
+            yield from parse_files(root, mll, crashed, 1)
+        for rel, _size, mtime, h in todo:
+            if self.state.skipped.get(rel) != PARSER_CRASHED:
+                yield process_file(root, rel, mtime, h, mll)
 
     def _compute_stats(self, parsed: int, reused: int, elapsed: float) -> IndexStats:
         state = self.state

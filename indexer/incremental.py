@@ -12,6 +12,7 @@ from typing import Iterable
 
 from .build import Builder
 from .discovery import IgnoreRules, discover, is_rule_file, stat_one
+from .parse_pool import PARSER_CRASHED, parse_in_worker
 from .parsed import ParsedFile
 from .ranker import Ranker
 from .reparse import EditParser
@@ -136,8 +137,12 @@ class Updater:
                                      (fid,)).fetchone() if fid is not None else None
             if row is not None and row[0] == cand.size and row[1] == cand.mtime_ns and not row[3]:
                 return None
-            res = process_file(state.root, rel, cand.mtime_ns, row[2] if row else None,
-                               state.settings.max_line_length, self.edit_parser.parse)
+            if state.skipped.get(rel) == PARSER_CRASHED:  # it killed a parser process: never parse it here
+                res = parse_in_worker(state.root, rel, cand.mtime_ns, row[2] if row else None,
+                                      state.settings.max_line_length)
+            else:
+                res = process_file(state.root, rel, cand.mtime_ns, row[2] if row else None,
+                                   state.settings.max_line_length, self.edit_parser.parse)
             if res[0] == "skip":
                 reason = res[2]
         if res is not None and res[0] == "same":

@@ -7,16 +7,13 @@ in-process path for incremental updates.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
-import multiprocessing as mp
 import os
 import sys
 import threading
 import time
-from multiprocessing.pool import Pool
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .languages import is_parseable, language_for_path
 from .parsed import ParsedFile, to_wire
@@ -138,28 +135,3 @@ def exit_when_orphaned(watched_pid: int | None, on_exit: Callable[[], None] | No
                 os._exit(0)
 
     threading.Thread(target=watch, name="coderflash-parent-watch", daemon=True).start()
-
-
-def _start_method() -> str:
-    """forkserver where the platform has it (fast worker start, no threads copied), else spawn; never fork."""
-    methods = mp.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"
-
-
-@contextlib.contextmanager
-def parser_pool(workers: int) -> Iterator[Pool]:
-    """A pool of parser processes that never inherits the caller's threads and never outlives it."""
-    ctx = mp.get_context(_start_method())
-    if ctx.get_start_method() == "forkserver":
-        # The fork server imports the parser once; each worker forks from it with the grammars loaded
-        # on first use. Not __main__: the server's entry point must not run again in the fork server.
-        ctx.set_forkserver_preload(["indexer.worker"])
-    # Each parser process ends as soon as the server is gone (it would otherwise outlive a SIGKILLed server,
-    # holding the index's SQLite files). With forkserver its parent is the fork server, which exits when the
-    # server dies; the server's pid is watched directly too.
-    pool = ctx.Pool(processes=workers, initializer=exit_when_orphaned, initargs=(os.getpid(),))
-    try:
-        yield pool
-    finally:
-        pool.terminate()
-        pool.join()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from parser_crash_hook import MARK, crash_env
 from rawlsp import RawLspProcess
 from real_repos import COMMAND, alive, copy_stdlib, descendants, tokio_crate
 
@@ -112,6 +113,36 @@ def test_sigkill_mid_index_leaves_no_process(tiny_model: Path, tmp_path: Path) -
             os.kill(pid, signal.SIGKILL)
         if server.proc.poll() is None:
             server.proc.kill()
+
+
+def test_a_parser_process_that_dies_costs_one_file_not_the_index(tiny_model: Path, tmp_path: Path) -> None:
+    """600 files, cold, and one that kills its parser process every time (SIGKILL, as the OOM killer or a
+    crashing grammar would): the index gets ready without that file and completions are answered."""
+    repo = copy_stdlib(tmp_path / "stdlib", files=600)
+    (repo / "poison.py").write_text(f'"""{MARK}"""\n')
+    server = RawLspProcess(argv=[COMMAND, "serve"], answer_requests=True,
+                           env={"CODERFLASH_CACHE_DIR": str(tmp_path / "cache"), **crash_env(tmp_path / "hook")})
+    try:
+        _initialize(server, [repo], tiny_model)
+        index = server.wait_for_index(timeout=300)
+        assert index["state"] == "ready" and index["files"] == 600, index
+        uri = server.open_document(repo / "asyncio" / "tasks.py")
+        assert "result" in server.response(_inline(server, uri, 30, 0), timeout=120)
+        # Edited on disk, the file is parsed again in a worker process, never in the server's own: it is still
+        # skipped, while a file created after it is indexed (the watcher takes changes in order).
+        with (repo / "poison.py").open("a") as f:
+            f.write("def edited():\n    return 2\n")
+        time.sleep(0.5)
+        (repo / "fresh.py").write_text("def fresh():\n    return 3\n")
+        deadline = time.monotonic() + 60
+        while (files := _status(server)["workspaces"][0]["index"]["files"]) < 601:
+            assert time.monotonic() < deadline, files
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert _status(server)["workspaces"][0]["index"]["files"] == 601
+        assert server.close() == 0
+    finally:
+        server.proc.kill()
 
 
 def test_two_roots_and_a_loose_file_share_one_model(sample_repo: Path, tiny_model: Path, tmp_path: Path) -> None:
