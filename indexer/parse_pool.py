@@ -2,9 +2,8 @@
 
 A parser process can be lost in the middle of a build: the OOM killer, a grammar that crashes on a hostile
 file, a user's ``kill``. ``multiprocessing.Pool`` then waits forever for the chunk it lost: a cold index of
-645 standard-library files (4.4 s) was still "building" 150 s after one of its two workers was SIGKILLed,
-and a server in that state never indexes and cannot close (its build holds the index lock). A
-``ProcessPoolExecutor`` says so instead (``BrokenProcessPool`` on every unfinished task), so the files whose
+645 standard-library files (4.4 s) was still "building" 150 s after one of its two workers was SIGKILLed
+(and Engine.close() waits for the index lock that build holds). A ``ProcessPoolExecutor`` says so instead (``BrokenProcessPool`` on every unfinished task), so the files whose
 results were lost are parsed again here: first in a fresh pool (a worker killed from outside costs one
 retry), then one file at a time in a single worker, so that a file which kills its parser every time is
 found, reported as skipped ("parser_crashed") and every other file is indexed. Where no worker process can
