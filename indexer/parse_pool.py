@@ -3,12 +3,13 @@
 A parser process can be lost in the middle of a build: the OOM killer, a grammar that crashes on a hostile
 file, a user's ``kill``. ``multiprocessing.Pool`` then waits forever for the chunk it lost: a cold index of
 645 standard-library files (4.4 s) was still "building" 150 s after one of its two workers was SIGKILLed
-(and Engine.close() waits for the index lock that build holds). A ``ProcessPoolExecutor`` says so instead (``BrokenProcessPool`` on every unfinished task), so the files whose
-results were lost are parsed again here: first in a fresh pool (a worker killed from outside costs one
-retry), then one file at a time in a single worker, so that a file which kills its parser every time is
-found, reported as skipped ("parser_crashed") and every other file is indexed. Where no worker process can
-be started at all (a pool start once failed with ``BrokenPipeError``), the files are parsed in this
-process, as incremental updates always are.
+(and Engine.close() waits for the index lock that build holds). A ``ProcessPoolExecutor`` says so instead
+(``BrokenProcessPool`` on every unfinished task), so the files whose results were lost are parsed again
+here: first in a fresh pool (a worker killed from outside costs one retry), then one file at a time in a
+single worker, so that a file which kills its parser every time is found, reported as skipped
+("parser_crashed") and every other file is indexed. Where no worker process can be started at all (a pool
+start once failed with ``BrokenPipeError``), the files are parsed in this process, as incremental updates
+are, except files that once killed a parser: those only ever go to a worker process.
 """
 
 from __future__ import annotations
