@@ -173,7 +173,8 @@ class CoderflashServer(LanguageServer):
                 except EngineClosed:  # the settings changed meanwhile: the new engine indexes its own root
                     continue
                 except Exception as exc:  # the server keeps serving without an index
-                    self.log(f"indexing {engine.root} failed: {exc}", types.MessageType.Error)
+                    logger.warning("indexing %s failed", engine.root, exc_info=exc)  # the traceback, for the logs
+                    self.log(f"indexing {engine.root} failed: {type(exc).__name__}: {exc}", types.MessageType.Error)
                     continue
                 self.log(f"indexed {engine.root}: {stats.get('files')} files, {stats.get('definitions')} definitions "
                          f"in {stats.get('elapsed_s', 0):.2f}s")
