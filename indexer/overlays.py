@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .incremental import Updater
+from .parse_pool import PARSER_CRASHED
 from .ranker import Ranker
 from .reparse import EditParser
 from .settings import is_secret_path
@@ -38,9 +39,12 @@ class Overlays:
         if not rel or rel.startswith("../") or is_secret_path(rel, state.settings.secret_globs):
             return  # outside the root (a code action on another folder's file) or a secret: never indexed
         data = text.encode("utf-8", "surrogatepass")
-        if len(data) > state.settings.max_file_size or content_skip_reason(data, state.settings.max_line_length):
+        if (len(data) > state.settings.max_file_size or content_skip_reason(data, state.settings.max_line_length)
+                or state.skipped.get(rel) == PARSER_CRASHED):
             # a buffer the index would not take from disk (too large, binary, minified) is not indexed either:
-            # parsing an 8 MB buffer holds the store for seconds and stalls every completion meanwhile
+            # parsing an 8 MB buffer holds the store for seconds and stalls every completion meanwhile; nor is
+            # the buffer of a file that killed its parser process (parsed here, it could take the server down:
+            # once saved, a worker process parses it, see parse_pool.py)
             if rel in state.overlays:
                 self.clear_overlay(rel)  # back to what the disk says
             return

@@ -140,6 +140,11 @@ def test_a_parser_process_that_dies_costs_one_file_not_the_index(tiny_model: Pat
             time.sleep(0.1)
         time.sleep(1.0)
         assert _status(server)["workspaces"][0]["index"]["files"] == 601
+        # Opened in the editor, its buffer is not indexed either (it would be parsed in the server's process),
+        # and a completion in it is answered from the buffer.
+        poison = server.open_document(repo / "poison.py")
+        assert "result" in server.response(_inline(server, poison, 2, 0), timeout=120)
+        assert _status(server)["workspaces"][0]["index"]["files"] == 601
         assert server.close() == 0
     finally:
         server.proc.kill()
