@@ -1,7 +1,7 @@
 """Bringing a whole index in line with the disk: the cold build (everything) and the warm one (what changed).
 
 Discovery lists the files; those whose size and mtime match their row are reused without being read,
-the rest are parsed (a process pool when there are many, see indexer/worker.py) and written in batches
+the rest are parsed (a process pool when there are many, see indexer/parse_pool.py) and written in batches
 of whole files, so a killed build loses at most a batch and the next one continues where it stopped.
 """
 
