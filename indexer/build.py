@@ -16,7 +16,7 @@ from .models import IndexStats
 from .parsed import ParsedFile, from_wire
 from .ranker import Ranker
 from .state import IndexState
-from .parse_pool import PARSER_CRASHED, Todo, parse_files
+from .parse_pool import PARSER_CRASHED, Todo, parse_each_alone, parse_files
 from .worker import process_file
 
 ProgressFn = Callable[[int, int], None]
@@ -161,16 +161,17 @@ class Builder:
         settings, root = self.state.settings, self.state.root
         workers = settings.effective_workers()
         mll = settings.max_line_length
+        # A file that once killed its parser process is parsed again only in a worker of its own: here it could
+        # take the server down, and in the pool it would break it twice before being found again.
+        crashed = [t for t in todo if self.state.skipped.get(t[0]) == PARSER_CRASHED]
+        if crashed:
+            yield from parse_each_alone(root, mll, crashed)
+            todo = [t for t in todo if self.state.skipped.get(t[0]) != PARSER_CRASHED]
         if workers > 1 and len(todo) >= _POOL_MIN_FILES:
             yield from parse_files(root, mll, todo, workers)  # worker processes: see indexer/parse_pool.py
             return
-        # A file that once killed its parser process is only ever parsed in another one.
-        crashed = [t for t in todo if self.state.skipped.get(t[0]) == PARSER_CRASHED]
-        if crashed:
-            yield from parse_files(root, mll, crashed, 1)
         for rel, _size, mtime, h in todo:
-            if self.state.skipped.get(rel) != PARSER_CRASHED:
-                yield process_file(root, rel, mtime, h, mll)
+            yield process_file(root, rel, mtime, h, mll)
 
     def _compute_stats(self, parsed: int, reused: int, elapsed: float) -> IndexStats:
         state = self.state

@@ -81,13 +81,13 @@ def parse_files(root: str, max_line_length: int, todo: list[Todo], workers: int)
         if not remaining:
             return
         log.warning("a parser process was lost (attempt %d): %d files are parsed again", attempt, len(remaining))
-    yield from _one_at_a_time(root, max_line_length, remaining)
+    yield from parse_each_alone(root, max_line_length, remaining)
 
 
 def parse_in_worker(root: str, rel: str, mtime_ns: int, known_hash: str | None, max_line_length: int) -> Result:
     """One file parsed in a worker process: for a file that once killed its parser, which an update must
     not parse in the server's own process."""
-    return next(parse_files(root, max_line_length, [(rel, 0, mtime_ns, known_hash)], 1))
+    return next(parse_each_alone(root, max_line_length, [(rel, 0, mtime_ns, known_hash)]))
 
 
 def _pool_pass(root: str, max_line_length: int, todo: list[Todo], workers: int
@@ -111,9 +111,10 @@ def _pool_pass(root: str, max_line_length: int, todo: list[Todo], workers: int
     return [item for i, chunk in enumerate(chunks) if i not in delivered for item in chunk]
 
 
-def _one_at_a_time(root: str, max_line_length: int, todo: list[Todo]) -> Iterator[Result]:
+def parse_each_alone(root: str, max_line_length: int, todo: list[Todo]) -> Iterator[Result]:
     """Each file its own task in a single worker, the next sent when the last is answered: when the worker
-    dies, the file it was parsing is known; it is skipped and the rest go on in a fresh worker."""
+    dies, the file it was parsing is known; it is skipped and the rest go on in a fresh worker. Files already
+    known to kill their parser start here (a pool would lose other files' work twice before finding them)."""
     remaining = todo
     while remaining:
         delivered = 0
