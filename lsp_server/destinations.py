@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Iterator
 
 
+WRITE_ERRNOS = {None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
 class DestinationError(Exception):
     """A destination the command cannot write, said in one line."""
 
@@ -70,13 +73,18 @@ def check_destination(path: Path | str, what: str, *, directory: bool) -> Path:
 @contextmanager
 def writing(path: Path | str, what: str, *, directory: bool) -> Iterator[Path]:
     """``check_destination``, then the block that writes there: an ``OSError`` it raises about the destination
-    (its own path, anything under or beside it with its name as prefix: ``x.gguf.part``) or about no path (a
-    failed ``write``: disk full, file too large) becomes one ``DestinationError``; others pass unchanged."""
+    (its own path, anything under or beside it with its name as prefix: ``x.gguf.part``) or about no path but
+    one that only a write raises (disk full, file too large, read-only file system, I/O error, or a library's
+    short write with no errno) becomes one ``DestinationError``; others pass unchanged. Why the errno check:
+    an error about no path can come from anything the block does (a broken pipe to a worker process), and
+    "cannot write the index cache: broken pipe" sent users after the wrong cause."""
     path = check_destination(path, what, directory=directory)
     try:
         yield path
     except OSError as exc:
         names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
         if names and not any(os.path.abspath(name).startswith(str(path)) for name in names):
+            raise
+        if not names and exc.errno not in WRITE_ERRNOS:
             raise
         raise _fail(what, path, _reason(Path(os.path.abspath(names[0])) if names else path, exc)) from None

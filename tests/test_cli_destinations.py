@@ -5,6 +5,7 @@ a non-zero exit, and no partial file left behind. Each of these once ended in th
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -126,3 +127,22 @@ def test_bench_results_that_cannot_be_written_are_refused_before_the_suites_run(
     out = run("bench", "index", "--json", str(target))
     assert_clear_error(out, "the benchmark results", target, f"{regular_file} is not a directory")
     assert "coderflash bench: index" not in out.stdout + out.stderr  # no suite started
+
+
+@pytest.mark.parametrize("error, blamed", [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError("short write"), True),
+    (BrokenPipeError(errno.EPIPE, "Broken pipe"), False),
+    (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), False),
+])
+def test_an_error_about_no_path_blames_the_destination_only_when_a_write_raises_it(
+        tmp_path: Path, error: OSError, blamed: bool) -> None:
+    """``coderflash index`` said "cannot write the index cache …: broken pipe" when its parser pool failed to
+    start: an OSError about no path was taken for a failed write, whatever its errno."""
+    from lsp_server.destinations import DestinationError, writing
+
+    with pytest.raises(DestinationError if blamed else type(error)) as raised:
+        with writing(tmp_path / "cache", "the index cache", directory=True):
+            raise error
+    if blamed:
+        assert str(raised.value).startswith(f"cannot write the index cache {tmp_path / 'cache'}: ")
