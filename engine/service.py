@@ -332,6 +332,13 @@ class Engine:
         return resolved == self.root or self.root in resolved.parents
 
     # -- maintenance --------------------------------------------------------------------------------
+    def _open_repo_index(self) -> Any:
+        """The root's index, opened on first use (with ``_index_lock`` held)."""
+        if self._repo_index is None:
+            from engine.indexing import open_index
+            self._repo_index = open_index(self.root, self.config)
+        return self._repo_index
+
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Bring the index up to date (cold or warm) and re-apply open buffers; ``index_progress`` (in
         ``status()``) follows the build."""
@@ -340,11 +347,6 @@ class Engine:
         with self._index_lock:
             if self._closed:
                 raise EngineClosed(f"the engine for {self.root} was closed")
-            if self._repo_index is None:
-                from engine.indexing import open_index
-
-                self._repo_index = open_index(self.root, self.config)
-            index = self._repo_index
             state = "updating" if self._index_ready else "building"
             self.index_progress = {"state": state, "done": 0, "total": 0}
 
@@ -355,15 +357,15 @@ class Engine:
                 if progress is not None:
                     progress(done, total)
 
-            try:
-                stats = index.build(progress=report).to_json()
+            try:  # opening fails too (a database path taken, a cache that cannot be written): status says so
+                stats = self._open_repo_index().build(progress=report).to_json()
             except Exception as exc:
                 self.index_progress = {"state": "error", "error": f"{type(exc).__name__}: {exc}"}
                 raise
             # a copy: the editor opens and closes documents on the event loop while this thread hands them over
             for rel, text in list(self.open_documents.items()):
                 if not rel.startswith("../"):  # a file outside the root (see relative_path) is never indexed
-                    index.set_overlay(rel, text)
+                    self._repo_index.set_overlay(rel, text)
             self._index_ready = True
             seen = stats.get("parsed_files", 0) + stats.get("reused_files", 0)
             self.index_progress = {"state": "ready", "done": seen, "total": seen, "files": stats.get("files"),

@@ -80,8 +80,14 @@ class CoderflashServer(LanguageServer):
         roots = self.workspaces.roots
         return ModelHost(self.config_for(roots[0] if roots else None), log=self.log)
 
-    def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
-        logger.info(message)
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Log,
+            error: BaseException | None = None) -> None:
+        """``message`` to the log file and the client's log; with ``error``, logged once as a warning with its
+        traceback (the client gets the one line)."""
+        if error is None:
+            logger.info(message)
+        else:
+            logger.warning(message, exc_info=error)
         try:
             self.window_log_message(types.LogMessageParams(type=kind, message=message))
         except Exception:  # not connected yet / shutting down
@@ -173,8 +179,8 @@ class CoderflashServer(LanguageServer):
                 except EngineClosed:  # the settings changed meanwhile: the new engine indexes its own root
                     continue
                 except Exception as exc:  # the server keeps serving without an index
-                    logger.warning("indexing %s failed", engine.root, exc_info=exc)  # the traceback, for the logs
-                    self.log(f"indexing {engine.root} failed: {type(exc).__name__}: {exc}", types.MessageType.Error)
+                    self.log(f"indexing {engine.root} failed: {type(exc).__name__}: {exc}", types.MessageType.Error,
+                             error=exc)
                     continue
                 self.log(f"indexed {engine.root}: {stats.get('files')} files, {stats.get('definitions')} definitions "
                          f"in {stats.get('elapsed_s', 0):.2f}s")

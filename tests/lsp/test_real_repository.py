@@ -214,3 +214,30 @@ def test_rust_crate_with_macro_wrapped_modules(tokio_repo: Path, tiny_model: Pat
             defs = [d for d in built.definitions(name) if d.path == path]
             assert defs, (name, built.definitions(name))
             assert name in (tokio_repo / path).read_text().splitlines()[defs[0].name_line]
+
+
+def test_an_index_that_cannot_be_built_is_reported_once_and_completions_go_on(stdlib_repo: Path, tiny_model: Path,
+                                                                               tmp_path: Path) -> None:
+    """The index's database path is taken by a directory, so the build fails: ``coderflash/status`` says
+    ``error`` with the exception, the client gets one error message, the log file gets the failure once with
+    its traceback (it had the message twice, the traceback only in the first), and completions are answered."""
+    from indexer.api import db_path_for
+
+    cache = tmp_path / "cache"
+    db_path_for(os.path.realpath(stdlib_repo), cache).mkdir(parents=True)
+    server = _server(cache)
+    try:
+        _initialize(server, [stdlib_repo], tiny_model)
+        index = server.wait_for_index(timeout=120)
+        assert index["state"] == "error" and "Error" in index["error"], index
+        uri = server.open_document(stdlib_repo / "asyncio" / "tasks.py")
+        reply = server.response(_inline(server, uri, 30, 0), timeout=120)
+        assert "result" in reply, reply
+        errors = [m["params"]["message"] for m in server.incoming
+                  if m.get("method") == "window/logMessage" and m["params"]["type"] == 1]
+        assert len([e for e in errors if e.startswith(f"indexing {stdlib_repo.resolve()} failed: ")]) == 1, errors
+        assert server.close() == 0
+    finally:
+        server.proc.kill()
+    log = (cache / "logs" / "server.log").read_text()
+    assert log.count(" failed: ") == 1 and "Traceback (most recent call last)" in log.split(" failed: ")[1], log
