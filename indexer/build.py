@@ -163,10 +163,12 @@ class Builder:
         mll = settings.max_line_length
         # A file that once killed its parser process is parsed again only in a worker of its own: here it could
         # take the server down, and in the pool it would break it twice before being found again.
-        crashed = [t for t in todo if self.state.skipped.get(t[0]) == PARSER_CRASHED]
+        # One look at the skip reasons, taken before anything is yielded: both lists come from the same snapshot.
+        crashers = {rel for rel, reason in self.state.skipped.items() if reason == PARSER_CRASHED}
+        crashed = [t for t in todo if t[0] in crashers]
         if crashed:
             yield from parse_each_alone(root, mll, crashed)
-            todo = [t for t in todo if self.state.skipped.get(t[0]) != PARSER_CRASHED]
+            todo = [t for t in todo if t[0] not in crashers]
         if workers > 1 and len(todo) >= _POOL_MIN_FILES:
             yield from parse_files(root, mll, todo, workers)  # worker processes: see indexer/parse_pool.py
             return
