@@ -198,6 +198,9 @@ def main() -> int:
                     help="reuse a finished run's baseline rows where the case, budget and the engine's prompt "
                          "token count are the same (a baseline prompt depends only on those and the engine's "
                          "current-file part: only valid when a change left that part alone)")
+    ap.add_argument("--baselines-tolerance", type=int, default=0, metavar="TOKENS",
+                    help="with --baselines-from: also reuse a row whose engine prompt count differs by at most this "
+                         "many tokens (exploration only: figures quoted as final use 0, the default)")
     args = ap.parse_args()
     if args.quick:
         args.only, args.budgets, args.cases = args.only or ["python-unittest"], [1024], 1
@@ -248,7 +251,8 @@ def main() -> int:
                         old = reusable.get((case["id"], method, budget))
                         if method == "engine":
                             row, states[case["id"]] = run_engine(c, case, budget)
-                        elif old is not None and old["target_tokens"] == states[case["id"]]["target"]:
+                        elif old is not None and abs(old["target_tokens"] - states[case["id"]]["target"]) \
+                                <= args.baselines_tolerance:
                             row = {**old, "reused_from": args.baselines_from}
                         else:
                             row = run_baseline(c, case, method, states[case["id"]])

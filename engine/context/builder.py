@@ -5,7 +5,10 @@ Selection, in priority order (each item degrades full body → signature → omi
 around the cursor (``current_file``); near the cursor (``near_cursor``, ``receivers``); the per-file
 neighbourhood, then the rest of the repository by global rank at large budgets (``neighbourhood``). Each
 layer is filled greedily (``fill``) and laid out most stable first (``layout``), so that consecutive
-prompts share a long token prefix with the model's KV cache.
+prompts share a long token prefix with the model's KV cache. What the near-cursor part selects is shown
+next to the current file even when a stable layer already shows it, if that is more than
+``neighbourhood.REPEAT_DISTANCE`` tokens before the near-cursor part (large budgets): the small model uses
+what is close to the cursor.
 
 Every per-request value (the budget, the file, the cursor) is an argument; what survives between
 requests is in the ``ContextCache`` the entry points receive, and the workspace's fixed inputs in its
@@ -161,15 +164,16 @@ def _near_fill(cache: ContextCache, repo: Repo, rel: str, line: int, budget: int
     file and the model's KV cache keeps it."""
     key = (rel, line, budget, id(layer))
     prev = cache.sticky[1] if cache.sticky is not None and cache.sticky[0] == key else []
-    taken = set(layer.taken)
-    whole = set(layer.whole)
+    # what the stable layers show far from the cursor may be repeated here
+    taken = set(layer.taken) - layer.far
+    whole = set(layer.whole) - layer.far_whole
     near: list[Snip] = []
     used = 0
     if prev:
         first = [Candidate(s.path, (s.path, s.start), [s]) for s in prev]
         near, _, used = fill(repo, first, [], left, 3, taken, whole, layer.partial, keep_layer=True)
     later = max((s.layer for s in near), default=2) + 1 if prev else 3
-    no_whole = set(layer.partial) | {s.path for s in near}
+    no_whole = set(layer.partial) | layer.far_whole | {s.path for s in near}
     more, _, _ = fill(repo, cands + layer.rest, layer.ranked_files, left - used, later, taken, whole, no_whole)
     near = near + more
     cache.sticky = (key, near)
@@ -219,9 +223,9 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
         except Exception as exc:  # never fail a completion because of the repository part
             ws.log(f"repository context failed: {type(exc).__name__}: {exc}")
             layer, near = None, []
-    # whole files in an earlier layer supersede later snippets of the same file
+    # whole files in an earlier layer supersede later snippets of the same file, unless far from the cursor
     whole = {s.path for s in (layer.repo_snips + layer.snips if layer else []) if s.kind == "file"}
-    whole |= {s.path for s in near if s.kind == "file"}
+    whole = (whole - (layer.far_whole if layer else set())) | {s.path for s in near if s.kind == "file"}
     near = [s for s in near if s.kind == "file" or s.path not in whole]
     result = assemble(fmt, counter, cache.tracker, ws.repo_name, head, layer.stable if layer is not None else None,
                       near, path, cur_header, cells, suffix, budget, start_t)

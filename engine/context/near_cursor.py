@@ -1,7 +1,8 @@
 """Near the cursor: what the code around the cursor is about to use, read from the buffer (not from the
 index's copy of the file).
 
-In priority order: members of the receiver being typed (see ``receivers``), definitions of the names
+In an import or export list: the listed module's names it lacks (``import_lists``), nothing else.
+Elsewhere, in priority order: members of the receiver being typed (see ``receivers``), definitions of the names
 used around the cursor (bodies for names within a few lines, else signatures), the enclosing class's
 other members and its bases, then the definitions neighbouring the nearest names in the modules that
 define them.
@@ -13,6 +14,7 @@ import keyword
 import re
 from typing import TYPE_CHECKING
 
+from engine.context.import_lists import unlisted_candidates
 from engine.context.receivers import (IDENT, class_candidates, enclosing_class, receiver_candidates,
                                       returned_type_candidates)
 from engine.context.snippets import Candidate, Repo, body_snip, breadth, header_snip
@@ -87,6 +89,9 @@ def near_candidates(repo: Repo, rel: str, text: str, offset: int, line: int, col
     index knows them, ``imported`` the files it imports, ``visible`` the buffer lines the prompt shows
     as the current file; ``budget`` (the request's) caps the bodies shown and cuts long signatures."""
     body_cap = max(48, budget // 64)
+    unlisted = unlisted_candidates(repo, rel, text, offset)
+    if unlisted:  # in an import list what it lacks is all that matters (its items' own definitions are noise)
+        return unlisted
     cands: list[Candidate] = []
     lines, at = window(text, offset, NEAR_BEFORE, NEAR_AFTER)
     before_cursor = lines[at][:column]

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.context.fill import block_overhead, fill
-from engine.context.layout import Rendered, blocks, render
+from engine.context.layout import Block, Rendered, blocks, render
 from engine.context.snippets import Candidate, Repo, Snip, breadth, header_snip, module_outline_snips, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
+from engine.model.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 REPO_WIDE_MIN_BUDGET = 32_768  # below this every token goes to the per-file neighbourhood
 REPO_WIDE_SHARE = 0.5  # of the room, when the whole repository does not fit
 NEIGHBOURHOOD_SHARE = 0.6  # of what the repository-wide part leaves; the rest is near the cursor
+REPEAT_DISTANCE = 1024  # tokens: material the stable layers show further than this before their end may be
+# shown again next to the cursor when the near-cursor part selects it (see ``far_from_cursor``)
 MAX_RANKED = 2000  # ranked definitions asked of the index per layer (beyond that, whole files by rank)
 RANKED_REPEATS_KEPT = 2  # definitions of one name listed in rank order; the rest of them go last
 
@@ -58,6 +61,8 @@ class FileLayer:
     imported: list[str]
     outline: list[Definition]  # the current file's definitions, as the index knows them
     partial: set[str] = field(default_factory=set)  # files the stable layers show in part
+    far: set = field(default_factory=set)  # keys of ``taken`` the stable layers show only far from the cursor
+    far_whole: set[str] = field(default_factory=set)  # files the stable layers show whole, far from the cursor
 
 
 def is_test_only(d: Definition) -> bool:
@@ -177,6 +182,38 @@ def file_layer(fmt: PromptFormat, repo_name: str, repo: Repo, rel: str, n_lines:
     cands = file_cands + ranked + deferred + later
     snips, whole, _ = fill(repo, cands, ranked_files, own, 2, taken, whole)
     rest = [c for c in cands if c.key not in taken and c.path not in whole]
-    stable = render(fmt, repo.counter, repo_name, head, blocks(repo_snips + snips))
+    stable_blocks = blocks(repo_snips + snips)
+    stable = render(fmt, repo.counter, repo_name, head, stable_blocks)
+    far, far_whole = far_from_cursor(fmt, repo.counter, stable_blocks, stable.tokens, taken)
     return FileLayer(repo_snips, snips, taken, whole, rest, ranked_files, stable, imported,
-                     repo.memo.outline(rel), {s.path for s in repo_snips + snips if s.kind != "file"})
+                     repo.memo.outline(rel), {s.path for s in repo_snips + snips if s.kind != "file"},
+                     far, far_whole)
+
+
+def far_from_cursor(fmt: PromptFormat, counter: TokenCounter, stable_blocks: list[Block], stable_tokens: int,
+                    taken: set) -> tuple[set, set[str]]:
+    """(keys of ``taken``, whole files) that the stable layers show only in blocks ending more than
+    ``REPEAT_DISTANCE`` tokens before the stable layers do: the near-cursor part may show them again, next
+    to the cursor. A key is far when a far block's snippet of its file covers its line.
+
+    Why: at 8K tokens a receiver's class outline sat 4,000 tokens before the cursor in the per-file
+    layer, and the near-cursor part, which skipped what earlier layers show, left it there; the real 0.5B
+    model then missed the member it showed (``self.result.`` → ``wasSuccessful``), which it got at 2K,
+    where the same outline was the last block before the current file (``bench/quality_bench.py``)."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    near_spans: dict[str, list[tuple[int, int]]] = {}
+    far_whole: set[str] = set()
+    distance = 0  # tokens from the end of the stable layers to the end of the block
+    for b in reversed(stable_blocks):
+        target = spans if distance > REPEAT_DISTANCE else near_spans
+        for s in b.snips:
+            target.setdefault(s.path, []).append((s.start, s.end))
+            if s.kind == "file" and distance > REPEAT_DISTANCE:
+                far_whole.add(s.path)
+        distance += counter.count_pieces([p for p in fmt.file_block(b.path, b.text) if p != ""])
+
+    def covered(where: dict[str, list[tuple[int, int]]], key: tuple) -> bool:
+        return any(a <= key[1] <= b for a, b in where.get(key[0], ()))
+
+    far = {k for k in taken if covered(spans, k) and not covered(near_spans, k)}
+    return far, far_whole

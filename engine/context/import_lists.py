@@ -1,0 +1,133 @@
+"""The cursor inside an import or export list: the names of the module it lists that the list does not
+name yet, next to the cursor.
+
+``import { A, B, | } from './types'``, ``export type { ... } from './types'``, ``from .util import (a, |``,
+``use crate::value::{Map, |}``: what comes next is a name the listed module defines and the list lacks,
+usually the one declared between the items before and after the cursor (lists tend to follow declaration
+order). An IDE offers exactly those names; a prompt can only show them, so the module's declarations that
+the list does not name are shown in declaration order, nearest to the item before the cursor first, as the
+first near-cursor candidates. The module is the repository file that defines most of the listed names
+(no import path is parsed: the same rule holds for every language and for re-exports).
+
+Why: with the real 0.5B model, cuts inside long re-export lists (``@tanstack/query-core``'s ``index.ts``,
+immer's ``immer.ts``) were missed by the engine and every baseline alike (``bench/quality_bench.py``): the
+model picked a name already listed, or the next line's name, from an outline that also held the 150
+listed ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from engine.context.snippets import Candidate, Repo, header_snip
+
+if TYPE_CHECKING:
+    from indexer.models import Definition
+
+SCAN_CHARS = 8_000  # how far from the cursor an enclosing list's brackets are looked for (150 names fit)
+UNLISTED_SHOWN = 24  # declarations the list lacks, shown nearest to the item before the cursor first
+_OPENS = {")": "(", "}": "{", "]": "["}
+# what precedes the bracket that opens an import or export list, on its line
+_LIST_HEADS = {
+    "{": re.compile(r"^\s*(?:(?:import|export)(?:\s+type)?|import\s+(?:type\s+)?[\w$]+\s*,"
+                    r"|(?:pub(?:\([\w:\s]+\))?\s+)?use\s+[\w:]*::)\s*$"),
+    "(": re.compile(r"^\s*from\s+[\w.]+\s+import\s*$"),
+}
+_PY_FROM_IMPORT = re.compile(r"^\s*from\s+[\w.]+\s+import\s+(?=[^(\n]*$)", re.M)  # ``from m import a, b, |``
+_ANY_HEAD = re.compile(r"^\s*(?:import|export|from|use|pub)\b", re.M)  # cheap test before the bracket scan
+_JS_MODULE = re.compile(r"\.[cm]?[jt]sx?$")
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_NOT_NAMES = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default"})
+
+
+def enclosing_list(text: str, offset: int) -> tuple[int, int] | None:
+    """(position of the opening bracket, of the closing one or the end of the scan) of the import or export
+    list around ``offset``; None when the innermost bracket around the cursor does not open one. A Python
+    ``from m import a, b`` line without brackets is a list from its ``import`` to the end of the line."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    unbracketed = _PY_FROM_IMPORT.match(text, line_start, offset)
+    if unbracketed:
+        end = text.find("\n", offset)
+        return unbracketed.end() - 1, end if end >= 0 else len(text)
+    lo = max(0, offset - SCAN_CHARS)
+    if not _ANY_HEAD.search(text, lo, offset):  # the usual case, typing in code far from the imports
+        return None
+    depth: list[str] = []
+    pos = offset - 1
+    while pos >= lo:
+        ch = text[pos]
+        if ch in _OPENS:
+            depth.append(_OPENS[ch])
+        elif ch in "({[":
+            if depth:
+                if depth.pop() != ch:
+                    return None
+            else:
+                break
+        pos -= 1
+    else:
+        return None
+    head = _LIST_HEADS.get(text[pos])
+    line_start = text.rfind("\n", 0, pos) + 1
+    if head is None or not head.match(text[line_start:pos]):
+        return None
+    closing = {"(": ")", "{": "}"}[text[pos]]
+    hi = min(len(text), offset + SCAN_CHARS)
+    end = text.find(closing, offset, hi)
+    return pos, end if end >= 0 else hi
+
+
+def _names(segment: str) -> list[str]:
+    segment = re.sub(r"//[^\n]*|#[^\n]*|/\*.*?\*/", " ", segment, flags=re.S)
+    return [n for n in _IDENT.findall(segment) if n not in _NOT_NAMES]
+
+
+def listed_module(repo: Repo, rel: str, listed: list[str]) -> str | None:
+    """The repository file (not ``rel``) that defines the most of the ``listed`` names at its top level;
+    None unless it defines two of them (or the list's only one)."""
+    votes: Counter = Counter()
+    for name in set(listed):
+        for path in {d.path for d in repo.memo.definitions(name) if d.path != rel and d.parent is None}:
+            votes[path] += 1
+    if not votes:
+        return None
+    path, n = votes.most_common(1)[0]
+    return path if n >= min(2, len(set(listed))) else None
+
+
+def unlisted_candidates(repo: Repo, rel: str, text: str, offset: int) -> list[Candidate]:
+    """The declarations the import/export list around ``offset`` lacks, of the module it lists, nearest in
+    declaration order to the item before the cursor first, none declared after the item after the cursor;
+    [] when the cursor is in no such list. Keys are their own (``"unlisted"``): an earlier layer's outline
+    of the same module, which also lists every name already imported, does not stand in for them."""
+    span = enclosing_list(text, offset)
+    if span is None:
+        return []
+    before = _names(text[span[0] + 1:offset])
+    cursor_word = re.search(r"[\w$]+$", text[span[0] + 1:offset])
+    if cursor_word and before and before[-1] == cursor_word.group(0):
+        before = before[:-1]  # the name being typed is not listed yet
+    after = _names(text[offset:span[1]])
+    listed = before + after
+    module = listed_module(repo, rel, listed) if listed else None
+    if module is None:
+        return []
+    names = set(listed)
+    top: list[Definition] = [d for d in repo.memo.outline(module) if d.parent is None]
+    order = {d.name: i for i, d in enumerate(top)}
+    anchor = order.get(before[-1], -1) if before else -1
+    # the gap ends at the item after the cursor (declared after the anchor): what lies beyond it is
+    # another gap's, and a model copies what sits last before the cursor
+    gap_end = min([order[n] for n in after if n in order and order[n] > anchor][:1] or [len(top)])
+    unlisted = [(i, d) for i, d in enumerate(top) if d.name not in names and i < gap_end]
+    exports_only = bool(_JS_MODULE.search(module))  # a JavaScript/TypeScript list names what the module exports
+    unlisted.sort(key=lambda item: (exports_only and not item[1].signature.lstrip().startswith("export"),
+                                    abs(item[0] - anchor) + (0.5 if item[0] < anchor else 0)))
+    cands = []
+    for _, d in unlisted[:UNLISTED_SHOWN]:
+        s = header_snip(repo, d, 3, "outline")
+        if s is not None:
+            cands.append(Candidate(d.path, (d.path, s.start, "unlisted"), [s]))
+    return cands

@@ -1,0 +1,85 @@
+"""What the near-cursor part puts next to the current file: in an import or export list, the listed module's
+names the list lacks; and what the cursor needs even when an earlier layer shows it far from the cursor."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ctx_helpers import estimate_context
+from test_selection import SHAPES, _big_module, _blocks, _write
+
+from engine.context.builder import build
+from engine.context.import_lists import enclosing_list
+
+
+@pytest.mark.parametrize("head, is_list", [
+    ("export type {", True), ("import {", True), ("export {", True), ("import Default, {", True),
+    ("from .util import (", True), ("use crate::value::{", True), ("pub(crate) use crate::de::{", True),
+    ("export default {", False), ("export const table = {", False), ("export function f(", False),
+    ("def f(", False), ("export class A {", False), ("call(", False),
+])
+def test_an_import_list_is_told_from_other_brackets(head, is_list):
+    text = f"{head}\n  Alpha,\n  Beta,\n  "
+    span = enclosing_list(text, len(text))
+    assert (span is not None) == is_list
+    if is_list:
+        assert text[span[0]] in "({" and "Alpha" in text[span[0]:span[1]]
+
+
+def test_a_python_from_import_line_without_brackets_is_a_list():
+    text = "import os\nfrom .util import alpha, beta, \nrun()\n"
+    offset = text.index("beta, ") + len("beta, ")
+    start, end = enclosing_list(text, offset)
+    assert text[start:end].split() == ["alpha,", "beta,"]
+    assert enclosing_list(text, len("import os")) is None
+
+
+def _constants(n: int) -> str:
+    """A module too big to be shown whole at 2K tokens: one documented constant per entry."""
+    return "".join(f"# The {i}th setting of the service, read at start-up.\nNAME_{i:03d} = {i}\n" for i in range(n))
+
+
+def test_in_an_import_list_the_names_it_lacks_come_next_to_the_cursor(repo, index):
+    _write(repo, index, {"app/constants.py": _constants(300)})
+    ctx = estimate_context(repo, index)
+    listed = [f"    NAME_{i:03d},\n" for i in range(40) if i not in (12, 35)]
+
+    def near_block(at: int) -> str:
+        text = "from app.constants import (\n" + "".join(listed[:at]) + "    \n" + "".join(listed[at:]) + ")\n"
+        res = build(*ctx, "app/main.py", text, 1 + at, 4, 2048)
+        return _blocks(res.prompt, "app/constants.py")[-1]
+
+    # between NAME_011 and NAME_013: the name the gap lacks, not the listed names around the cursor
+    between = near_block(12)
+    assert "NAME_012 = 12" in between
+    assert "NAME_011 = 11" not in between and "NAME_013 = 13" not in between and "NAME_035" not in between
+    # after the last item: the names declared after it, nearest first, and the earlier gap's name
+    at_end = near_block(len(listed))
+    assert "NAME_040 = 40" in at_end and "NAME_035 = 35" in at_end and "NAME_039 = 39" not in at_end
+    assert at_end.index("NAME_035") < at_end.index("NAME_040")  # in declaration order
+
+
+def test_a_receivers_members_are_repeated_next_to_the_cursor_when_an_earlier_layer_shows_them_far_away(
+        repo, index):
+    _write(repo, index, {"app/shapes.py": SHAPES, "app/poly.py": _big_module(60)})
+    text = textwrap.dedent('''
+        from app import poly
+        from app.shapes import Square
+
+
+        def grow_all(sq: Square, by: float):
+            shape = poly.Poly1()
+            shape.grow_1(by)
+            sq.
+    ''').lstrip("\n")
+    line = text.count("\n") - 1
+    ctx = estimate_context(repo, index)
+    res = build(*ctx, "app/main.py", text, line, len("    sq."), 8192)
+    shapes = _blocks(res.prompt, "app/shapes.py")
+    assert len(shapes) >= 2 and "def scale_by(" in shapes[0], "the per-file layer shows Square's members"
+    last_before_cursor = res.prompt.rsplit("<|file_sep|>", 2)[-2]
+    assert last_before_cursor.startswith("app/shapes.py\n") and "def scale_by(" in last_before_cursor
+    # at 2K nothing is that far from the cursor: the members are shown once
+    small = build(*ctx, "app/main.py", text, line, len("    sq."), 2048)
+    assert sum(b.count("def scale_by(") for b in _blocks(small.prompt, "app/shapes.py")) == 1
