@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 REPO_WIDE_MIN_BUDGET = 32_768  # below this every token goes to the per-file neighbourhood
 REPO_WIDE_SHARE = 0.5  # of the room, when the whole repository does not fit
 NEIGHBOURHOOD_SHARE = 0.6  # of what the repository-wide part leaves; the rest is near the cursor
-REPEAT_DISTANCE = 1024  # tokens: material the stable layers show further than this before their end may be
-# shown again next to the cursor when the near-cursor part selects it (see ``far_from_cursor``)
+REPEAT_DISTANCE = 1024  # tokens: material the stable layers show further than this before the current file
+# may be shown again next to it when the near-cursor part selects it (see ``far_from_cursor``)
 MAX_RANKED = 2000  # ranked definitions asked of the index per layer (beyond that, whole files by rank)
 RANKED_REPEATS_KEPT = 2  # definitions of one name listed in rank order; the rest of them go last
 
@@ -184,26 +184,28 @@ def file_layer(fmt: PromptFormat, repo_name: str, repo: Repo, rel: str, n_lines:
     rest = [c for c in cands if c.key not in taken and c.path not in whole]
     stable_blocks = blocks(repo_snips + snips)
     stable = render(fmt, repo.counter, repo_name, head, stable_blocks)
-    far, far_whole = far_from_cursor(fmt, repo.counter, stable_blocks, stable.tokens, taken)
+    near_room = max(0, max_room - (stable.tokens - repo.counter.count_pieces(head)))  # what follows the stable layers
+    far, far_whole = far_from_cursor(fmt, repo.counter, stable_blocks, near_room, taken)
     return FileLayer(repo_snips, snips, taken, whole, rest, ranked_files, stable, imported,
                      repo.memo.outline(rel), {s.path for s in repo_snips + snips if s.kind != "file"},
                      far, far_whole)
 
 
-def far_from_cursor(fmt: PromptFormat, counter: TokenCounter, stable_blocks: list[Block], stable_tokens: int,
+def far_from_cursor(fmt: PromptFormat, counter: TokenCounter, stable_blocks: list[Block], near_room: int,
                     taken: set) -> tuple[set, set[str]]:
     """(keys of ``taken``, whole files) that the stable layers show only in blocks ending more than
-    ``REPEAT_DISTANCE`` tokens before the stable layers do: the near-cursor part may show them again, next
-    to the cursor. A key is far when a far block's snippet of its file covers its line.
+    ``REPEAT_DISTANCE`` tokens before the current file (counting the ``near_room`` the near-cursor part may
+    fill after them): the near-cursor part may show them again, next to the current file. A key is far
+    when a far block's snippet of its file covers its line.
 
-    Why: at 8K tokens a receiver's class outline sat 4,000 tokens before the cursor in the per-file
+    Why: at 8K tokens a receiver's class outline sat 3,500 tokens before the current file in the per-file
     layer, and the near-cursor part, which skipped what earlier layers show, left it there; the real 0.5B
     model then missed the member it showed (``self.result.`` → ``wasSuccessful``), which it got at 2K,
     where the same outline was the last block before the current file (``bench/quality_bench.py``)."""
     spans: dict[str, list[tuple[int, int]]] = {}
     near_spans: dict[str, list[tuple[int, int]]] = {}
     far_whole: set[str] = set()
-    distance = 0  # tokens from the end of the stable layers to the end of the block
+    distance = near_room  # tokens from the end of the block to the current file
     for b in reversed(stable_blocks):
         target = spans if distance > REPEAT_DISTANCE else near_spans
         for s in b.snips:

@@ -125,11 +125,21 @@ def test_typing_past_a_receiver_keeps_the_prompt_before_the_current_file(repo, i
     head = "from app.shapes import unit_square\n\n\ndef main():\n    sq = unit_square()\n"
     ctx = estimate_context(repo, index)
     line = "    value = sq."
-    build(*ctx, "app/main.py", head + line + "\n", 5, len(line), 2048)
+    prev = build(*ctx, "app/main.py", head + line + "\n", 5, len(line), 2048)
+    grew = 0
     for typed in "scale_by(2":
         line += typed
         res = build(*ctx, "app/main.py", head + line + "\n", 5, len(line), 2048)
-        assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, line
+        kept = prev.prompt.rsplit("<|file_sep|>app/main.py", 1)[0]
+        assert res.prompt.startswith(kept), line  # what was shown stays, in place; new material goes after it
+        if res.prompt.rsplit("<|file_sep|>app/main.py", 1)[0] == kept:
+            assert res.shared_prefix_tokens >= 0.95 * res.prompt_tokens, line
+        else:
+            grew += 1
+        prev = res
+    # typing ``scale_by`` names a member of Square (duck typing): its members are added next to the cursor, once
+    assert grew == 1
+    assert _blocks(res.prompt, "app/shapes.py")[-1].count("def scale_by(") == 1
 
 
 def test_member_of_a_call_result_gets_the_returned_type(repo, index):
