@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 SCAN_CHARS = 8_000  # how far from the cursor an enclosing list's brackets are looked for (150 names fit)
 UNLISTED_SHOWN = 24  # declarations the list lacks, shown nearest to the item before the cursor first
 _OPENS = {")": "(", "}": "{", "]": "["}
+_CLOSES = {opening: closing for closing, opening in _OPENS.items()}
 # what precedes the bracket that opens an import or export list, on its line
 _LIST_HEADS = {
     "{": re.compile(r"^\s*(?:(?:import|export)(?:\s+type)?|import\s+(?:type\s+)?[\w$]+\s*,"
@@ -75,9 +76,8 @@ def enclosing_list(text: str, offset: int) -> tuple[int, int] | None:
     line_start = text.rfind("\n", 0, pos) + 1
     if head is None or not head.match(text[line_start:pos]):
         return None
-    closing = {"(": ")", "{": "}"}[text[pos]]
     hi = min(len(text), offset + SCAN_CHARS)
-    end = text.find(closing, offset, hi)
+    end = text.find(_CLOSES[text[pos]], offset, hi)
     return pos, end if end >= 0 else hi
 
 

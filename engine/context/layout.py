@@ -44,6 +44,7 @@ class Rendered:
     pieces: list[Piece]
     tokens: int
     sections: list[Section]
+    block_tokens: list[int]  # each file block's tokens, in order (``neighbourhood.far_from_cursor``)
 
 
 def blocks(snips: list[Snip]) -> list[Block]:
@@ -100,9 +101,11 @@ def render(fmt: PromptFormat, counter: TokenCounter, repo_name: str, head: list[
     if head:
         sections.append(Section("repo_header", "", repo_name, counter.count_pieces(head)))
     total = counter.count_pieces(pieces)
+    per_block: list[int] = []
     for b in file_blocks:
         block_pieces = [p for p in fmt.file_block(b.path, b.text) if p != ""]
         block_tokens = counter.count_pieces(block_pieces)
+        per_block.append(block_tokens)
         pieces.extend(block_pieces)
         total += block_tokens
         groups: list[Section] = []
@@ -113,7 +116,7 @@ def render(fmt: PromptFormat, counter: TokenCounter, repo_name: str, head: list[
             groups.append(Section(s.kind, b.path, s.symbol, s.tokens))
         groups[0].tokens += block_tokens - sum(g.tokens for g in groups)  # separators, path line, elisions
         sections.extend(groups)
-    return Rendered(pieces, total, sections)
+    return Rendered(pieces, total, sections, per_block)
 
 
 def assemble(fmt: PromptFormat, counter: TokenCounter, tracker: SharedPrefixTracker, repo_name: str,

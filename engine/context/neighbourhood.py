@@ -23,7 +23,6 @@ from engine.context.fill import block_overhead, fill
 from engine.context.layout import Block, Rendered, blocks, render
 from engine.context.snippets import Candidate, Repo, Snip, breadth, header_snip, module_outline_snips, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
-from engine.model.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -185,18 +184,19 @@ def file_layer(fmt: PromptFormat, repo_name: str, repo: Repo, rel: str, n_lines:
     stable_blocks = blocks(repo_snips + snips)
     stable = render(fmt, repo.counter, repo_name, head, stable_blocks)
     near_room = max(0, max_room - (stable.tokens - repo.counter.count_pieces(head)))  # what follows the stable layers
-    far, far_whole = far_from_cursor(fmt, repo.counter, stable_blocks, near_room, taken)
+    far, far_whole = far_from_cursor(stable_blocks, stable.block_tokens, near_room, taken)
     return FileLayer(repo_snips, snips, taken, whole, rest, ranked_files, stable, imported,
                      repo.memo.outline(rel), {s.path for s in repo_snips + snips if s.kind != "file"},
                      far, far_whole)
 
 
-def far_from_cursor(fmt: PromptFormat, counter: TokenCounter, stable_blocks: list[Block], near_room: int,
+def far_from_cursor(stable_blocks: list[Block], block_tokens: list[int], near_room: int,
                     taken: set) -> tuple[set, set[str]]:
     """(keys of ``taken``, whole files) that the stable layers show only in blocks ending more than
     ``REPEAT_DISTANCE`` tokens before the current file (counting the ``near_room`` the near-cursor part may
-    fill after them): the near-cursor part may show them again, next to the current file. A key is far
-    when a far block's snippet of its file covers its line.
+    fill after them; ``block_tokens``: each block's tokens as ``render`` counted them): the near-cursor
+    part may show them again, next to the current file. A key is far when a far block's snippet of its
+    file covers its line.
 
     Why: at 8K tokens a receiver's class outline sat 3,500 tokens before the current file in the per-file
     layer while at 2K, where the 0.5B model got the member (``self.result.`` → ``wasSuccessful``), it was the
@@ -207,13 +207,13 @@ def far_from_cursor(fmt: PromptFormat, counter: TokenCounter, stable_blocks: lis
     near_spans: dict[str, list[tuple[int, int]]] = {}
     far_whole: set[str] = set()
     distance = near_room  # tokens from the end of the block to the current file
-    for b in reversed(stable_blocks):
+    for b, tokens in zip(reversed(stable_blocks), reversed(block_tokens)):
         target = spans if distance > REPEAT_DISTANCE else near_spans
         for s in b.snips:
             target.setdefault(s.path, []).append((s.start, s.end))
             if s.kind == "file" and distance > REPEAT_DISTANCE:
                 far_whole.add(s.path)
-        distance += counter.count_pieces([p for p in fmt.file_block(b.path, b.text) if p != ""])
+        distance += tokens
 
     def covered(where: dict[str, list[tuple[int, int]]], key: tuple) -> bool:
         return any(a <= key[1] <= b for a, b in where.get(key[0], ()))
