@@ -6,7 +6,6 @@ and the counters that ``coderflash/status`` and ``--json`` outputs report.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,20 +23,8 @@ from engine.chat.tools import secret_globs
 from engine.inference.chat_turn import ChatTurn
 from engine.inference.runtime import CompletionOutput, Runtime
 from engine.inference.scheduler import Priority, wait_for
+from engine.paths import relative_to_root
 from engine.text_position import to_lf
-
-
-@functools.lru_cache(maxsize=4096)
-def _relative_to(path: str, root: Path | None) -> str:
-    """``Engine.relative_path``, memoised: every keystroke asks, and resolving symlinks costs a system call
-    per path component."""
-    resolved = Path(path).resolve()
-    if root is not None:
-        try:
-            return resolved.relative_to(root).as_posix()
-        except ValueError:
-            return Path(os.path.relpath(resolved, root)).as_posix()
-    return resolved.name
 
 
 class EngineClosed(RuntimeError):
@@ -160,7 +147,7 @@ class Engine:
     def relative_path(self, path: Path | str) -> str:
         """The path as the index and the prompt name it: relative to the root, POSIX. A file outside the
         root keeps a ``../`` path (it is never put into the index: see ``_inside_root``)."""
-        return _relative_to(str(path), self.root)
+        return relative_to_root(str(path), self.root)
 
     def is_secret_document(self, path: Path | str) -> bool:
         """Whether ``path`` names a secret file (``.env``, a private key, ``index.secret_globs``), by its own name
@@ -265,7 +252,8 @@ class Engine:
     # overlay wins over disk until the document closes.
     def document_opened(self, path: Path | str, text: str) -> None:
         rel = self.relative_path(path)
-        self.open_documents[rel] = text
+        with self._lock:  # see reindex: it copies the open documents on the index thread
+            self.open_documents[rel] = text
         if self._inside_root(path):
             self._index_job(lambda index: index.set_overlay(rel, text))
 
@@ -275,7 +263,8 @@ class Engine:
 
     def document_changed(self, path: Path | str, text: str) -> None:
         """Cheap on every keystroke: the context builder syncs the index overlay of the file it completes in."""
-        self.open_documents[self.relative_path(path)] = text
+        with self._lock:
+            self.open_documents[self.relative_path(path)] = text
 
     def document_saved(self, path: Path | str) -> None:
         """A save makes disk agree with the buffer; the index re-reads the file."""
@@ -285,7 +274,8 @@ class Engine:
 
     def document_closed(self, path: Path | str) -> None:
         rel = self.relative_path(path)
-        self.open_documents.pop(rel, None)
+        with self._lock:
+            self.open_documents.pop(rel, None)
         self.cancel_document(path)
         if self._inside_root(path):
             self._index_job(lambda index: index.clear_overlay(rel))
@@ -362,8 +352,12 @@ class Engine:
             except Exception as exc:
                 self.index_progress = {"state": "error", "error": f"{type(exc).__name__}: {exc}"}
                 raise
-            # a copy: the editor opens and closes documents on the event loop while this thread hands them over
-            for rel, text in list(self.open_documents.items()):
+            # a copy, under the lock the editor's events take: list() over the live items is not atomic (each
+            # item's tuple can start a garbage collection that runs Python code and switches threads; see
+            # multiprocessing.util._run_finalizers), and once failed with "dictionary changed size"
+            with self._lock:
+                buffers = list(self.open_documents.items())
+            for rel, text in buffers:
                 if not rel.startswith("../"):  # a file outside the root (see relative_path) is never indexed
                     self._repo_index.set_overlay(rel, text)
             self._index_ready = True

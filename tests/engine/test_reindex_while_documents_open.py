@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 from engine.service import Engine
@@ -52,6 +53,6 @@ def test_a_rebuild_survives_documents_opened_and_closed_meanwhile(sample_repo: P
     finally:
         sys.setswitchinterval(interval)
         engine.close()
-    assert errors == []
+    assert errors == [], "".join(traceback.format_exception(errors[0]))
     assert rebuilds[0] == 15 and toggles > 15, (rebuilds, toggles)
     assert engine.index_progress["state"] == "ready"
