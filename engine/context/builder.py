@@ -2,7 +2,7 @@
 order. The entry points: ``build`` (a completion prompt), ``chat_context``, ``prepare_file``, ``warm``.
 
 Selection, in priority order (each item degrades full body → signature → omitted): the current buffer
-around the cursor (``current_file``); near the cursor (``near_cursor``, ``receivers``); the per-file
+around the cursor (``current_file``); near the cursor (``near_cursor``, ``receivers``, ``similar``); the per-file
 neighbourhood, then the rest of the repository by global rank at large budgets (``neighbourhood``). Each
 layer is filled greedily (``fill``) and laid out most stable first (``layout``), so that consecutive
 prompts share a long token prefix with the model's KV cache. What the near-cursor part selects is shown
@@ -44,7 +44,8 @@ from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, 
                                           repo_wide_layer)
 from engine.context.redact import cache_limit, cached_chars, kind_for, reserve_cache
 from engine.context.result import ContextResult, SharedPrefixTracker, cursor_indentation, split_at_cursor
-from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, whole_file
+from engine.context.similar import cut_windows, similar_candidates
+from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, WindowCache, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model.tokens import TokenCounter
 from engine.text_position import to_lf
@@ -78,6 +79,7 @@ class ContextCache:
         self.counter = counter
         self.files = FileCache()
         self.headers: HeaderCache = {}
+        self.windows = WindowCache()  # files' similarity windows and the last search (``similar``)
         self.memo: IndexMemo | None = None
         self.disk_info: dict[str, tuple] = {}  # path -> (size, lines, hash) last seen on disk (see ``memo_for``)
         self.repo_wide: RepoWide | None = None
@@ -95,7 +97,8 @@ class ContextCache:
         """How full the bounded caches are (``coderflash/status``): a long session's memory should level off
         as they reach their bounds, and this says whether they have."""
         return {"files": len(self.files), "file_chars": self.files.chars, "headers": len(self.headers),
-                "file_layers": len(self.file_layers), "token_ids": self.counter.held_tokens,
+                "file_layers": len(self.file_layers), "windows": self.windows.held,
+                "token_ids": self.counter.held_tokens,
                 "token_ids_max": self.counter.max_cached_tokens, "redacted_chars": cached_chars(),
                 "redacted_chars_max": cache_limit()}
 
@@ -118,7 +121,7 @@ def repo_view(ws: Workspace, cache: ContextCache, index: RepoIndex) -> Repo:
     """How a request reads the repository: ``index``'s answers memoised for its current generation (the
     cache's memo, replaced when the generation changed) and the cache's file texts and headers."""
     cache.memo = memo_for(index, cache.memo, cache.disk_info)
-    return Repo(cache.memo, cache.files, cache.headers, ws.counter, ws.root or index.root)
+    return Repo(cache.memo, cache.files, cache.headers, ws.counter, ws.root or index.root, cache.windows)
 
 
 def _fixed_tokens(ws: Workspace, head: list[Piece], path: str) -> int:
@@ -217,8 +220,9 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
             visible = (line - prefix.count("\n"), line + suffix.count("\n"))
             left = room - (layer.stable.tokens - counter.count_pieces(head))
             if left > 0:
+                similar = similar_candidates(repo, rel, text, offset, layer.ranked_files)
                 cands = near_candidates(repo, rel, text, offset, line, character, layer.outline, layer.imported,
-                                        visible, budget)
+                                        visible, budget, similar)
                 near = _near_fill(cache, repo, rel, line, budget, layer, cands, left)
         except Exception as exc:  # never fail a completion because of the repository part
             ws.log(f"repository context failed: {type(exc).__name__}: {exc}")
@@ -272,9 +276,10 @@ def chat_context(ws: Workspace, cache: ContextCache, budget: int, path: str | No
 
 def prepare_file(ws: Workspace, cache: ContextCache, path: str, text: str, budget: int) -> float:
     """Compute the per-file part for ``path`` (what the first request in a file would otherwise pay:
-    the ranking personalised to the file, its names' definitions, candidate snippets), so that the
-    first completion in a freshly opened document only does the near-cursor part. Call it when a
-    document opens, off the keystroke path, on the thread that builds contexts. Returns milliseconds."""
+    the ranking personalised to the file, its names' definitions, candidate snippets, the windows of the
+    files ``similar`` searches), so that the first completion in a freshly opened document only does the
+    near-cursor part. Call it when a document opens, off the keystroke path, on the thread that builds
+    contexts. Returns milliseconds."""
     t0 = time.perf_counter()
     index = _index(ws)
     if index is None:
@@ -285,7 +290,9 @@ def prepare_file(ws: Workspace, cache: ContextCache, path: str, text: str, budge
         return 0.0
     try:
         rel = index.rel(path)
-        _file_layer(ws, cache, repo_view(ws, cache, index), rel, text.count("\n") + 1, budget, max_room, head)
+        repo = repo_view(ws, cache, index)
+        layer = _file_layer(ws, cache, repo, rel, text.count("\n") + 1, budget, max_room, head)
+        cut_windows(repo, rel, layer.ranked_files)
     except Exception as exc:
         ws.log(f"prepare_file failed: {type(exc).__name__}: {exc}")
     return (time.perf_counter() - t0) * 1000

@@ -16,6 +16,7 @@ from engine.context.result import ContextResult, Section, SharedPrefixTracker
 from engine.context.snippets import Snip
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model.tokens import TokenCounter
+from engine.text_position import split_lines
 
 _PREFIX_SLOT = "\x00<current prefix cells>\x00"  # where the prefix cells go in the format's infill
 
@@ -47,6 +48,14 @@ class Rendered:
     block_tokens: list[int]  # each file block's tokens, in order (``neighbourhood.far_from_cursor``)
 
 
+def _after(s: Snip, line: int) -> Snip:
+    """``s`` from the line after ``line`` on (its token count scaled by the lines kept: sections only)."""
+    kept = split_lines(s.text)[line + 1 - s.start:]
+    tokens = s.tokens * len(kept) // max(1, s.end - s.start + 1)
+    return Snip(s.path, line + 1, s.end, "".join(kept), s.kind, s.symbol, tokens, s.layer, s.body_end, s.parent,
+                s.name_line)
+
+
 def blocks(snips: list[Snip]) -> list[Block]:
     """One block per (layer, file); snippets in file order, nested ones dropped.
 
@@ -74,6 +83,8 @@ def blocks(snips: list[Snip]) -> list[Block]:
         for s in parts:  # drop snippets inside an earlier one (a signature inside a chosen body)
             if merged and s.start >= merged[-1].start and s.end <= merged[-1].end:
                 continue
+            if merged and s.start <= merged[-1].end and "window" in (s.kind, merged[-1].kind):
+                s = _after(s, merged[-1].end)  # a similar window overlapping a snippet: its lines once
             merged.append(s)
         out: list[str] = []
         prev_end = -1

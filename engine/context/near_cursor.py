@@ -4,8 +4,8 @@ index's copy of the file).
 In an import or export list: the listed module's names it lacks (``import_lists``), nothing else.
 Elsewhere, in priority order: members of the receiver being typed (see ``receivers``), definitions of the names
 used around the cursor (bodies for names within a few lines, else signatures), the enclosing class's
-other members and its bases, then the definitions neighbouring the nearest names in the modules that
-define them.
+other members and its bases, code like the lines above the cursor (``similar``), then the definitions
+neighbouring the nearest names in the modules that define them.
 """
 
 from __future__ import annotations
@@ -84,10 +84,12 @@ def near_names(lines: list[str], at: int, column: int) -> list[tuple[str, int]]:
 
 def near_candidates(repo: Repo, rel: str, text: str, offset: int, line: int, column: int,
                     outline: list[Definition], imported: list[str], visible: tuple[int, int],
-                    budget: int) -> list[Candidate]:
+                    budget: int, similar: list[Candidate] | None = None) -> list[Candidate]:
     """Layer 3 candidates, most specific first. ``outline`` is the current file's definitions as the
     index knows them, ``imported`` the files it imports, ``visible`` the buffer lines the prompt shows
-    as the current file; ``budget`` (the request's) caps the bodies shown and cuts long signatures."""
+    as the current file; ``budget`` (the request's) caps the bodies shown and cuts long signatures;
+    ``similar`` (code like the lines above the cursor, see ``similar``) goes after the definitions of the
+    names around the cursor and before the less specific candidates."""
     body_cap = max(48, budget // 64)
     unlisted = unlisted_candidates(repo, rel, text, offset)
     if unlisted:  # in an import list what it lacks is all that matters (its items' own definitions are noise)
@@ -138,4 +140,4 @@ def near_candidates(repo: Repo, rel: str, text: str, offset: int, line: int, col
             s = header_snip(repo, o, 3, "outline")
             if s is not None:
                 later.append(Candidate(o.path, (o.path, s.start), [breadth(repo.counter, s, budget)]))
-    return cands + later
+    return cands + (similar or []) + later

@@ -9,7 +9,7 @@ class/impl header (``parent``), shown with it when not shown otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.context.files import FileCache
@@ -65,6 +65,16 @@ class Candidate:
 HeaderCache = dict[str, tuple[Sequence[str], dict[tuple, Snip]]]
 
 
+@dataclass
+class WindowCache:
+    """What ``similar`` keeps between requests: each file's windows (path -> (the lines they were cut from,
+    [(first line, distinct identifiers)])), how many windows that is, and the last search (its key, its windows)."""
+
+    files: dict[str, tuple[Sequence[str], list[tuple[int, tuple[str, ...]]]]] = field(default_factory=dict)
+    held: int = 0
+    last: tuple[tuple, list] | None = None
+
+
 @dataclass(frozen=True)
 class Repo:
     """What one request reads the repository through: this index generation's memoised answers, the file
@@ -75,6 +85,7 @@ class Repo:
     headers: HeaderCache
     counter: TokenCounter
     root: str
+    windows: WindowCache = field(default_factory=WindowCache)
 
     def file(self, path: str) -> tuple[str, Sequence[str]] | None:
         """(redacted text, lines) of a repository file."""
