@@ -44,7 +44,7 @@ from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, 
                                           repo_wide_layer)
 from engine.context.redact import cache_limit, cached_chars, kind_for, reserve_cache
 from engine.context.result import ContextResult, SharedPrefixTracker, cursor_indentation, split_at_cursor
-from engine.context.similar import cut_windows, similar_candidates
+from engine.context.similar import cut_windows
 from engine.context.snippets import Candidate, HeaderCache, Repo, Snip, WindowCache, whole_file
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model.tokens import TokenCounter
@@ -220,9 +220,8 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
             visible = (line - prefix.count("\n"), line + suffix.count("\n"))
             left = room - (layer.stable.tokens - counter.count_pieces(head))
             if left > 0:
-                similar = similar_candidates(repo, rel, text, offset, layer.ranked_files)
                 cands = near_candidates(repo, rel, text, offset, line, character, layer.outline, layer.imported,
-                                        visible, budget, similar)
+                                        visible, budget, layer.ranked_files)
                 near = _near_fill(cache, repo, rel, line, budget, layer, cands, left)
         except Exception as exc:  # never fail a completion because of the repository part
             ws.log(f"repository context failed: {type(exc).__name__}: {exc}")

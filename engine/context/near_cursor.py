@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from engine.context.import_lists import unlisted_candidates
 from engine.context.receivers import (IDENT, class_candidates, enclosing_class, receiver_candidates,
                                       returned_type_candidates)
+from engine.context.similar import similar_candidates
 from engine.context.snippets import Candidate, Repo, body_snip, breadth, header_snip
 
 if TYPE_CHECKING:
     from indexer.models import Definition
 
-NEAR_BEFORE = 40  # lines above the cursor whose names count as "near the cursor"
+NEAR_BEFORE = 40  # lines above the cursor whose names count as "near the cursor" (>= similar.QUERY_LINES)
 NEAR_AFTER = 8
 NEAR_MODULES = 3  # modules defining the names nearest the cursor: their definitions nearest to the one used
 NEAR_MODULE_ENTRIES = 12  # are near-cursor candidates (this many per module)
@@ -84,12 +86,13 @@ def near_names(lines: list[str], at: int, column: int) -> list[tuple[str, int]]:
 
 def near_candidates(repo: Repo, rel: str, text: str, offset: int, line: int, column: int,
                     outline: list[Definition], imported: list[str], visible: tuple[int, int],
-                    budget: int, similar: list[Candidate] | None = None) -> list[Candidate]:
+                    budget: int, ranked_files: Sequence[str] | None = None) -> list[Candidate]:
     """Layer 3 candidates, most specific first. ``outline`` is the current file's definitions as the
     index knows them, ``imported`` the files it imports, ``visible`` the buffer lines the prompt shows
     as the current file; ``budget`` (the request's) caps the bodies shown and cuts long signatures;
-    ``similar`` (code like the lines above the cursor, see ``similar``) goes after the definitions of the
-    names around the cursor and before the less specific candidates."""
+    ``ranked_files`` (the ranking's files for ``rel``; none: no search) are searched for code like the lines above
+    the cursor (``similar``), which goes after the definitions of the names around the cursor and before the less
+    specific candidates."""
     body_cap = max(48, budget // 64)
     unlisted = unlisted_candidates(repo, rel, text, offset)
     if unlisted:  # in an import list what it lacks is all that matters (its items' own definitions are noise)
@@ -140,4 +143,5 @@ def near_candidates(repo: Repo, rel: str, text: str, offset: int, line: int, col
             s = header_snip(repo, o, 3, "outline")
             if s is not None:
                 later.append(Candidate(o.path, (o.path, s.start), [breadth(repo.counter, s, budget)]))
-    return cands + (similar or []) + later
+    similar = similar_candidates(repo, rel, lines[:at], ranked_files) if ranked_files is not None else []
+    return cands + similar + later

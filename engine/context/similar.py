@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from engine.context.receivers import IDENT
 from engine.context.snippets import Candidate, Repo, make_snip
@@ -68,29 +68,32 @@ def searched_files(rel: str, ranked_files: Sequence[str]) -> list[str]:
     return same_dir + related
 
 
-def cut_windows(repo: Repo, rel: str, ranked_files: Sequence[str]) -> None:
-    """Cut the windows of the files a search from ``rel`` compares (``prepare_file``: off the keystroke path)."""
+def searched_windows(repo: Repo, rel: str, ranked_files: Sequence[str]
+                     ) -> Iterator[tuple[str, Sequence[str], list[tuple[int, tuple[str, ...]]]]]:
+    """(path, lines, windows) of the files a search from ``rel`` compares, ``MAX_WINDOWS`` windows in all."""
     compared = 0
     for path in searched_files(rel, ranked_files):
         got = file_windows(repo, path)
-        compared += len(got[1]) if got is not None else 0
+        if got is None:
+            continue
+        yield path, got[0], got[1][:MAX_WINDOWS - compared]
+        compared += len(got[1])
         if compared >= MAX_WINDOWS:
-            break
+            return
 
 
-def similar_candidates(repo: Repo, rel: str, text: str, offset: int, ranked_files: Sequence[str]) -> list[Candidate]:
-    """The windows most similar to the ``QUERY_LINES`` lines of ``text`` above the cursor's line (``offset``:
-    the cursor), most similar first, each shown with the ``WINDOW_STRIDE`` lines after it. Overlapping
-    windows of one file count once. The cursor's own
-    line is left out: typing on it must not change the windows (the near-cursor part sits before the current
-    file, and a new window there re-evaluates all of the current file's tokens)."""
-    end = text.rfind("\n", 0, offset) + 1  # the cursor line's start
-    start = end
-    for _ in range(QUERY_LINES):
-        if start <= 0:
-            break
-        start = text.rfind("\n", 0, start - 1) + 1
-    query = frozenset(IDENT.findall(text, start, end))
+def cut_windows(repo: Repo, rel: str, ranked_files: Sequence[str]) -> None:
+    """Cut the windows of the files a search from ``rel`` compares (``prepare_file``: off the keystroke path)."""
+    for _ in searched_windows(repo, rel, ranked_files):
+        pass
+
+
+def similar_candidates(repo: Repo, rel: str, above: Sequence[str], ranked_files: Sequence[str]) -> list[Candidate]:
+    """The windows most similar to ``above``, the lines above the cursor's line (``QUERY_LINES`` are compared), most
+    similar first, each shown with the ``WINDOW_STRIDE`` lines after it. Overlapping windows of one file count
+    once. The cursor's own line is left out: typing on it must not change the windows (the near-cursor part sits
+    before the current file, and a new window there re-evaluates all of the current file's tokens)."""
+    query = frozenset(IDENT.findall("\n".join(above[-QUERY_LINES:])))
     if len(query) < MIN_IDENTIFIERS:
         return []
     last = repo.windows.last  # typing on one line asks again with the same lines above it: the same answer
@@ -98,20 +101,13 @@ def similar_candidates(repo: Repo, rel: str, text: str, offset: int, ranked_file
         return last[1]
     scored: list[tuple[float, str, int]] = []
     texts: dict[str, Sequence[str]] = {}
-    compared = 0
-    for path in searched_files(rel, ranked_files):
-        got = file_windows(repo, path)
-        if got is None:
-            continue
-        texts[path] = got[0]
-        for start, idents in got[1][:MAX_WINDOWS - compared]:
+    for path, lines, windows in searched_windows(repo, rel, ranked_files):
+        texts[path] = lines
+        for start, idents in windows:
             shared = len(query.intersection(idents))
             score = shared / (len(query) + len(idents) - shared)
             if score >= MIN_SIMILARITY:
                 scored.append((score, path, start))
-        compared += len(got[1])
-        if compared >= MAX_WINDOWS:
-            break
     scored.sort(key=lambda x: (-x[0], x[1], x[2]))
     out: list[Candidate] = []
     for _, path, start in scored:
