@@ -88,11 +88,13 @@ def _names(segment: str) -> list[str]:
 
 def listed_module(repo: Repo, rel: str, listed: list[str]) -> str | None:
     """The repository file (not ``rel``) that defines the most of the ``listed`` names at its top level;
-    None unless it defines two of them (or the list's only one)."""
+    None unless it defines two of them (or the list's only one). A tie goes to the module of the name listed
+    first: votes are counted in list order, not in a set's order, which changes with each process's string
+    hashing (PYTHONHASHSEED) and made a restarted server, or the next quality run, pick the other module."""
     votes: Counter = Counter()
-    for name in set(listed):
-        for path in {d.path for d in repo.memo.definitions(name) if d.path != rel and d.parent is None}:
-            votes[path] += 1
+    for name in dict.fromkeys(listed):
+        for path in dict.fromkeys(d.path for d in repo.memo.definitions(name) if d.path != rel and d.parent is None):
+            votes[path] += 1  # most_common(1) keeps the first counted of equal votes
     if not votes:
         return None
     path, n = votes.most_common(1)[0]
