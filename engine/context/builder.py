@@ -37,6 +37,7 @@ from engine.context.buffers import leave_file, sync_overlay
 from engine.context.current_file import current_part, file_reserve, full_reserve, reserve
 from engine.context.fill import fill
 from engine.context.files import FileCache
+from engine.context.import_lists import list_name_rule
 from engine.context.index_view import IndexMemo, RepoIndex, memo_for
 from engine.context.layout import assemble, chat_text
 from engine.context.near_cursor import near_candidates
@@ -210,12 +211,14 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     index = _index(ws) if room > 0 else None
     layer: FileLayer | None = None
     near: list[Snip] = []
+    name_rule = None
     if index is not None:
         try:
             rel = index.rel(path)
             last, cache.last_buffer = cache.last_buffer, (rel, text)
             leave_file(index, last, rel, ws.log, ws.is_open)
             repo = repo_view(ws, cache, index)
+            name_rule = list_name_rule(repo, rel, text, offset)
             layer = _file_layer(ws, cache, repo, rel, text.count("\n") + 1, budget, max(0, max_room), head)
             visible = (line - prefix.count("\n"), line + suffix.count("\n"))
             left = room - (layer.stable.tokens - counter.count_pieces(head))
@@ -233,6 +236,7 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
     result = assemble(fmt, counter, cache.tracker, ws.repo_name, head, layer.stable if layer is not None else None,
                       near, path, cur_header, cells, suffix, budget, start_t)
     result.indent = indent
+    result.name_rule = name_rule
     return result
 
 

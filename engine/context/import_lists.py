@@ -24,6 +24,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from engine.context.snippets import Candidate, Repo, header_snip
+from engine.model.name_rule import NameRule
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -42,6 +43,7 @@ _PY_FROM_IMPORT = re.compile(r"^\s*from\s+[\w.]+\s+import\s+(?=[^(\n]*$)", re.M)
 _ANY_HEAD = re.compile(r"^\s*(?:import|export|from|use|pub)\b", re.M)  # cheap test before the bracket scan
 _JS_MODULE = re.compile(r"\.[cm]?[jt]sx?$")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_MODIFIERS = frozenset({"type"})  # what may precede a listed name (``export { type X }``)
 _NOT_NAMES = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default"})
 
 
@@ -101,24 +103,48 @@ def listed_module(repo: Repo, rel: str, listed: list[str]) -> str | None:
     return path if n >= min(2, len(set(listed))) else None
 
 
+def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], list[str], str, str | None] | None:
+    """The import/export list around ``offset``: the names listed before and after the cursor, the name being
+    typed at the cursor (not listed yet), and the module the list names (None when no repository file defines
+    enough of them); None when the cursor is in no such list."""
+    span = enclosing_list(text, offset)
+    if span is None:
+        return None
+    before = _names(text[span[0] + 1:offset])
+    cursor_word = re.search(r"[\w$]+$", text[span[0] + 1:offset])
+    typed = cursor_word.group(0) if cursor_word else ""
+    if typed and before and before[-1] == typed:
+        before = before[:-1]  # the name being typed is not listed yet
+    after = _names(text[offset:span[1]])
+    listed = before + after
+    return before, after, typed, listed_module(repo, rel, listed) if listed else None
+
+
+def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | None:
+    """What the completion at ``offset`` may name first inside an import/export list: a name the list lacks,
+    and one the listed module defines at its top level when the module is known; None outside a list."""
+    at = _list_at(repo, rel, text, offset)
+    if at is None:
+        return None
+    before, after, typed, module = at
+    listed = frozenset(before + after)
+    allowed = None
+    if module is not None:
+        names = {d.name for d in repo.memo.outline(module) if d.parent is None} - listed
+        allowed = tuple(sorted(names)) or None
+    return NameRule(typed=typed, allowed=allowed, banned=listed, passes=_MODIFIERS, required=bool(after))
+
+
 def unlisted_candidates(repo: Repo, rel: str, text: str, offset: int) -> list[Candidate]:
     """The declarations the import/export list around ``offset`` lacks, of the module it lists, nearest in
     declaration order to the item before the cursor first, none declared after the item after the cursor;
     [] when the cursor is in no such list. Keys are their own (``"unlisted"``): an earlier layer's outline
     of the same module, which also lists every name already imported, does not stand in for them."""
-    span = enclosing_list(text, offset)
-    if span is None:
+    at = _list_at(repo, rel, text, offset)
+    if at is None or at[3] is None:
         return []
-    before = _names(text[span[0] + 1:offset])
-    cursor_word = re.search(r"[\w$]+$", text[span[0] + 1:offset])
-    if cursor_word and before and before[-1] == cursor_word.group(0):
-        before = before[:-1]  # the name being typed is not listed yet
-    after = _names(text[offset:span[1]])
-    listed = before + after
-    module = listed_module(repo, rel, listed) if listed else None
-    if module is None:
-        return []
-    names = set(listed)
+    before, after, _, module = at
+    names = set(before + after)
     top: list[Definition] = [d for d in repo.memo.outline(module) if d.parent is None]
     order = {d.name: i for i, d in enumerate(top)}
     anchor = order.get(before[-1], -1) if before else -1

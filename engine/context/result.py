@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from engine.model.name_rule import NameRule
 from engine.model.prompt_format import Piece
 from engine.text_position import offset_at
 from engine.model.tokens import ESTIMATE_BYTES_PER_TOKEN, TokenCounter
@@ -40,6 +41,8 @@ class ContextResult:
     # (``prefix`` ends at the line break), so the model writes the line whole — indentation included —
     # from a token boundary it saw in training; the runtime takes it off what the model wrote.
     indent: str = ""
+    # the first name the completion may write (inside an import list: one the list lacks), for the decoder
+    name_rule: NameRule | None = None
 
     def to_json(self) -> dict[str, object]:
         return {

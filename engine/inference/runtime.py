@@ -31,6 +31,7 @@ from engine.model.backend import (
     chat_stop_ids,
 )
 from engine.model.kv_store import prefix_hash
+from engine.model.name_rule import NameRule
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model_host import ModelHost
 from engine.text_position import line_ending, line_texts, offset_at, to_lf, with_line_ending
@@ -83,12 +84,12 @@ def repository_prefix(pieces: Sequence[Piece], fmt: PromptFormat) -> list[Piece]
 
 
 def completion_request(pieces: Sequence[Piece], shape: CompletionShape, max_tokens: int, stop_ids: Sequence[int],
-                       deadline: float | None = None) -> GenerationRequest:
+                       deadline: float | None = None, name_rule: NameRule | None = None) -> GenerationRequest:
     """The generation a completion of ``shape`` asks for: greedy (FIM), a single line stopping at the line
-    break with at most 48 tokens, a multi-line one up to ``max_tokens``."""
+    break with at most 48 tokens, a multi-line one up to ``max_tokens``; ``name_rule``: the context's."""
     return GenerationRequest(pieces=list(pieces), max_tokens=max_tokens if shape.multiline else min(max_tokens, 48),
                              sampling=Sampling(), stop_ids=frozenset(stop_ids),
-                             stop_strings=() if shape.multiline else ("\n",), deadline=deadline)
+                             stop_strings=() if shape.multiline else ("\n",), deadline=deadline, name_rule=name_rule)
 
 
 def empty_context(prefix: str = "", suffix: str = "") -> ContextResult:
@@ -199,7 +200,8 @@ class Runtime:
         before_cursor = context.prefix + context.indent  # the prompt may leave the indentation out: the buffer has it
         shape = choose_shape(before_cursor, context.suffix, cfg.max_lines, syntax)
         pieces = self._fit_to_target(backend, context.pieces, plan) if plan is not None else context.pieces
-        request = completion_request(pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline)
+        request = completion_request(pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline,
+                                     context.name_rule)
         result = backend.generate(request, cancel)
         self.host.counters.add(result)
         self.host.speed.observe(result)

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol, Sequence
 
+from engine.model.name_rule import NameRule
 from engine.model.prompt_format import Piece, PromptFormat
 
 
@@ -41,6 +42,9 @@ class GenerationRequest:
     deadline: float | None = None  # time.monotonic() value after which generation stops
     grammar: str | None = None  # GBNF, in-process backend only
     on_text: Callable[[str], None] | None = None  # streamed pieces of text
+    # the first name the completion may write (an import list's): in-process greedy decoding keeps to it; a remote
+    # server cannot be steered token by token and ignores it
+    name_rule: NameRule | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from engine.config import LlamaConfig
 from engine.model.backend import CancelToken, GenerationRequest, elapsed_ms
+from engine.model.first_name import first_name_tokens
 from engine.model.llama_loader import gpu_offload_supported
 from engine.model.text_stream import TextStream
 
@@ -54,7 +55,8 @@ def sample_loop(llm: Any, request: GenerationRequest, max_tokens: int, out: Text
     """Sample, check stops/deadline/cancel, decode: a cancel lands within one decode step. Returns the finish
     reason. With ``lookup`` (greedy only: prompt lookup or a draft model) each step feeds the last token plus
     the drafted tokens in one batch, and keeps the model's own choice at every position up to the first that
-    differs from the draft — the same tokens as one at a time, fewer decode steps."""
+    differs from the draft — the same tokens as one at a time, fewer decode steps. A request's ``name_rule``
+(greedy only) chooses the first tokens (``first_name``)."""
     sampling = request.sampling
     greedy = sampling.temperature <= 0
     if sampling.seed:
@@ -68,7 +70,11 @@ def sample_loop(llm: Any, request: GenerationRequest, max_tokens: int, out: Text
         grammar=grammar,
     )
     try:
-        pending = [llm.sample(idx=llm.n_tokens - 1)]
+        ruled = None
+        if request.name_rule is not None and greedy and grammar is None:
+            ruled = first_name_tokens(llm, request.name_rule, stop_ids, request.stop_strings, request.deadline,
+                                      cancel)
+        pending = ruled or [llm.sample(idx=llm.n_tokens - 1)]
         out.first_token_ms = elapsed_ms(start)
         while True:
             for token in pending:
