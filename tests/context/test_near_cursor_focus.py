@@ -60,6 +60,27 @@ def test_in_an_import_list_the_names_it_lacks_come_next_to_the_cursor(repo, inde
     assert at_end.index("NAME_035") < at_end.index("NAME_040")  # in declaration order
 
 
+def test_in_an_import_list_the_decoder_is_told_which_names_may_come_first(repo, index):
+    _write(repo, index, {"app/constants.py": _constants(300)})
+    ctx = estimate_context(repo, index)
+    listed = [f"    NAME_{i:03d},\n" for i in range(40) if i not in (12, 35)]
+
+    def rule_at(at: int, typed: str = ""):
+        text = "from app.constants import (\n" + "".join(listed[:at]) + f"    {typed}\n" + "".join(listed[at:]) + ")\n"
+        return build(*ctx, "app/main.py", text, 1 + at, 4 + len(typed), 2048).name_rule
+
+    between = rule_at(12)
+    assert between.required  # more names follow: closing the list here would break it
+    assert {"NAME_012", "NAME_035", "NAME_299"} <= set(between.allowed) and "NAME_011" not in between.allowed
+    assert {"NAME_011", "NAME_013", "NAME_039"} <= between.banned and "NAME_012" not in between.banned
+    assert between.verdict("NAME_012,") == "ok" and between.verdict("NAME_013,") == "bad"
+    assert not rule_at(len(listed)).required  # after the last item the list may end
+    typed = rule_at(12, "NAME_0")
+    assert typed.typed == "NAME_0" and typed.verdict("12,") == "ok"
+    outside = build(*ctx, "app/main.py", "import os\n\nvalue = os.", 2, len("value = os."), 2048)
+    assert outside.name_rule is None
+
+
 def test_a_receivers_members_are_repeated_next_to_the_cursor_when_an_earlier_layer_shows_them_far_away(
         repo, index):
     _write(repo, index, {"app/shapes.py": SHAPES, "app/poly.py": _big_module(60)})
