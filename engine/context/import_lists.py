@@ -40,9 +40,12 @@ _LIST_HEADS = {
     "(": re.compile(r"^\s*from\s+[\w.]+\s+import\s*$"),
 }
 _PY_FROM_IMPORT = re.compile(r"^\s*from\s+[\w.]+\s+import\s+(?=[^(\n]*$)", re.M)  # ``from m import a, b, |``
+# a line no list item starts with: the statement after a list that is not closed yet
+_STATEMENT = re.compile(r"^\s*(?:import|export|from|use|pub|def|class|fn|function|const|let|var)\b", re.M)
 _ANY_HEAD = re.compile(r"^\s*(?:import|export|from|use|pub)\b", re.M)  # cheap test before the bracket scan
 _JS_MODULE = re.compile(r"\.[cm]?[jt]sx?$")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_WILDCARD = re.compile(r"^\s*(?:export\s+\*|from\s+\S+\s+import\s+\*|pub\s+use\s+[\w:]*::\*)", re.M)
 _MODIFIERS = frozenset({"type"})  # what may precede a listed name (``export { type X }``)
 _NOT_NAMES = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default"})
 
@@ -79,6 +82,9 @@ def enclosing_list(text: str, offset: int) -> tuple[int, int] | None:
     if head is None or not head.match(text[line_start:pos]):
         return None
     hi = min(len(text), offset + SCAN_CHARS)
+    unclosed = _STATEMENT.search(text, offset, hi)  # a list being written: what follows is the next statement
+    if unclosed:
+        hi = unclosed.start()
     end = text.find(_CLOSES[text[pos]], offset, hi)
     return pos, end if end >= 0 else hi
 
@@ -122,16 +128,23 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
 
 def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | None:
     """What the completion at ``offset`` may name first inside an import/export list: a name the list lacks,
-    and one the listed module defines at its top level when the module is known; None outside a list."""
+    and one the listed module's text names, when the module is sure (it defines every listed name the
+    repository defines at all; aliases and outside names count for nothing) and names all it exports (no
+    wildcard re-export). The module's text, not the index's definitions: a re-exported name or a TypeScript
+    ``export const`` value is no definition of the module in the index, and a rule that left out a right
+    answer would force a wrong one. A name is required while the list goes on after the cursor. None
+    outside a list or in one that lists nothing yet."""
     at = _list_at(repo, rel, text, offset)
-    if at is None:
+    if at is None or not (at[0] or at[1]):
         return None
     before, after, typed, module = at
     listed = frozenset(before + after)
     allowed = None
-    if module is not None:
-        names = {d.name for d in repo.memo.outline(module) if d.parent is None} - listed
-        allowed = tuple(sorted(names)) or None
+    got = repo.file(module) if module is not None else None
+    if got is not None and not _WILDCARD.search(got[0]) and all(
+            any(d.path == module for d in defined) for name in listed
+            if (defined := [d for d in repo.memo.definitions(name) if d.parent is None])):
+        allowed = tuple(sorted(set(_IDENT.findall(got[0])) - listed)) or None
     return NameRule(typed=typed, allowed=allowed, banned=listed, passes=_MODIFIERS, required=bool(after))
 
 
