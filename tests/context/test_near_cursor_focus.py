@@ -81,6 +81,31 @@ def test_in_an_import_list_the_decoder_is_told_which_names_may_come_first(repo, 
     assert outside.name_rule is None
 
 
+def test_a_list_not_closed_yet_ends_at_the_next_statement():
+    text = "export type { \nexport { Client } from './client'\n"
+    start, end = enclosing_list(text, len("export type { "))
+    assert text[start] == "{" and text[start + 1:end].strip() == ""
+
+
+def test_the_names_allowed_in_a_list_come_from_the_modules_text_not_only_its_indexed_definitions(repo, index):
+    util = "".join(f"export function helper{i}(): number {{ return {i} }}\n" for i in range(6))
+    _write(repo, index, {"web/util.ts": util + "export const isServer = typeof window === 'undefined'\n",
+                         "web/all.ts": "export * from './util'\nexport function own(): void {}\n"})
+    ctx = estimate_context(repo, index)
+
+    def rule(names: list[str], cursor_after: int):
+        items = [f"  {n},\n" for n in names]
+        text = "export {\n" + "".join(items[:cursor_after]) + "  \n" + "".join(items[cursor_after:]) + "} from './x'\n"
+        return build(*ctx, "web/index.ts", text, 1 + cursor_after, 2, 2048).name_rule
+
+    listed = rule(["helper0", "helper1", "helper3"], 2)
+    assert "isServer" in listed.allowed and "helper2" in listed.allowed  # a value const the index may not define
+    assert "helper1" in listed.banned and "helper1" not in listed.allowed and "nowhere" not in listed.allowed
+    assert listed.verdict("isServer,") == "ok" and listed.verdict("nowhere,") == "bad"
+    wildcard = rule(["own"], 1)  # all.ts re-exports util's names with ``export *``: its text does not name them
+    assert wildcard.allowed is None and wildcard.banned == {"own"} and not wildcard.required
+
+
 def test_a_receivers_members_are_repeated_next_to_the_cursor_when_an_earlier_layer_shows_them_far_away(
         repo, index):
     _write(repo, index, {"app/shapes.py": SHAPES, "app/poly.py": _big_module(60)})
