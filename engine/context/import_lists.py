@@ -46,6 +46,15 @@ _ANY_HEAD = re.compile(r"^\s*(?:import|export|from|use|pub)\b", re.M)  # cheap t
 _JS_MODULE = re.compile(r"\.[cm]?[jt]sx?$")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _WILDCARD = re.compile(r"^\s*(?:export\s+\*|from\s+\S+\s+import\s+\*|pub\s+use\s+[\w:]*::\*)", re.M)
+# an import/export/use statement of a module, from its first line (``module_names``)
+_MODULE_STATEMENT = re.compile(r"^[ \t]*(?:export\s+(?:type\s*)?[{*]|(?:import|from|(?:pub(?:\([\w:\s]+\))?\s+)?use)\b)"
+                               r"[^\n]*", re.M)
+_EXPORTED_DECLARATION = re.compile(r"^[ \t]*export\s+(?:declare\s+)?(?:default\s+)?(?:abstract\s+)?(?:async\s+)?"
+                                   r"(?:const|let|var|function\*?|class|type|interface|enum|namespace)\s+([\w$]+)", re.M)
+_STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_STATEMENT_WORDS = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default",
+                              "const", "let", "var", "function", "class", "interface", "enum", "namespace", "declare",
+                              "abstract", "async", "pub", "use", "in", "instanceof", "new", "void", "true", "false"})
 _MODIFIERS = frozenset({"type"})  # what may precede a listed name (``export { type X }``)
 _NOT_NAMES = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default"})
 
@@ -126,14 +135,32 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
     return before, after, typed, listed_module(repo, rel, listed) if listed else None
 
 
+def module_names(repo: Repo, module: str) -> set[str]:
+    """The names ``module`` gives other files: its top-level definitions in the index, and the names its own
+    import, export and ``use`` statements mention (re-exports: ``export { isServer } from``, ``from .case
+    import TestCase`` in a package's ``__init__``), and the names its ``export`` declarations declare (a
+    TypeScript ``export const`` value is no definition in the index). A few more names than the module gives (a
+    statement's module path) cost little; one fewer would force a wrong answer on the decoder."""
+    names = {d.name for d in repo.memo.outline(module) if d.parent is None}
+    got = repo.file(module)
+    text = got[0] if got else ""
+    for m in _MODULE_STATEMENT.finditer(text):
+        stmt = m.group(0)
+        opening = stmt.rfind("{") if stmt.rfind("{") > stmt.rfind("(") else stmt.rfind("(")
+        if opening >= 0 and _CLOSES[stmt[opening]] not in stmt[opening:]:  # a list over several lines
+            close = text.find(_CLOSES[stmt[opening]], m.end(), m.end() + SCAN_CHARS)
+            stmt = text[m.start():close if close >= 0 else m.end()]
+        names.update(n for n in _IDENT.findall(_STRING.sub(" ", stmt)) if n not in _STATEMENT_WORDS)
+    names.update(_EXPORTED_DECLARATION.findall(text))
+    return names
+
+
 def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | None:
     """What the completion at ``offset`` may name first inside an import/export list: a name the list lacks,
-    and one the listed module's text names, when the module is sure (it defines every listed name the
-    repository defines at all; aliases and outside names count for nothing) and names all it exports (no
-    wildcard re-export). The module's text, not the index's definitions: a re-exported name or a TypeScript
-    ``export const`` value is no definition of the module in the index, and a rule that left out a right
-    answer would force a wrong one. A name is required while the list goes on after the cursor. None
-    outside a list or in one that lists nothing yet."""
+    and one the listed module gives (``module_names``) when the module is sure (it defines every listed name
+    the repository defines at all; aliases and outside names count for nothing) and gives no wildcard
+    re-export. A name is required while the list goes on after the cursor. None outside a list or in one
+    that lists nothing yet."""
     at = _list_at(repo, rel, text, offset)
     if at is None or not (at[0] or at[1]):
         return None
@@ -141,10 +168,10 @@ def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | N
     listed = frozenset(before + after)
     allowed = None
     got = repo.file(module) if module is not None else None
-    if got is not None and not _WILDCARD.search(got[0]) and all(
+    if module is not None and got is not None and not _WILDCARD.search(got[0]) and all(
             any(d.path == module for d in defined) for name in listed
             if (defined := [d for d in repo.memo.definitions(name) if d.parent is None])):
-        allowed = tuple(sorted(set(_IDENT.findall(got[0])) - listed)) or None
+        allowed = tuple(sorted(module_names(repo, module) - listed)) or None
     return NameRule(typed=typed, allowed=allowed, banned=listed, passes=_MODIFIERS, required=bool(after))
 
 
