@@ -89,7 +89,9 @@ def test_a_list_not_closed_yet_ends_at_the_next_statement():
 
 def test_the_names_allowed_in_a_list_come_from_the_modules_text_not_only_its_indexed_definitions(repo, index):
     util = "".join(f"export function helper{i}(): number {{ return {i} }}\n" for i in range(6))
-    _write(repo, index, {"web/util.ts": util + "export const isServer = typeof window === 'undefined'\n",
+    util += "export const isServer = typeof window === 'undefined'\nexport { fromElsewhere } from './other'\n"
+    util += "export function generic<TItem>(item: TItem): TItem { return item }\n"
+    _write(repo, index, {"web/util.ts": util,
                          "web/all.ts": "export * from './util'\nexport function own(): void {}\n"})
     ctx = estimate_context(repo, index)
 
@@ -99,7 +101,8 @@ def test_the_names_allowed_in_a_list_come_from_the_modules_text_not_only_its_ind
         return build(*ctx, "web/index.ts", text, 1 + cursor_after, 2, 2048).name_rule
 
     listed = rule(["helper0", "helper1", "helper3"], 2)
-    assert "isServer" in listed.allowed and "helper2" in listed.allowed  # a value const the index may not define
+    assert {"isServer", "helper2", "fromElsewhere", "generic"} <= set(listed.allowed)  # a value const, a re-export
+    assert not {"TItem", "window", "export", "item"} & set(listed.allowed)  # a declaration's other words are not
     assert "helper1" in listed.banned and "helper1" not in listed.allowed and "nowhere" not in listed.allowed
     assert listed.verdict("isServer,") == "ok" and listed.verdict("nowhere,") == "bad"
     wildcard = rule(["own"], 1)  # all.ts re-exports util's names with ``export *``: its text does not name them
