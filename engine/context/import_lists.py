@@ -46,9 +46,13 @@ _ANY_HEAD = re.compile(r"^\s*(?:import|export|from|use|pub)\b", re.M)  # cheap t
 _JS_MODULE = re.compile(r"\.[cm]?[jt]sx?$")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _WILDCARD = re.compile(r"^\s*(?:export\s+\*|from\s+\S+\s+import\s+\*|pub\s+use\s+[\w:]*::\*)", re.M)
-# an import/export/use statement of a module, from its first line (``module_names``)
-_MODULE_STATEMENT = re.compile(r"^[ \t]*(?:export\s+(?:type\s*)?[{*]|(?:import|from|(?:pub(?:\([\w:\s]+\))?\s+)?use)\b)"
-                               r"[^\n]*", re.M)
+# the statements by which a module gives names it does not define (``module_names``): a JavaScript/TypeScript
+# re-export, a Rust ``pub use``, a Python import (a module's imports are its attributes)
+_GIVING_STATEMENT = {
+    "js": re.compile(r"^[ \t]*export\s+(?:type\s*)?[{*][^\n]*", re.M),
+    "rs": re.compile(r"^[ \t]*pub(?:\([\w:\s]+\))?\s+use\b[^\n]*", re.M),
+    "py": re.compile(r"^(?:from|import)\b[^\n]*", re.M),
+}
 _EXPORTED_DECLARATION = re.compile(r"^[ \t]*export\s+(?:declare\s+)?(?:default\s+)?(?:abstract\s+)?(?:async\s+)?"
                                    r"(?:const|let|var|function\*?|class|type|interface|enum|namespace)\s+([\w$]+)", re.M)
 _STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
@@ -136,15 +140,17 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
 
 
 def module_names(repo: Repo, module: str) -> set[str]:
-    """The names ``module`` gives other files: its top-level definitions in the index, and the names its own
-    import, export and ``use`` statements mention (re-exports: ``export { isServer } from``, ``from .case
-    import TestCase`` in a package's ``__init__``), and the names its ``export`` declarations declare (a
-    TypeScript ``export const`` value is no definition in the index). A few more names than the module gives (a
-    statement's module path) cost little; one fewer would force a wrong answer on the decoder."""
+    """The names ``module`` gives other files: its top-level definitions in the index, the names its
+    re-exports mention (``export { isServer } from``, ``pub use``, ``from .case import TestCase`` in a Python
+    package's ``__init__``; a TypeScript ``import`` gives nothing: seed 16 chose ``QueryClient``, which
+    ``types.ts`` only imports), and the names its ``export`` declarations declare (a TypeScript ``export
+    const`` value is no definition in the index). A few more names than the module gives (a statement's module
+    path) cost little; one fewer would force a wrong answer on the decoder."""
     names = {d.name for d in repo.memo.outline(module) if d.parent is None}
     got = repo.file(module)
     text = got[0] if got else ""
-    for m in _MODULE_STATEMENT.finditer(text):
+    language = "js" if _JS_MODULE.search(module) else "rs" if module.endswith(".rs") else "py"
+    for m in _GIVING_STATEMENT[language].finditer(text):
         stmt = m.group(0)
         opening = stmt.rfind("{") if stmt.rfind("{") > stmt.rfind("(") else stmt.rfind("(")
         if opening >= 0 and _CLOSES[stmt[opening]] not in stmt[opening:]:  # a list over several lines
