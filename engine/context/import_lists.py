@@ -24,7 +24,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from engine.context.snippets import Candidate, Repo, header_snip
-from engine.model.name_rule import NameRule
+from engine.model.name_rule import NameRule, name_before
 
 if TYPE_CHECKING:
     from indexer.models import Definition
@@ -56,11 +56,10 @@ _GIVING_STATEMENT = {
 _EXPORTED_DECLARATION = re.compile(r"^[ \t]*export\s+(?:declare\s+)?(?:default\s+)?(?:abstract\s+)?(?:async\s+)?"
                                    r"(?:const|let|var|function\*?|class|type|interface|enum|namespace)\s+([\w$]+)", re.M)
 _STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
-_STATEMENT_WORDS = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default",
-                              "const", "let", "var", "function", "class", "interface", "enum", "namespace", "declare",
-                              "abstract", "async", "pub", "use", "in", "instanceof", "new", "void", "true", "false"})
 _MODIFIERS = frozenset({"type"})  # what may precede a listed name (``export { type X }``)
 _NOT_NAMES = frozenset({"type", "as", "self", "super", "crate", "typeof", "import", "export", "from", "default"})
+_STATEMENT_WORDS = _NOT_NAMES | {"const", "let", "var", "function", "class", "interface", "enum", "namespace", "declare",
+                                 "abstract", "async", "pub", "use", "in", "instanceof", "new", "void", "true", "false"}
 
 
 def enclosing_list(text: str, offset: int) -> tuple[int, int] | None:
@@ -130,8 +129,7 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
     if span is None:
         return None
     before = _names(text[span[0] + 1:offset])
-    cursor_word = re.search(r"[\w$]+$", text[span[0] + 1:offset])
-    typed = cursor_word.group(0) if cursor_word else ""
+    typed = name_before(text[span[0] + 1:offset])
     if typed and before and before[-1] == typed:
         before = before[:-1]  # the name being typed is not listed yet
     after = _names(text[offset:span[1]])
@@ -139,16 +137,14 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
     return before, after, typed, listed_module(repo, rel, listed) if listed else None
 
 
-def module_names(repo: Repo, module: str) -> set[str]:
-    """The names ``module`` gives other files: its top-level definitions in the index, the names its
+def module_names(repo: Repo, module: str, text: str) -> set[str]:
+    """The names ``module`` (its source ``text``) gives other files: its top-level definitions in the index, the names its
     re-exports mention (``export { isServer } from``, ``pub use``, ``from .case import TestCase`` in a Python
     package's ``__init__``; a TypeScript ``import`` gives nothing: seed 16 chose ``QueryClient``, which
     ``types.ts`` only imports), and the names its ``export`` declarations declare (a TypeScript ``export
     const`` value is no definition in the index). A few more names than the module gives (a statement's module
     path) cost little; one fewer would force a wrong answer on the decoder."""
     names = {d.name for d in repo.memo.outline(module) if d.parent is None}
-    got = repo.file(module)
-    text = got[0] if got else ""
     language = "js" if _JS_MODULE.search(module) else "rs" if module.endswith(".rs") else "py"
     for m in _GIVING_STATEMENT[language].finditer(text):
         stmt = m.group(0)
@@ -177,7 +173,7 @@ def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | N
     if module is not None and got is not None and not _WILDCARD.search(got[0]) and all(
             any(d.path == module for d in defined) for name in listed
             if (defined := [d for d in repo.memo.definitions(name) if d.parent is None])):
-        allowed = tuple(sorted(module_names(repo, module) - listed)) or None
+        allowed = tuple(sorted(module_names(repo, module, got[0]) - listed)) or None
     return NameRule(typed=typed, allowed=allowed, banned=listed, passes=_MODIFIERS, required=bool(after))
 
 

@@ -36,11 +36,16 @@ class _Tree:
         self.evals = 0
         self._logprobs: dict[tuple[int, ...], np.ndarray] = {(): _current_logprobs(llm)}
 
+    def _shared(self, seq: tuple[int, ...], most: int) -> int:
+        """How many of ``seq``'s first tokens (at most ``most``) the cache already holds."""
+        keep = 0
+        while keep < min(len(self.kv), most) and self.kv[keep] == seq[keep]:
+            keep += 1
+        return keep
+
     def logprobs(self, seq: tuple[int, ...]) -> np.ndarray:
         if seq not in self._logprobs:
-            keep = 0
-            while keep < min(len(self.kv), len(seq) - 1) and self.kv[keep] == seq[keep]:
-                keep += 1
+            keep = self._shared(seq, len(seq) - 1)  # the last token is evaluated again for its logits
             self.truncate(keep)
             self.llm.eval(list(seq[keep:]))
             self.kv, self.evals = seq, self.evals + 1
@@ -55,9 +60,7 @@ class _Tree:
     def settle(self, seq: tuple[int, ...]) -> None:
         """Leave the cache holding ``seq`` but its last token (the sample loop evaluates that one next)."""
         want = seq[:-1]
-        keep = 0
-        while keep < min(len(self.kv), len(want)) and self.kv[keep] == want[keep]:
-            keep += 1
+        keep = self._shared(want, len(want))
         self.truncate(keep)
         if want[keep:]:
             self.llm.eval(list(want[keep:]))

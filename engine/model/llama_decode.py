@@ -56,7 +56,7 @@ def sample_loop(llm: Any, request: GenerationRequest, max_tokens: int, out: Text
     reason. With ``lookup`` (greedy only: prompt lookup or a draft model) each step feeds the last token plus
     the drafted tokens in one batch, and keeps the model's own choice at every position up to the first that
     differs from the draft — the same tokens as one at a time, fewer decode steps. A request's ``name_rule``
-(greedy only) chooses the first tokens (``first_name``)."""
+    (greedy only) chooses the first tokens (``first_name``)."""
     sampling = request.sampling
     greedy = sampling.temperature <= 0
     if sampling.seed:
