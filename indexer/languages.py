@@ -34,6 +34,10 @@ _JS_EXTRA = r"""
 (variable_declarator name: (identifier) @name value: (object)) @definition.object
 (assignment_expression left: (member_expression property: (property_identifier) @name) right: (object)) @definition.object
 (method_definition name: (_) @name) @definition.method
+(program (lexical_declaration (variable_declarator name: (identifier) @name) @definition.constant))
+(program (variable_declaration (variable_declarator name: (identifier) @name) @definition.constant))
+(program (export_statement declaration: (lexical_declaration (variable_declarator name: (identifier) @name) @definition.constant)))
+(program (export_statement declaration: (variable_declaration (variable_declarator name: (identifier) @name) @definition.constant)))
 (import_statement source: (string) @src) @import
 (export_statement source: (string) @src) @import
 (call_expression function: (identifier) @_fn arguments: (arguments . (string) @src) (#eq? @_fn "require")) @import

@@ -82,7 +82,9 @@ def _raw_definitions(lang_name: str, caps: dict[str, list[ts.Node]]) -> list[_Ra
             continue
         for n in nodes:
             k = (n.start_byte, n.end_byte)
-            if k not in def_nodes:
+            # a node two patterns capture keeps the more telling kind: a module-level ``const`` whose value is a
+            # function or an object is one (the JS/TS patterns for every top-level variable say "constant")
+            if k not in def_nodes or def_nodes[k][1] == "constant":
                 def_nodes[k] = (n, kind, is_scope)
     # Pair each @name with its nearest enclosing captured definition node: names do not
     # always precede bodies (C: `typedef struct {...} name_t;`), ancestry is unambiguous.

@@ -129,3 +129,27 @@ def test_unknown_language_still_counts_lines() -> None:
     assert parsed.lines == 3 and not parsed.defs
     assert language_for_path("README.md") == "markdown"
     assert language_for_path("LICENSE") is None
+
+
+MODULE_VARIABLES = b"""export const isServer = typeof window === 'undefined'
+export const skipToken = Symbol()
+const first = 1, second = { a: 1 }
+let counter = 0
+var legacy = 1
+export const increment = (n: number) => n + 1
+function scoped() { const inner = 2; return inner }
+"""
+
+
+@pytest.mark.parametrize("lang", ["javascript", "typescript", "tsx"])
+def test_module_level_variables_are_definitions(lang: str) -> None:
+    """A module's top-level ``const``/``let``/``var`` (exported or not) is a definition, as Python's module
+    constants are: ``import { isServer } from './utils'`` must find it. A function- or object-valued one keeps
+    its telling kind; a function's locals are not definitions."""
+    defs = {d[1]: d for d in parse_source(lang, MODULE_VARIABLES).defs}
+    for name in ("isServer", "skipToken", "first", "counter", "legacy"):
+        assert defs[name][2] == "constant", (name, defs.get(name))
+    assert defs["second"][2] == "object"
+    assert defs["increment"][2] == "function"
+    assert "inner" not in defs and "scoped.inner" not in defs
+    assert "isServer" in defs["isServer"][3]
