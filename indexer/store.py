@@ -24,7 +24,8 @@ from typing import Iterable, Iterator
 from .file_lock import FileLock
 from .parsed import ParsedFile
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # also bumped when the parser extracts more (5: JS/TS module-level variables), so a
+# cached index is rebuilt rather than kept without them
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
