@@ -16,6 +16,7 @@ from __future__ import annotations
 import posixpath
 import sys
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from engine.context.receivers import IDENT
 from engine.context.snippets import Candidate, Repo, make_snip
@@ -27,6 +28,8 @@ SIMILAR_FILES = 48  # files searched: the current directory's and the ranking's 
 SIMILAR_WINDOWS = 2  # windows shown at most
 MAX_WINDOWS = 4000  # windows compared per search at most (the searched files' first, in their order)
 MIN_SIMILARITY = 0.2  # below this a window is a coincidence of common names
+STRONG_SIMILARITY = 0.4  # from this a window is a near-copy of the lines above the cursor (a sibling
+# implementation): it goes before the definitions of the names around the cursor (``near_cursor``)
 MIN_IDENTIFIERS = 4  # a query or window with fewer distinct identifiers says too little
 WINDOWS_HELD = 4 * MAX_WINDOWS  # windows kept between requests at most (about 0.75 KB each; beyond: cut anew)
 
@@ -88,14 +91,24 @@ def cut_windows(repo: Repo, rel: str, ranked_files: Sequence[str]) -> None:
         pass
 
 
-def similar_candidates(repo: Repo, rel: str, above: Sequence[str], ranked_files: Sequence[str]) -> list[Candidate]:
+class Similar(NamedTuple):
+    """The windows a search found, most similar first: ``strong`` (``STRONG_SIMILARITY`` and above) and the rest."""
+
+    strong: list[Candidate]
+    other: list[Candidate]
+
+
+NOTHING_SIMILAR = Similar([], [])
+
+
+def similar_candidates(repo: Repo, rel: str, above: Sequence[str], ranked_files: Sequence[str]) -> Similar:
     """The windows most similar to ``above``, the lines above the cursor's line (``QUERY_LINES`` are compared), most
     similar first, each shown with the ``WINDOW_STRIDE`` lines after it. Overlapping windows of one file count
     once. The cursor's own line is left out: typing on it must not change the windows (the near-cursor part sits
     before the current file, and a new window there re-evaluates all of the current file's tokens)."""
     query = frozenset(IDENT.findall("\n".join(above[-QUERY_LINES:])))
     if len(query) < MIN_IDENTIFIERS:
-        return []
+        return NOTHING_SIMILAR
     last = repo.windows.last  # typing on one line asks again with the same lines above it: the same answer
     if last is not None and last[0][:2] == (rel, query) and last[0][2] is repo.memo and last[0][3] is ranked_files:
         return last[1]
@@ -109,15 +122,16 @@ def similar_candidates(repo: Repo, rel: str, above: Sequence[str], ranked_files:
             if score >= MIN_SIMILARITY:
                 scored.append((score, path, start))
     scored.sort(key=lambda x: (-x[0], x[1], x[2]))
-    out: list[Candidate] = []
-    for _, path, start in scored:
-        if len(out) >= SIMILAR_WINDOWS:
+    out = Similar([], [])
+    for score, path, start in scored:
+        if len(out.strong) + len(out.other) >= SIMILAR_WINDOWS:
             break
-        if any(c.path == path and abs(c.forms[0].start - start) < WINDOW_LINES for c in out):
+        if any(c.path == path and abs(c.forms[0].start - start) < WINDOW_LINES for c in out.strong + out.other):
             continue
         lines = texts[path]
         end = min(len(lines), start + WINDOW_LINES + WINDOW_STRIDE) - 1
         window = make_snip(repo.counter, path, start, end, "".join(lines[start:end + 1]), "window", "", 3)
-        out.append(Candidate(path, (path, start), [window]))  # keyed as the near part's kept selection is
+        # keyed as the near part's kept selection is
+        (out.strong if score >= STRONG_SIMILARITY else out.other).append(Candidate(path, (path, start), [window]))
     repo.windows.last = ((rel, query, repo.memo, ranked_files), out)
     return out

@@ -87,3 +87,45 @@ def test_the_windows_held_between_requests_stay_bounded(repo, index, monkeypatch
         held.append(ctx[1].stats()["windows"])
     assert max(held) <= 40 and min(held) > 0, held
     assert len(set(held)) > 1  # cleared and cut anew as the searches move between files
+
+
+_ROUTER = '''
+class Router:
+    def add_route(self, method, path, timeout_seconds=10):
+        return (method, path, timeout_seconds)
+
+    def add_middleware(self, handler, retries=0, jitter_ms=0):
+        return (handler, retries, jitter_ms)
+'''
+
+
+def _near_kinds(repo, index, text: str) -> list[str]:
+    from engine.context.builder import repo_view
+    from engine.context.near_cursor import near_candidates
+
+    ws, cache = estimate_context(repo, index)
+    view = repo_view(ws, cache, index)
+    line = text.count("\n")
+    cands = near_candidates(view, "app/orders.py", text, len(text), line, len(text.rsplit("\n", 1)[-1]),
+                            [], [], (0, line), 2048, ["app/billing.py", "app/router.py"])
+    return [c.forms[0].kind for c in cands]
+
+
+def test_a_near_copy_of_the_lines_above_goes_before_the_definitions_of_their_names(repo, index):
+    # at 2K the definitions of the names around the cursor can fill the near part; a sibling implementation of
+    # the same lines (billing's routes) says more about the next line, so it is taken first
+    _write(repo, index, {"app/billing.py": _ROUTES, "app/router.py": _ROUTER})
+    copied = ('def register_orders(router, audit_trail):\n'
+              '    router.add_route("GET", "/billing/invoices", timeout_seconds=30)\n'
+              '    router.add_route("POST", "/billing/refunds", timeout_seconds=90)\n'
+              '    router.add_middleware(audit_trail, retries=3, jitter_ms=250)\n    ')
+    kinds = _near_kinds(repo, index, copied)
+    assert kinds[0] == "window" and "definition" in kinds[1:], kinds
+    # lines that only share some names with the window: the definitions first, the window after them
+    loose = ('def register_orders(router, audit_trail):\n'
+             '    checked = router.add_route("GET", "/orders/open")\n'
+             '    handler = wrap(audit_trail, retries=3)\n'
+             '    router.add_middleware(handler)\n'
+             '    log(checked, jitter_ms=250)\n    ')
+    kinds = _near_kinds(repo, index, loose)
+    assert "window" in kinds and kinds.index("window") > kinds.index("definition"), kinds
