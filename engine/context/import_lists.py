@@ -141,9 +141,10 @@ def module_names(repo: Repo, module: str, text: str) -> set[str]:
     """The names ``module`` (its source ``text``) gives other files: its top-level definitions in the index, the names its
     re-exports mention (``export { isServer } from``, ``pub use``, ``from .case import TestCase`` in a Python
     package's ``__init__``; a TypeScript ``import`` gives nothing: seed 16 chose ``QueryClient``, which
-    ``types.ts`` only imports), and the names its ``export`` declarations declare (read from the text too:
-    the index may lag behind it, and a ``declare``/``namespace`` export is no top-level definition there). A few more names than the module gives (a statement's module
-    path) cost little; one fewer would force a wrong answer on the decoder."""
+    ``types.ts`` only imports), and the names its ``export`` declarations declare (read from the text too: the
+    index may lag behind it, and a ``declare``/``namespace`` export is no top-level definition there). A few more
+    names than the module gives (a statement's module path) cost little; one fewer would force a wrong answer on
+    the decoder."""
     names = {d.name for d in repo.memo.outline(module) if d.parent is None}
     language = "js" if _JS_MODULE.search(module) else "rs" if module.endswith(".rs") else "py"
     for m in _GIVING_STATEMENT[language].finditer(text):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from engine.context.import_lists import unlisted_candidates
 from engine.context.receivers import (IDENT, class_candidates, enclosing_class, receiver_candidates,
                                       returned_type_candidates)
-from engine.context.similar import NOTHING_SIMILAR, similar_candidates
+from engine.context.similar import Similar, similar_candidates
 from engine.context.snippets import Candidate, Repo, body_snip, breadth, header_snip
 
 if TYPE_CHECKING:
@@ -145,5 +145,5 @@ def near_candidates(repo: Repo, rel: str, text: str, offset: int, line: int, col
             s = header_snip(repo, o, 3, "outline")
             if s is not None:
                 later.append(Candidate(o.path, (o.path, s.start), [breadth(repo.counter, s, budget)]))
-    similar = similar_candidates(repo, rel, lines[:at], ranked_files) if ranked_files is not None else NOTHING_SIMILAR
+    similar = similar_candidates(repo, rel, lines[:at], ranked_files) if ranked_files is not None else Similar([], [])
     return similar.strong + cands + similar.other + later

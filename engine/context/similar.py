@@ -98,9 +98,6 @@ class Similar(NamedTuple):
     other: list[Candidate]
 
 
-NOTHING_SIMILAR = Similar([], [])
-
-
 def similar_candidates(repo: Repo, rel: str, above: Sequence[str], ranked_files: Sequence[str]) -> Similar:
     """The windows most similar to ``above``, the lines above the cursor's line (``QUERY_LINES`` are compared), most
     similar first, each shown with the ``WINDOW_STRIDE`` lines after it. Overlapping windows of one file count
@@ -108,7 +105,7 @@ def similar_candidates(repo: Repo, rel: str, above: Sequence[str], ranked_files:
     before the current file, and a new window there re-evaluates all of the current file's tokens)."""
     query = frozenset(IDENT.findall("\n".join(above[-QUERY_LINES:])))
     if len(query) < MIN_IDENTIFIERS:
-        return NOTHING_SIMILAR
+        return Similar([], [])
     last = repo.windows.last  # typing on one line asks again with the same lines above it: the same answer
     if last is not None and last[0][:2] == (rel, query) and last[0][2] is repo.memo and last[0][3] is ranked_files:
         return last[1]
