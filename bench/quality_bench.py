@@ -48,6 +48,7 @@ from engine.config import Config  # noqa: E402
 from engine.context.result import split_at_cursor  # noqa: E402
 from engine.inference.postprocess import choose_shape, finish_completion  # noqa: E402
 from engine.inference.runtime import completion_request  # noqa: E402
+from engine.model.name_rule import with_echo  # noqa: E402
 from engine.model.pypi_models import DEFAULT_PYPI_MODEL  # noqa: E402
 from engine.model_host import ModelHost  # noqa: E402
 from engine.service import Engine  # noqa: E402
@@ -165,7 +166,8 @@ def complete_like_engine(engine: Engine, pieces: list, prefix: str, suffix: str,
     ``indent`` even when the prompt leaves it out; ``syntax``: at the cursor)."""
     cfg = engine.config.completion
     shape = choose_shape(prefix, suffix, cfg.max_lines, syntax)
-    request = completion_request(pieces, shape, cfg.max_tokens, engine.backend.prompt_format.stop_ids)
+    request = completion_request(pieces, shape, cfg.max_tokens, engine.backend.prompt_format.stop_ids,
+                                 name_rule=with_echo(None, prefix))
     r = engine.generate(request).result()
     completion = finish_completion(r.text, r.finish_reason, prefix, suffix, shape, path, indent)
     return {"completion": completion, "raw": r.text, "prompt_tokens": r.prompt_tokens,
@@ -183,6 +185,9 @@ def main() -> int:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     ap.add_argument("--kinds-at", action="append", help="BUDGET=kind,kind: cut kinds at a budget")
     ap.add_argument("--only", nargs="*", help="corpus names")
+    ap.add_argument("--case-ids", nargs="+", metavar="ID",
+                    help="only these cases (ids as a run with the same --seed, --cases and corpora numbers them, "
+                         "e.g. rust-serde-json/xfile/15): a before/after on the cuts a change is about")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--threads", type=int, default=2)
@@ -243,6 +248,8 @@ def main() -> int:
                 chosen = []
                 for kind in kinds_at[budget]:
                     chosen += [x for x in c["cases"] if x["kind"] == kind][:cases_at[budget]]
+                if args.case_ids:
+                    chosen = [x for x in chosen if x["id"] in args.case_ids]
                 chosen.sort(key=lambda x: (x["file"], x["line"]))  # neighbours share prompt starts
                 states = {}
                 for method in args.methods:
