@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.model.backend import GenerationRequest
 from engine.model.echo import echo_tails, echo_verdict
 from engine.model.name_rule import NameRule, with_echo
+from engine_helpers import generate_infill
 
 
 def test_tails_end_at_an_accessor_start_on_a_token_and_are_long_enough():
@@ -46,11 +46,7 @@ def test_the_echo_joins_a_list_rule_and_a_line_without_one_adds_nothing():
 
 
 def _generate(backend, rule: NameRule | None, max_tokens: int = 16) -> str:
-    fmt = backend.prompt_format
-    pieces = [*fmt.repo_header("repo"), *fmt.current_file_header("main.py"),
-              *fmt.infill("import os\n\ndef main():\n    value = os.", "\n")]
-    return backend.generate(GenerationRequest(pieces, max_tokens=max_tokens, stop_ids=fmt.stop_ids,
-                                              name_rule=rule)).text
+    return generate_infill(backend, "main.py", "import os\n\ndef main():\n    value = os.", "\n", rule, max_tokens)
 
 
 def test_the_decoder_leaves_an_echo_for_the_next_most_likely_start(backend):
