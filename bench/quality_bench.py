@@ -48,7 +48,6 @@ from engine.config import Config  # noqa: E402
 from engine.context.result import split_at_cursor  # noqa: E402
 from engine.inference.postprocess import choose_shape, finish_completion  # noqa: E402
 from engine.inference.runtime import completion_request  # noqa: E402
-from engine.model.name_rule import with_echo  # noqa: E402
 from engine.model.pypi_models import DEFAULT_PYPI_MODEL  # noqa: E402
 from engine.model_host import ModelHost  # noqa: E402
 from engine.service import Engine  # noqa: E402
@@ -166,8 +165,7 @@ def complete_like_engine(engine: Engine, pieces: list, prefix: str, suffix: str,
     ``indent`` even when the prompt leaves it out; ``syntax``: at the cursor)."""
     cfg = engine.config.completion
     shape = choose_shape(prefix, suffix, cfg.max_lines, syntax)
-    request = completion_request(pieces, shape, cfg.max_tokens, engine.backend.prompt_format.stop_ids,
-                                 name_rule=with_echo(None, prefix))
+    request = completion_request(pieces, shape, cfg.max_tokens, engine.backend.prompt_format.stop_ids)
     r = engine.generate(request).result()
     completion = finish_completion(r.text, r.finish_reason, prefix, suffix, shape, path, indent)
     return {"completion": completion, "raw": r.text, "prompt_tokens": r.prompt_tokens,

@@ -1,7 +1,8 @@
 """Turn raw FIM output into what an editor should show.
 
-Why each rule: models keep going past the hole and re-type the code after the cursor (cut where the
-completion starts repeating the suffix); a completion inside a line must not spill onto the next lines
+Why each rule: small models may begin by writing again the text before the cursor (``echo``: cut it off);
+models keep going past the hole and re-type the code after the cursor (cut where the completion starts
+repeating the suffix); a completion inside a line must not spill onto the next lines
 (single-line mode); indentation must follow the block the cursor is in; and ghost text longer than a
 screenful is noise (bound the lines).
 """
@@ -13,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from engine.inference.echo import strip_echo
 
 
 @dataclass
@@ -145,10 +148,11 @@ _FENCE = re.compile(r"^[ \t]*```", re.M)  # a Markdown code fence line
 
 
 def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape) -> str:
-    """Apply the shape, stop at suffix repetition, keep indentation consistent, strip trailing space."""
+    """Cut off an echo of the text before the cursor (``echo``), apply the shape, stop at suffix repetition,
+    keep indentation consistent, strip trailing space."""
+    text = strip_echo(text.replace("\r\n", "\n"), prefix)  # what the model wrote again before its answer
     if not text:
         return ""
-    text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     if not shape.multiline:
         lines = lines[:1]

@@ -31,7 +31,7 @@ from engine.model.backend import (
     chat_stop_ids,
 )
 from engine.model.kv_store import prefix_hash
-from engine.model.name_rule import NameRule, with_echo
+from engine.model.name_rule import NameRule
 from engine.model.prompt_format import Piece, PromptFormat
 from engine.model_host import ModelHost
 from engine.text_position import line_ending, line_texts, offset_at, to_lf, with_line_ending
@@ -201,7 +201,7 @@ class Runtime:
         shape = choose_shape(before_cursor, context.suffix, cfg.max_lines, syntax)
         pieces = self._fit_to_target(backend, context.pieces, plan) if plan is not None else context.pieces
         request = completion_request(pieces, shape, cfg.max_tokens, backend.prompt_format.stop_ids, deadline,
-                                     with_echo(context.name_rule, before_cursor))
+                                     context.name_rule)
         result = backend.generate(request, cancel)
         self.host.counters.add(result)
         self.host.speed.observe(result)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field, replace
-
-from engine.model.echo import Verdict, echo_tails, echo_verdict
+from dataclasses import dataclass, field
+from typing import Literal
 
 _NAME = re.compile(r"[A-Za-z_$][\w$]*")
 _NAME_CHAR = re.compile(r"[\w$]")
+
+Verdict = Literal["open", "ok", "bad"]
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,13 @@ class NameRule:
     ``export { type X }``) may come first and hand the rule to the next name. A path (``de::Visitor``) is left to
     the model, and so is what does not start with a name (``}``, a comment) unless a name is ``required``: the
     list goes on after the cursor, where closing it or ending the completion would break it (the 0.5B model,
-    kept from repeating a listed name, closed the list instead). Nor may the completion begin with one of
-    ``echo``, text right before the cursor (``echo``: why)."""
+    kept from repeating a listed name, closed the list instead)."""
 
     typed: str = ""
     allowed: tuple[str, ...] | None = None
     banned: frozenset[str] = frozenset()
     passes: frozenset[str] = field(default_factory=frozenset)
     required: bool = False
-    echo: tuple[str, ...] = ()
 
     def could_become_allowed(self, prefix: str) -> bool:
         if self.allowed is None:
@@ -57,10 +56,6 @@ class NameRule:
     def verdict(self, generated: str) -> Verdict:
         """``"open"`` while the first name is still being written and can still be allowed, ``"ok"`` once it
         is complete and allowed (or the text is not a name at all), ``"bad"`` when it can no longer be."""
-        if self.echo:
-            state = echo_verdict(self.echo, generated)
-            if state != "ok":
-                return state
         text = self.typed + generated
         pos = 0 if self.typed else len(text) - len(text.lstrip())
         while True:
@@ -80,16 +75,6 @@ class NameRule:
                 pos = m.end() + after
                 continue
             return "ok" if self.accepts(name) else "bad"
-
-
-def with_echo(rule: NameRule | None, before_cursor: str) -> NameRule | None:
-    """``rule`` (None: any name) that also refuses an echo of the text before the cursor (``echo``), when
-    ``before_cursor`` ends with one a completion could repeat; else ``rule`` as it is. Every completion
-    request goes through it: the engine's and the quality benchmark's baselines alike."""
-    tails = echo_tails(before_cursor)
-    if not tails:
-        return rule
-    return replace(rule, echo=tails) if rule is not None else NameRule(echo=tails)
 
 
 def name_before(text: str) -> str:

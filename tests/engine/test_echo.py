@@ -1,60 +1,48 @@
-"""Echoes (``engine/model/echo.py``): which tails of the line before the cursor a completion may not begin with,
-the verdicts on partial text, and the decoder keeping to them through real llama.cpp (the tiny random-weight
-model: the search and the cache, not the quality of what replaces the echo)."""
+"""Echoes (``engine/inference/echo.py``): which tails of the line before the cursor count as written again,
+and the completion shown without them (``postprocess.trim_completion``, the path every completion and the
+quality benchmark's baselines take). The real model's echo is ``tests/realmodel/test_real_model_echo.py``."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.model.echo import echo_tails, echo_verdict
-from engine.model.name_rule import NameRule, with_echo
-from engine_helpers import generate_infill
+from engine.inference.echo import echo_tails, strip_echo
+from engine.inference.postprocess import CompletionShape, finish_completion
+
+SERDE = "fn f() {\n            Value::Object(map) => map.entry(self.to_owned())."
 
 
 def test_tails_end_at_an_accessor_start_on_a_token_and_are_long_enough():
-    tails = echo_tails("fn f() {\n            Value::Object(map) => map.entry(self.to_owned()).")
+    tails = echo_tails(SERDE)
     assert "entry(self.to_owned())." in tails and "map.entry(self.to_owned())." in tails
     assert "ntry(self.to_owned())." not in tails  # inside a word
     assert " map.entry(self.to_owned())." not in tails  # on a space
     assert "))." not in tails  # no word character: nothing the model would echo as code
-    assert "fn f() {\n" not in "".join(tails)  # the cursor's line only
+    assert not any("fn f()" in t for t in tails)  # the cursor's line only
     assert "String::" in echo_tails("    let mut buf = String::")
     assert "self." in echo_tails("        x = self.")
+    assert echo_tails("    return node->") == ("node->", "return node->")
     assert echo_tails("    io.") == ()  # shorter than MIN_ECHO_CHARS
     assert echo_tails("self.foo") == echo_tails("f(None, ") == echo_tails("") == ()  # no accessor at the cursor
-    assert echo_tails("    return node->") == ("node->", "return node->")
 
 
-@pytest.mark.parametrize("generated, verdict", [
-    ("", "open"), ("ent", "open"), ("entry(self.", "open"), ("entry(self.to_owned()).", "bad"),
-    ("entry(self.to_owned()).value()", "bad"), ("entry()", "ok"), ("or_insert(Value::Null)", "ok"),
-    ("map.entry(self.to_owned()).x", "bad"), ("m", "open"), ("x", "ok"),
+@pytest.mark.parametrize("generated, shown", [
+    ("entry(self.to_owned()).or_insert(Value::Null),", "or_insert(Value::Null),"),
+    ("map.entry(self.to_owned()).or_insert(Value::Null),", "or_insert(Value::Null),"),  # the longest tail
+    ("entry(self.to_owned()).", ""),  # nothing but the echo: nothing to show
+    ("entry(key).or_insert(1)", "entry(key).or_insert(1)"),  # the same method, other arguments: chaining
+    ("or_insert(Value::Null),", "or_insert(Value::Null),"),
 ])
-def test_verdicts_while_the_echo_is_being_written(generated, verdict):
-    tails = echo_tails("            Value::Object(map) => map.entry(self.to_owned()).")
-    assert echo_verdict(tails, generated) == verdict
+def test_the_longest_echo_is_cut_off(generated, shown):
+    assert strip_echo(generated, SERDE) == shown
 
 
-def test_the_echo_joins_a_list_rule_and_a_line_without_one_adds_nothing():
-    listed = NameRule(banned=frozenset({"Alpha"}))
-    assert with_echo(listed, "import { Beta, ") is listed
-    assert with_echo(None, "x = 1 + ") is None
-    ruled = with_echo(listed, "x = config.")
-    assert ruled.banned == listed.banned and ruled.echo == ("config.", "= config.", "x = config.")
-    assert ruled.verdict("config.") == "bad" and ruled.verdict("conf") == "open"
-    assert ruled.verdict("Alpha") != "ok" and ruled.verdict("value") == "open" and ruled.verdict("value ") == "ok"
-
-
-def _generate(backend, rule: NameRule | None, max_tokens: int = 16) -> str:
-    return generate_infill(backend, "main.py", "import os\n\ndef main():\n    value = os.", "\n", rule, max_tokens)
-
-
-def test_the_decoder_leaves_an_echo_for_the_next_most_likely_start(backend):
-    plain = _generate(backend, None)
-    if len(plain) < 2:
-        pytest.skip(f"the tiny model's greedy text is too short to stand for an echo: {plain!r}")
-    echo = plain[:max(2, len(plain) // 2)]  # what the model writes first stands for the text before the cursor
-    ruled = _generate(backend, NameRule(echo=(echo,)))
-    assert not ruled.startswith(echo), (plain, ruled)
-    assert _generate(backend, None) == plain  # the cache the search left behind is sound
-    assert _generate(backend, NameRule(echo=("zzzzzzzz",))) == plain  # a rule the greedy text obeys changes nothing
+def test_every_completion_is_shown_without_the_echo():
+    line = "        deserializer.deserialize(self.number.take().unwrap()."
+    single = CompletionShape(multiline=False, max_lines=1)
+    shown = finish_completion("unwrap().into_deserializer())", "stop", line, "\n    }\n", single, "de.rs")
+    assert shown == "into_deserializer())"
+    multi = CompletionShape(multiline=True, max_lines=8)
+    assert finish_completion("minidom.Document()\n", "stop", "    f = xml.dom.minidom.", "\n", multi,
+                             "a.py") == "Document()"
+    assert finish_completion("now()", "stop", "t = datetime.", "\n", single, "a.py") == "now()"

@@ -9,8 +9,8 @@ import string
 
 import pytest
 
+from engine.model.backend import GenerationRequest
 from engine.model.name_rule import NameRule, name_before
-from engine_helpers import generate_infill
 
 RULE = NameRule(allowed=("DefaultError", "QueryKey"), banned=frozenset({"NetworkMode", "Register"}),
                 passes=frozenset({"type"}), required=True)
@@ -36,8 +36,11 @@ def test_a_list_that_ends_at_the_cursor_may_be_closed_and_a_typed_name_is_contin
 
 
 def _generate(backend, rule: NameRule | None, max_tokens: int = 12) -> str:
-    return generate_infill(backend, "index.ts", "export type {\n  Alpha,\n  Beta,\n", "  Delta,\n} from './types'\n",
-                           rule, max_tokens)
+    fmt = backend.prompt_format
+    pieces = [*fmt.repo_header("repo"), *fmt.current_file_header("index.ts"),
+              *fmt.infill("export type {\n  Alpha,\n  Beta,\n", "  Delta,\n} from './types'\n")]
+    return backend.generate(GenerationRequest(pieces, max_tokens=max_tokens, stop_ids=fmt.stop_ids,
+                                              name_rule=rule)).text
 
 
 def test_a_rule_the_greedy_text_obeys_changes_nothing(backend):
