@@ -28,29 +28,37 @@ import re
 
 ACCESSORS = (".", "::", "->")  # what ends the text before the cursor when an echo is looked for
 MIN_ECHO_CHARS = 5  # the shortest tail (accessor included, spaces not) that counts: ``self.``, ``Self::``
+MAX_ECHO_CHARS = 400  # the longest: a line's worth; a minified file's line holds a million characters
 _WORD = re.compile(r"\w")
 
 
-def echo_tails(before_cursor: str) -> tuple[str, ...]:
+def echo_tails(before_cursor: str, longest: int = MAX_ECHO_CHARS) -> tuple[str, ...]:
     """The tails of the cursor's line (``before_cursor``: the text before the cursor) that a completion
     beginning with them repeats: those ending at the cursor with an accessor, starting at a token boundary on
-    a non-space character, with at least ``MIN_ECHO_CHARS`` non-space characters; shortest first."""
+    a non-space character, with at least ``MIN_ECHO_CHARS`` non-space characters and at most ``longest``
+    characters (``MAX_ECHO_CHARS`` at most); shortest first."""
     line = before_cursor[before_cursor.rfind("\n") + 1:]
     if not line.endswith(ACCESSORS):
         return ()
+    first = max(0, len(line) - min(longest, MAX_ECHO_CHARS))
     tails = []
-    for start in range(len(line) - 1, -1, -1):
+    solid = 0  # non-space characters from ``start`` to the cursor
+    word = False  # whether a word character was seen there
+    for start in range(len(line) - 1, first - 1, -1):
         ch = line[start]
-        if ch.isspace() or (start > 0 and _WORD.match(ch) and _WORD.match(line[start - 1])):
-            continue  # inside a word, or on a space: not where a token the model could echo begins
-        tail = line[start:]
-        if len("".join(tail.split())) >= MIN_ECHO_CHARS and _WORD.search(tail):
-            tails.append(tail)
+        if ch.isspace():
+            continue  # on a space: not where a token the model could echo begins
+        solid += 1
+        word = word or bool(_WORD.match(ch))
+        if start > 0 and _WORD.match(ch) and _WORD.match(line[start - 1]):
+            continue  # inside a word
+        if solid >= MIN_ECHO_CHARS and word:
+            tails.append(line[start:])
     return tuple(tails)
 
 
 def strip_echo(text: str, before_cursor: str) -> str:
     """``text`` without the longest tail of ``before_cursor`` it begins with (``echo_tails``); as it is when it
     begins with none. Every tail ends with an accessor, so what is cut is whole tokens of code."""
-    echoed = [t for t in echo_tails(before_cursor) if text.startswith(t)]
+    echoed = [t for t in echo_tails(before_cursor, len(text)) if text.startswith(t)]  # none longer than the text
     return text[len(max(echoed, key=len)):] if echoed else text

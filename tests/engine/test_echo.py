@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.inference.echo import echo_tails, strip_echo
+from engine.inference.echo import MAX_ECHO_CHARS, echo_tails, strip_echo
 from engine.inference.postprocess import CompletionShape, finish_completion
 
 SERDE = "fn f() {\n            Value::Object(map) => map.entry(self.to_owned())."
@@ -46,3 +46,12 @@ def test_every_completion_is_shown_without_the_echo():
     assert finish_completion("minidom.Document()\n", "stop", "    f = xml.dom.minidom.", "\n", multi,
                              "a.py") == "Document()"
     assert finish_completion("now()", "stop", "t = datetime.", "\n", single, "a.py") == "now()"
+
+
+def test_a_minified_line_is_scanned_only_as_far_as_an_echo_could_reach():
+    line = "var a=" + "b.c(d)," * 200_000 + "e."  # 1.4M characters on the cursor's line
+    assert echo_tails(line, 12) == ("d),e.", "(d),e.", "c(d),e.", ".c(d),e.", "b.c(d),e.", ",b.c(d),e.",
+                                    "),b.c(d),e.", "d),b.c(d),e.")
+    assert max(map(len, echo_tails(line))) <= MAX_ECHO_CHARS
+    assert strip_echo("b.c(d),e.f()", line) == "f()"
+    assert strip_echo("f()", line) == "f()"
