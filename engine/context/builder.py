@@ -40,6 +40,7 @@ from engine.context.files import FileCache
 from engine.context.import_lists import list_name_rule
 from engine.context.index_view import IndexMemo, RepoIndex, memo_for
 from engine.context.layout import assemble, chat_text
+from engine.context.module_attributes import attribute_name_rule
 from engine.context.near_cursor import near_candidates
 from engine.context.neighbourhood import (FileLayer, RepoWide, file_candidates, file_layer, ranked_candidates,
                                           repo_wide_layer)
@@ -218,7 +219,7 @@ def build(ws: Workspace, cache: ContextCache, path: str, text: str, line: int, c
             last, cache.last_buffer = cache.last_buffer, (rel, text)
             leave_file(index, last, rel, ws.log, ws.is_open)
             repo = repo_view(ws, cache, index)
-            name_rule = list_name_rule(repo, rel, text, offset)
+            name_rule = list_name_rule(repo, rel, text, offset) or attribute_name_rule(repo, rel, text, offset)
             layer = _file_layer(ws, cache, repo, rel, text.count("\n") + 1, budget, max(0, max_room), head)
             visible = (line - prefix.count("\n"), line + suffix.count("\n"))
             left = room - (layer.stable.tokens - counter.count_pieces(head))

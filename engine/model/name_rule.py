@@ -29,7 +29,8 @@ class NameRule:
     """The first name the completion writes (``typed``, the name part before the cursor, included) must be one
     of ``allowed`` (sorted; None: any name) and none of ``banned``. Words in ``passes`` (``type`` in
     ``export { type X }``) may come first and hand the rule to the next name. A path (``de::Visitor``) is left to
-    the model, and so is what does not start with a name (``}``, a comment) unless a name is ``required``: the
+    the model unless the rule ``judges_paths`` (after ``module.``, the path's first name is the module's
+    attribute), and so is what does not start with a name (``}``, a comment) unless a name is ``required``: the
     list goes on after the cursor, where closing it or ending the completion would break it (the 0.5B model,
     kept from repeating a listed name, closed the list instead)."""
 
@@ -38,6 +39,7 @@ class NameRule:
     banned: frozenset[str] = frozenset()
     passes: frozenset[str] = field(default_factory=frozenset)
     required: bool = False
+    judges_paths: bool = False
 
     def could_become_allowed(self, prefix: str) -> bool:
         if self.allowed is None:
@@ -69,7 +71,11 @@ class NameRule:
                 growing = self.could_become_allowed(name) or any(p.startswith(name) for p in self.passes)
                 return "open" if growing else "bad"
             if rest == ":" or rest.startswith("::") or rest.startswith("."):
-                return "open" if rest == ":" else "ok"  # a path's first part, not a listed name
+                if rest == ":":
+                    return "open"
+                if not self.judges_paths:
+                    return "ok"  # a path's first part, not a listed name
+                return "ok" if self.accepts(name) else "bad"
             if name in self.passes and rest[0].isspace():
                 after = len(rest) - len(rest.lstrip())
                 pos = m.end() + after
