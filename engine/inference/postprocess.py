@@ -145,6 +145,7 @@ def _first_suffix_line(suffix: str) -> str:
 
 
 _FENCE = re.compile(r"^[ \t]*```", re.M)  # a Markdown code fence line
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")  # whole blank lines at the start of a generation
 
 
 def trim_completion(text: str, prefix: str, suffix: str, shape: CompletionShape) -> str:
@@ -208,7 +209,11 @@ def finish_completion(text: str, finish_reason: str, prefix: str, suffix: str, s
                       path: str, indent: str = "") -> str:
     """What the editor is shown of a generation (``text``) that ended for ``finish_reason``.
 
-    With ``indent`` (the cursor line's indentation, left out of the prompt: ``ContextResult.indent``) the
+    On a blank cursor line, blank lines the generation starts with are skipped: the cursor already is on a
+    fresh line, and a first line left empty would show nothing (a single-line completion) or push the code
+    down (the 0.5B model, its prompt ending at the line break, wrote ``\nQueryKeyWithDataTag,`` for the next
+    name of an export list; seed 24 of ``bench/quality_bench.py``, 8K). With ``indent`` (the cursor line's
+    indentation, left out of the prompt: ``ContextResult.indent``) the
     first line's leading whitespace is dropped — the editor already shows the indentation. Then the
     shape's trim (``prefix``: the text before the cursor, indentation included). Then, for a generation
     cut short, only what is whole: one the deadline interrupted keeps its longest start that parses
@@ -217,6 +222,8 @@ def finish_completion(text: str, finish_reason: str, prefix: str, suffix: str, s
     cancelled one shows nothing."""
     if finish_reason == "cancelled":
         return ""
+    if not prefix.rsplit("\n", 1)[-1].strip():
+        text = _LEADING_BLANK_LINES.sub("", text, count=1)
     if indent:
         text = text.lstrip(" \t")
     completion = trim_completion(text, prefix, suffix, shape)
