@@ -53,10 +53,13 @@ class RepoIndex(Protocol):
                            limit: int | None = None) -> list[tuple[Definition, float]]: ...
 
 
+PACKAGE_STEMS = ("__init__", "mod", "index", "lib")  # a file of these stems is named by its directory
+
+
 def module_name(path: str) -> str:
     """The name code uses for the module in ``path``: its file stem, or its directory for a package file."""
     stem = os.path.splitext(os.path.basename(path))[0]
-    if stem in ("__init__", "mod", "index", "lib"):
+    if stem in PACKAGE_STEMS:
         return os.path.basename(os.path.dirname(path)) or stem
     return stem
 
@@ -75,6 +78,9 @@ class IndexMemo:
     checked: set[str] = field(default_factory=set)  # files whose on-disk stamp was checked this generation
     modules: dict[str, list[str]] | None = None  # module name (file stem, or package dir) -> files
     parents: dict[str, dict[str, Definition]] = field(default_factory=dict)  # path -> qualified name -> def
+    # Python module file -> the names it binds, None: unsure (``module_attributes``: asked on every keystroke
+    # after ``module.``)
+    attributes: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
 
     def definitions(self, name: str) -> list[Definition]:
         hit = self.defs.get(name)

@@ -28,6 +28,7 @@ import posixpath
 import re
 from functools import lru_cache
 
+from engine.context.index_view import PACKAGE_STEMS
 from engine.context.snippets import Repo
 from engine.model.name_rule import NameRule
 
@@ -86,7 +87,10 @@ def module_file(repo: Repo, rel: str, dotted: str) -> str | None:
         found = [p for p in (stem + ".py", stem + "/__init__.py") if p in paths]
     else:
         stem = dotted.replace(".", "/")
-        found = [p for p in paths if p in (stem + ".py", stem + "/__init__.py")
+        last = dotted.rsplit(".", 1)[-1]
+        # the files the index names like the module (its last part), not every path: this runs per keystroke
+        named = paths if last in PACKAGE_STEMS else repo.memo.files_of_module(last)
+        found = [p for p in named if p in (stem + ".py", stem + "/__init__.py")
                  or p.endswith(("/" + stem + ".py", "/" + stem + "/__init__.py"))]
     return found[0] if len(found) == 1 else None
 
@@ -166,10 +170,21 @@ def attribute_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRul
     if first not in bound or _shadowing(first).search(text):
         return None
     module = module_file(repo, rel, bound[first] + ("." + rest if rest else ""))
-    names = module_names(repo, module) if module is not None else None
-    if names is None:
+    allowed = _attributes(repo, module) if module is not None else None
+    if allowed is None:
         return None
-    allowed = names | set(_MODULE_ATTRIBUTES)
-    if module.endswith("/__init__.py"):
-        allowed |= _submodules(repo, module)
-    return NameRule(typed=m.group(2) or "", allowed=tuple(sorted(allowed)), required=True, judges_paths=True)
+    return NameRule(typed=m.group(2) or "", allowed=allowed, required=True, judges_paths=True)
+
+
+def _attributes(repo: Repo, module: str) -> tuple[str, ...] | None:
+    """The sorted names ``module`` (a repository file) offers after its name and a dot, None when unsure;
+    memoised for the index generation (``IndexMemo.attributes``)."""
+    memo = repo.memo.attributes
+    if module not in memo:
+        names = module_names(repo, module)
+        if names is not None:
+            names |= set(_MODULE_ATTRIBUTES)
+            if module.endswith("/__init__.py"):
+                names |= _submodules(repo, module)
+        memo[module] = tuple(sorted(names)) if names is not None else None
+    return memo[module]

@@ -99,3 +99,18 @@ def test_the_completion_prompt_carries_the_rule(repo, index) -> None:
     assert res.name_rule is not None and "Square" in res.name_rule.allowed
     other = build(*estimate_context(repo, index), "app/main.py", text.replace("shapes.\n", "len(x)\n"), 4, 17, 2048)
     assert other.name_rule is None
+
+
+def test_modules_under_a_source_root_resolve_and_their_names_are_read_once_per_generation(repo, index) -> None:
+    _write(repo, index, {"src/geo/__init__.py": "", "src/geo/lib.py": "def dist(a, b):\n    return 0\n",
+                         "src/geo/plane.py": "ORIGIN = (0, 0)\n"})
+    view = repo_view(*estimate_context(repo, index), index)
+    # ``lib`` is a stem the index names by its directory (``index_view.PACKAGE_STEMS``): found all the same
+    dotted = "import geo.lib\n\ngeo.lib."
+    lib = attribute_name_rule(view, "app/main.py", dotted, len(dotted))
+    assert lib is not None and "dist" in lib.allowed
+    text = "from geo import plane\nplane."
+    plane = attribute_name_rule(view, "app/main.py", text, len(text))
+    assert plane is not None and "ORIGIN" in plane.allowed and "dist" not in plane.allowed
+    again = attribute_name_rule(view, "app/main.py", text + "ORI", len(text) + 3)
+    assert again is not None and again.typed == "ORI" and again.allowed is plane.allowed
