@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 SCAN_CHARS = 8_000  # how far from the cursor an enclosing list's brackets are looked for (150 names fit)
 UNLISTED_SHOWN = 24  # declarations the list lacks, shown nearest to the item before the cursor first
+ORDER_EVIDENCE = 4  # the module's names a list must hold, in declaration order, before its order is trusted
 _OPENS = {")": "(", "}": "{", "]": "["}
 _CLOSES = {opening: closing for closing, opening in _OPENS.items()}
 # what precedes the bracket that opens an import or export list, on its line
@@ -137,15 +138,28 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
     return before, after, typed, listed_module(repo, rel, listed) if listed else None
 
 
-def module_names(repo: Repo, module: str, text: str) -> set[str]:
-    """The names ``module`` (its source ``text``) gives other files: its top-level definitions in the index, the names its
-    re-exports mention (``export { isServer } from``, ``pub use``, ``from .case import TestCase`` in a Python
-    package's ``__init__``; a TypeScript ``import`` gives nothing: seed 16 chose ``QueryClient``, which
-    ``types.ts`` only imports), and the names its ``export`` declarations declare (read from the text too: the
-    index may lag behind it, and a ``declare``/``namespace`` export is no top-level definition there). A few more
-    names than the module gives (a statement's module path) cost little; one fewer would force a wrong answer on
-    the decoder."""
-    names = {d.name for d in repo.memo.outline(module) if d.parent is None}
+def module_names(repo: Repo, module: str, text: str) -> dict[str, int]:
+    """The names ``module`` (its source ``text``) gives other files, each with where it is first declared or
+    given in ``text`` (a character offset): its top-level definitions in the index, the names its re-exports
+    mention (``export { isServer } from``, ``pub use``, ``from .case import TestCase`` in a Python package's
+    ``__init__``; a TypeScript ``import`` gives nothing: seed 16 chose ``QueryClient``, which ``types.ts`` only
+    imports), and the names its ``export`` declarations declare (read from the text too: the index may lag
+    behind it, and a ``declare``/``namespace`` export is no top-level definition there). A few more names than
+    the module gives (a statement's module path) cost little; one fewer would force a wrong answer on the
+    decoder."""
+    starts = [0]
+    starts += [m.end() for m in re.finditer("\n", text)]
+    where: dict[str, int] = {}
+
+    def give(name: str, at: int) -> None:
+        if at < where.get(name, len(text) + 1):
+            where[name] = at
+
+    for d in repo.memo.outline(module):
+        if d.parent is None:
+            line = d.name_line if 0 <= d.name_line < len(starts) else min(max(d.start_line, 0), len(starts) - 1)
+            column = text.find(d.name, starts[line], starts[line + 1] if line + 1 < len(starts) else len(text))
+            give(d.name, column if column >= 0 else starts[line])
     language = "js" if _JS_MODULE.search(module) else "rs" if module.endswith(".rs") else "py"
     for m in _GIVING_STATEMENT[language].finditer(text):
         stmt = m.group(0)
@@ -153,17 +167,42 @@ def module_names(repo: Repo, module: str, text: str) -> set[str]:
         if opening >= 0 and _CLOSES[stmt[opening]] not in stmt[opening:]:  # a list over several lines
             close = text.find(_CLOSES[stmt[opening]], m.end(), m.end() + SCAN_CHARS)
             stmt = text[m.start():close if close >= 0 else m.end()]
-        names.update(n for n in _IDENT.findall(_STRING.sub(" ", stmt)) if n not in _STATEMENT_WORDS)
-    names.update(_EXPORTED_DECLARATION.findall(text))
-    return names
+        for n in _IDENT.finditer(_STRING.sub(lambda q: " " * len(q.group(0)), stmt)):
+            if n.group(0) not in _STATEMENT_WORDS:
+                give(n.group(0), m.start() + n.start())
+    for m in _EXPORTED_DECLARATION.finditer(text):
+        give(m.group(1), m.start(1))
+    return where
+
+
+def declaration_gap(where: dict[str, int], before: list[str], after: list[str]) -> set[str] | None:
+    """The names of ``where`` (a module's names and their positions, ``module_names``) declared between the
+    listed names just before and just after the cursor, when the list follows the module's declaration order
+    (at least ``ORDER_EVIDENCE`` of its names are the module's, each declared after the one listed before it);
+    None when it does not, or when nothing is declared in the gap (the list's next item is the next
+    declaration: what comes may be out of order).
+
+    Why: an export list that follows declaration order (``@tanstack/query-core``'s ``index.ts`` lists 94 of
+    ``types.ts``'s names, in order) has one right answer, the name declared in the gap; the module's other
+    unlisted names are wrong there. The 0.5B model, offered every unlisted name of the module, wrote a wrong
+    one on 4 of the 6 list cuts where it wrote an offered one at 2K (seeds 21, 22, 25 of
+    ``bench/quality_bench.py``)."""
+    placed = [where[n] for n in before + after if n in where]
+    if len(placed) < ORDER_EVIDENCE or any(a >= b for a, b in zip(placed, placed[1:])):
+        return None
+    low = next((where[n] for n in reversed(before) if n in where), -1)
+    high = next((where[n] for n in after if n in where), float("inf"))
+    listed = set(before + after)
+    return {n for n, at in where.items() if low < at < high and n not in listed} or None
 
 
 def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | None:
     """What the completion at ``offset`` may name first inside an import/export list: a name the list lacks,
     and one the listed module gives (``module_names``) when the module is sure (it defines every listed name
     the repository defines at all; aliases and outside names count for nothing) and gives no wildcard
-    re-export. A name is required while the list goes on after the cursor. None outside a list or in one
-    that lists nothing yet."""
+    re-export; only the ones declared in the gap the cursor is in when the list follows declaration order
+    (``declaration_gap``). A name is required while the list goes on after the cursor. None outside a list
+    or in one that lists nothing yet."""
     at = _list_at(repo, rel, text, offset)
     if at is None or not (at[0] or at[1]):
         return None
@@ -174,7 +213,9 @@ def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | N
     if module is not None and got is not None and not _WILDCARD.search(got[0]) and all(
             any(d.path == module for d in defined) for name in listed
             if (defined := [d for d in repo.memo.definitions(name) if d.parent is None])):
-        allowed = tuple(sorted(module_names(repo, module, got[0]) - listed)) or None
+        where = module_names(repo, module, got[0])
+        names = declaration_gap(where, before, after) or set(where) - listed
+        allowed = tuple(sorted(names)) or None
     return NameRule(typed=typed, allowed=allowed, banned=listed, passes=_MODIFIERS, required=bool(after))
 
 

@@ -71,14 +71,38 @@ def test_in_an_import_list_the_decoder_is_told_which_names_may_come_first(repo, 
 
     between = rule_at(12)
     assert between.required  # more names follow: closing the list here would break it
-    assert {"NAME_012", "NAME_035", "NAME_299"} <= set(between.allowed) and "NAME_011" not in between.allowed
+    # the list follows declaration order: only the name declared between NAME_011 and NAME_013 may come
+    assert between.allowed == ("NAME_012",)
     assert {"NAME_011", "NAME_013", "NAME_039"} <= between.banned and "NAME_012" not in between.banned
     assert between.verdict("NAME_012,") == "ok" and between.verdict("NAME_013,") == "bad"
-    assert not rule_at(len(listed)).required  # after the last item the list may end
+    assert between.verdict("NAME_035,") == "bad"  # unlisted, but declared in another gap
+    at_end = rule_at(len(listed))
+    assert not at_end.required  # after the last item the list may end
+    assert {"NAME_040", "NAME_299"} <= set(at_end.allowed) and "NAME_035" not in at_end.allowed
     typed = rule_at(12, "NAME_0")
     assert typed.typed == "NAME_0" and typed.verdict("12,") == "ok"
     outside = build(*ctx, "app/main.py", "import os\n\nvalue = os.", 2, len("value = os."), 2048)
     assert outside.name_rule is None
+
+
+def test_a_list_out_of_declaration_order_or_too_short_to_tell_allows_every_name_it_lacks(repo, index):
+    _write(repo, index, {"app/constants.py": _constants(300)})
+    ctx = estimate_context(repo, index)
+
+    def rule(numbers: list[int], cursor_after: int):
+        items = [f"    NAME_{i:03d},\n" for i in numbers]
+        text = "from app.constants import (\n" + "".join(items[:cursor_after]) + "    \n" + \
+            "".join(items[cursor_after:]) + ")\n"
+        return build(*ctx, "app/main.py", text, 1 + cursor_after, 4, 2048).name_rule
+
+    shuffled = rule([5, 1, 9, 3, 7, 2], 3)
+    assert {"NAME_000", "NAME_004", "NAME_299"} <= set(shuffled.allowed)
+    short = rule([1, 3, 5], 1)  # three names in order may be chance
+    assert {"NAME_002", "NAME_004", "NAME_299"} <= set(short.allowed)
+    adjacent = rule([1, 2, 3, 4, 5], 2)  # nothing declared between NAME_002 and NAME_003: out of order next
+    assert {"NAME_000", "NAME_006", "NAME_299"} <= set(adjacent.allowed)
+    ordered = rule([1, 2, 4, 5], 2)
+    assert ordered.allowed == ("NAME_003",)
 
 
 def test_a_list_not_closed_yet_ends_at_the_next_statement():

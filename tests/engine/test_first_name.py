@@ -10,6 +10,7 @@ import string
 import pytest
 
 from engine.model.backend import GenerationRequest
+from engine.model.first_name import MAX_SCORED
 from engine.model.name_rule import NameRule, name_before
 
 RULE = NameRule(allowed=("DefaultError", "QueryKey"), banned=frozenset({"NetworkMode", "Register"}),
@@ -51,9 +52,52 @@ def test_a_rule_the_greedy_text_obeys_changes_nothing(backend):
 
 def test_when_no_allowed_name_is_found_decoding_goes_on_as_without_the_rule(backend):
     plain = _generate(backend, None)
-    impossible = NameRule(allowed=("Zzzzzzzzzzzzzzzzzzzzzzzzzzzzz",), required=True)
+    # more names than are scored whole, each too long for the bounded search to finish
+    impossible = NameRule(allowed=tuple(f"Zzzzzzzzzzzzzzzzzzzzzzzzzzzz{i}" for i in range(MAX_SCORED + 1)),
+                          required=True)
     assert _generate(backend, impossible) == plain  # the search gave up and restored the prompt's logits
     assert _generate(backend, None) == plain
+
+
+def _sequence_logprob(model_path, ids: list[int], continuation: list[int]) -> float:
+    """The log-probability of ``continuation`` after ``ids``, from a llama.cpp instance of its own that
+    evaluates everything in one batch (not the decoder's tree and cache)."""
+    import llama_cpp
+    import numpy as np
+
+    llm = llama_cpp.Llama(str(model_path), n_ctx=2048, logits_all=True, verbose=False)
+    try:
+        llm.eval(ids + continuation)
+        total = 0.0
+        for k, token in enumerate(continuation):
+            logits = np.asarray(llm.scores[len(ids) + k - 1], dtype=np.float64)
+            top = logits.max()
+            total += logits[token] - top - np.log(np.exp(logits - top).sum())
+        return total
+    finally:
+        llm.close()
+
+
+def test_a_few_allowed_names_are_scored_whole_and_the_likeliest_is_written(backend, tiny_model):
+    """Two allowed names, neither the greedy one: the one the model gives the higher probability (as a whole,
+    after the text greedy wrote before its name) is written, even where neither starts with one of the most
+    likely next tokens (which the search alone would need)."""
+    plain = _generate(backend, None)
+    first = re.match(r"(\s*)([A-Za-z_$][\w$]*)", plain)
+    if first is None:
+        pytest.skip(f"the tiny model's greedy text starts with no name: {plain!r}")
+    lead = first.group(1)
+    names = ("Omega", "Quux")
+    fmt = backend.prompt_format
+    ids = backend.pieces_to_ids([*fmt.repo_header("repo"), *fmt.current_file_header("index.ts"),
+                                 *fmt.infill("export type {\n  Alpha,\n  Beta,\n", "  Delta,\n} from './types'\n")])
+    scores = {n: _sequence_logprob(tiny_model, ids, backend.tokenize(lead + n)) for n in names}
+    if abs(scores["Omega"] - scores["Quux"]) < 1e-2:
+        pytest.skip(f"the two names score alike under the tiny model: {scores}")
+    likeliest = max(scores, key=scores.get)
+    ruled = _generate(backend, NameRule(allowed=names, banned=frozenset({first.group(2)}), required=True))
+    assert ruled.startswith(lead + likeliest), (scores, plain, ruled)
+    assert _generate(backend, None) == plain  # the cache the scoring left behind is sound
 
 
 def test_a_name_the_rule_refuses_is_replaced_by_the_most_likely_allowed_one(backend):
