@@ -20,6 +20,17 @@ _JS_EXTS = (".ts", ".tsx", ".d.ts", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts
 _JS_LANGS = {"javascript", "typescript", "tsx"}
 
 
+def python_relative_module(src: str, module: str) -> str:
+    """The path (no extension) a ``.``-led Python module names from file ``src``: one dot is ``src``'s package,
+    each further dot its parent (``..util`` from ``a/b/c.py`` is ``a/util``)."""
+    dots = len(module) - len(module.lstrip("."))
+    base = posixpath.dirname(src)
+    for _ in range(dots - 1):
+        base = posixpath.dirname(base)
+    rest = module[dots:]
+    return posixpath.join(base, *rest.split(".")) if rest else base
+
+
 def _strip_json_comments(text: str) -> str:
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r'(^|[^:"\\])//[^\n]*', r"\1", text)
@@ -137,12 +148,7 @@ class Resolver:
             if not mod:
                 continue
             if mod.startswith("."):
-                dots = len(mod) - len(mod.lstrip("."))
-                base = posixpath.dirname(src)
-                for _ in range(dots - 1):
-                    base = posixpath.dirname(base)
-                rest = mod[dots:]
-                target = posixpath.join(base, *rest.split(".")) if rest else base
+                target = python_relative_module(src, mod)
                 out += _names_or_module(lambda n: self._py_file(posixpath.join(target, n)),
                                         lambda: self._py_file(target), names)
                 continue

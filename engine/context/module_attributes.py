@@ -31,6 +31,7 @@ from functools import lru_cache
 from engine.context.index_view import PACKAGE_STEMS
 from engine.context.snippets import Repo
 from engine.model.name_rule import NameRule
+from indexer.resolve import python_relative_module
 
 _RECEIVER_AT = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.([A-Za-z_]\w*)?$")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w., \t]+?)[ \t]*(?:#.*)?$", re.M)
@@ -79,11 +80,7 @@ def module_file(repo: Repo, rel: str, dotted: str) -> str | None:
     file, or more than one, is that module."""
     paths = repo.memo.sizes
     if dotted.startswith("."):
-        dots = len(dotted) - len(dotted.lstrip("."))
-        base = posixpath.dirname(rel)
-        for _ in range(dots - 1):
-            base = posixpath.dirname(base)
-        stem = posixpath.join(base, *dotted[dots:].split("."))
+        stem = python_relative_module(rel, dotted)
         found = [p for p in (stem + ".py", stem + "/__init__.py") if p in paths]
     else:
         stem = dotted.replace(".", "/")
