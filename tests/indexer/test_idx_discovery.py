@@ -224,3 +224,16 @@ def test_a_symlinked_directory_is_indexed_once_whatever_its_name(repo: Path, cac
         assert _paths(idx) == {"pkg/mod.py", "pkg/sub/deep.py", "gen_link/out.py"}
         assert [d.path for d in idx.definitions("in_pkg")] == ["pkg/mod.py"]
         assert idx.skipped()["aaa_link"] == idx.skipped()["zzz_link"] == "symlink_loop"
+
+
+@pytest.mark.parametrize("eol", ["\r", "\r\n"])
+def test_a_long_file_with_classic_mac_or_windows_line_ends_is_not_minified(repo: Path, cache_dir: Path,
+                                                                          eol: str) -> None:
+    """Lines end at a lone ``\\r`` too (LSP's line ends; the parser reads them so): 30 KB of short lines in
+    ``\\r`` was skipped as one minified line, and its names went missing from every prompt."""
+    body = "".join(f"# setting {i} of the service\nNAME_{i:03d} = {i}\n" for i in range(600))
+    write_tree(repo, {"constants.py": body.replace("\n", eol).encode(), "one_line.py": body.replace("\n", ";")})
+    with Index.open(repo, cache_dir, IndexSettings()) as idx:
+        idx.build()
+        assert "constants.py" not in idx.skipped() and idx.definitions("NAME_599")
+        assert idx.skipped()["one_line.py"] == "minified"
