@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
 
 from engine.context.index_view import RepoIndex
 from engine.context.line_index import LineIndex
@@ -42,7 +41,7 @@ class FileCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, Sequence[str]] | None:
+    def get(self, index: RepoIndex, root: str, path: str, checked: set[str]) -> tuple[str, LineIndex] | None:
         """(text, lines) of ``path`` as the prompt may show it; None when the index cannot read it."""
         hit = self._data.get(path)
         text = index.overlays.get(path)  # one look-up: the buffer may close on another thread meanwhile

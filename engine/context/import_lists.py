@@ -27,6 +27,7 @@ from engine.context.snippets import Candidate, Repo, header_snip
 from engine.model.name_rule import NameRule, name_before
 
 if TYPE_CHECKING:
+    from engine.context.line_index import LineIndex
     from indexer.models import Definition
 
 SCAN_CHARS = 8_000  # how far from the cursor an enclosing list's brackets are looked for (150 names fit)
@@ -138,7 +139,7 @@ def _list_at(repo: Repo, rel: str, text: str, offset: int) -> tuple[list[str], l
     return before, after, typed, listed_module(repo, rel, listed) if listed else None
 
 
-def module_names(repo: Repo, module: str, text: str) -> dict[str, int]:
+def module_names(repo: Repo, module: str, text: str, lines: LineIndex) -> dict[str, int]:
     """The names ``module`` (its source ``text``) gives other files, each with where it is first declared or
     given in ``text`` (a character offset): its top-level definitions in the index, the names its re-exports
     mention (``export { isServer } from``, ``pub use``, ``from .case import TestCase`` in a Python package's
@@ -146,20 +147,18 @@ def module_names(repo: Repo, module: str, text: str) -> dict[str, int]:
     imports), and the names its ``export`` declarations declare (read from the text too: the index may lag
     behind it, and a ``declare``/``namespace`` export is no top-level definition there). A few more names than
     the module gives (a statement's module path) cost little; one fewer would force a wrong answer on the
-    decoder."""
-    starts = [0]
-    starts += [m.end() for m in re.finditer("\n", text)]
+    decoder. ``lines`` is ``text``'s line index (the file cache's), where the index's line numbers point."""
     where: dict[str, int] = {}
 
     def give(name: str, at: int) -> None:
         if at < where.get(name, len(text) + 1):
             where[name] = at
 
-    for d in repo.memo.outline(module):
+    for d in repo.memo.outline(module) if len(lines) else ():
         if d.parent is None:
-            line = d.name_line if 0 <= d.name_line < len(starts) else min(max(d.start_line, 0), len(starts) - 1)
-            column = text.find(d.name, starts[line], starts[line + 1] if line + 1 < len(starts) else len(text))
-            give(d.name, column if column >= 0 else starts[line])
+            line = d.name_line if 0 <= d.name_line < len(lines) else min(max(d.start_line, 0), len(lines) - 1)
+            column = text.find(d.name, lines.start(line), lines.start(line + 1))
+            give(d.name, column if column >= 0 else lines.start(line))
     language = "js" if _JS_MODULE.search(module) else "rs" if module.endswith(".rs") else "py"
     for m in _GIVING_STATEMENT[language].finditer(text):
         stmt = m.group(0)
@@ -213,7 +212,7 @@ def list_name_rule(repo: Repo, rel: str, text: str, offset: int) -> NameRule | N
     if module is not None and got is not None and not _WILDCARD.search(got[0]) and all(
             any(d.path == module for d in defined) for name in listed
             if (defined := [d for d in repo.memo.definitions(name) if d.parent is None])):
-        where = module_names(repo, module, got[0])
+        where = module_names(repo, module, *got)
         names = declaration_gap(where, before, after) or set(where) - listed
         allowed = tuple(sorted(names)) or None
     return NameRule(typed=typed, allowed=allowed, banned=listed, passes=_MODIFIERS, required=bool(after))

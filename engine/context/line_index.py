@@ -62,3 +62,11 @@ class LineIndex(Sequence[str]):
         if not 0 <= index < count:
             raise IndexError("line index out of range")
         return self.text[int(self._bounds[index]):int(self._bounds[index + 1])]
+
+    def start(self, line: int) -> int:
+        """The offset in ``text`` where ``line`` starts; ``len(self)`` gives the text's length. Why: a caller
+        that finds a definition's name on its line (``import_lists.module_names``) searches the text between
+        two starts, which this index already holds, instead of splitting the file again."""
+        if not 0 <= line < len(self._bounds):
+            raise IndexError("line index out of range")
+        return int(self._bounds[line])

@@ -18,6 +18,7 @@ from engine.model.tokens import TokenCounter
 from engine.text_position import split_lines
 
 if TYPE_CHECKING:
+    from engine.context.line_index import LineIndex
     from indexer.models import Definition
 
 
@@ -87,7 +88,7 @@ class Repo:
     root: str
     windows: WindowCache = field(default_factory=WindowCache)
 
-    def file(self, path: str) -> tuple[str, Sequence[str]] | None:
+    def file(self, path: str) -> tuple[str, LineIndex] | None:
         """(redacted text, lines) of a repository file."""
         return self.files.get(self.memo.index, self.root, path, self.memo.checked)
 

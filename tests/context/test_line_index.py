@@ -28,6 +28,8 @@ def test_reads_as_split_lines(text: str) -> None:
     for i in range(-len(want), len(want)):
         assert lines[i] == want[i]
     assert lines[1:-1] == want[1:-1] and lines[::2] == want[::2] and lines[5:100] == want[5:100]
+    starts = [sum(map(len, want[:i])) for i in range(len(want) + 1)]  # the last: the text's length
+    assert [lines.start(i) for i in range(len(want) + 1)] == starts
 
 
 @pytest.mark.parametrize("bad", [2, -3])
@@ -35,6 +37,8 @@ def test_index_past_the_end_raises(bad: int) -> None:
     with pytest.raises(IndexError):
         LineIndex("a\nb\n")[bad]
     assert len(LineIndex("")) == 0 and list(LineIndex("x")) == ["x"]
+    with pytest.raises(IndexError):
+        LineIndex("a\nb\n").start(bad + 1 if bad > 0 else bad)
 
 
 def test_a_long_file_is_a_few_blocks_not_a_string_per_line() -> None:

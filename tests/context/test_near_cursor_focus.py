@@ -105,6 +105,18 @@ def test_a_list_out_of_declaration_order_or_too_short_to_tell_allows_every_name_
     assert ordered.allowed == ("NAME_003",)
 
 
+@pytest.mark.parametrize("eol", ["\r\n", "\r"])
+def test_the_gap_is_found_in_a_module_with_windows_or_classic_mac_line_ends(repo, index, eol):
+    """The module's names are placed by the file cache's line index, which breaks lines where LSP and the
+    indexer do (a lone ``\\r`` too): a name found on the wrong line would be placed at its line's start and
+    a list in order would look out of order."""
+    _write(repo, index, {"app/constants.py": _constants(300).replace("\n", eol)})
+    ctx = estimate_context(repo, index)
+    items = [f"    NAME_{i:03d},\n" for i in (1, 2, 4, 5, 7)]
+    text = "from app.constants import (\n" + "".join(items[:2]) + "    \n" + "".join(items[2:]) + ")\n"
+    assert build(*ctx, "app/main.py", text, 3, 4, 2048).name_rule.allowed == ("NAME_003",)
+
+
 def test_a_list_not_closed_yet_ends_at_the_next_statement():
     text = "export type { \nexport { Client } from './client'\n"
     start, end = enclosing_list(text, len("export type { "))
