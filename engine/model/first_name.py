@@ -134,6 +134,11 @@ def first_name_tokens(llm: Any, rule: NameRule, stop_ids: Collection[int], stop_
     return list(found)
 
 
+def _out_of_time(deadline: float | None, cancel: CancelToken | None) -> bool:
+    """Whether the search or the scoring must stop now: the request's deadline passed or it was cancelled."""
+    return (deadline is not None and time.monotonic() >= deadline) or (cancel is not None and cancel.cancelled)
+
+
 def _best_first(tree: _Tree, verdict: Callable[[tuple[int, ...]], str], deadline: float | None,
                 cancel: CancelToken | None) -> tuple[int, ...] | None:
     """The most likely sequence (by log-probability) whose first name the rule accepts, expanding at most
@@ -145,7 +150,7 @@ def _best_first(tree: _Tree, verdict: Callable[[tuple[int, ...]], str], deadline
             return seq
         if seq and (tree.evals >= MAX_EVALS or len(seq) >= MAX_NAME_TOKENS):
             continue
-        if (deadline is not None and time.monotonic() >= deadline) or (cancel is not None and cancel.cancelled):
+        if _out_of_time(deadline, cancel):
             return None
         logprobs = tree.logprobs(seq)
         for token in np.argpartition(-logprobs, BRANCHES)[:BRANCHES]:
@@ -180,7 +185,7 @@ def _likeliest_allowed(tree: _Tree, llm: Any, rule: NameRule, lead: str, deadlin
         seq = tuple(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
         score = 0.0
         for k in range(len(seq)):
-            if (deadline is not None and time.monotonic() >= deadline) or (cancel is not None and cancel.cancelled):
+            if _out_of_time(deadline, cancel):
                 return best[1] if best else None
             if not tree.holds(seq[:k]) and tree.evals >= MAX_SCORED_EVALS:
                 return best[1] if best else None
