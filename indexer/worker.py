@@ -41,8 +41,7 @@ def content_skip_reason(data: bytes, max_line_length: int) -> str | None:
         except UnicodeDecodeError:
             return "invalid_utf8"
     if len(data) > 20_000:
-        # lines end where LSP ends them: a classic-Mac file (lone ``\r``) is no one-line file
-        nl = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n") + 1
+        nl = lf_rows(data).count(b"\n") + 1  # rows as the parser counts them: a lone ``\r`` ends a line too
         if len(data) / nl > max_line_length or (nl < 5 and len(data) > 50_000):
             return "minified"
     return None
